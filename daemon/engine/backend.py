@@ -1,0 +1,126 @@
+"""The only backend-specific code: value and gradient of the loss with respect to the image.
+
+TensorFlow (the default) uses a tf.function around a GradientTape; JAX uses jit(value_and_grad).
+Model weights and loss targets are passed as arguments, not closed over, so one compiled
+function serves every job of the same image size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# (image, targets, weights) -> (total, (content, style, tv))
+LossFn = Callable[..., tuple]
+# image -> (total, gradient, (content, style, tv)) with numpy results
+ValueAndGrad = Callable[[np.ndarray], tuple[float, np.ndarray, tuple[float, float, float]]]
+# targets -> ValueAndGrad; one compilation serves every job, each binding its own targets once
+CompiledStep = Callable[[Sequence[np.ndarray]], ValueAndGrad]
+
+
+def backend_name() -> str:
+    """The Keras backend in use (tensorflow, jax, torch)."""
+    from daemon.engine.runtime import load_keras
+
+    return load_keras().backend.backend()
+
+
+def device_name() -> str:
+    """A short description of the device the backend computes on."""
+    name = backend_name()
+    if name == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return f"{device.platform}:{getattr(device, 'device_kind', device)}"
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_logical_devices("GPU")
+        return f"gpu:{gpus[0].name}" if gpus else "cpu"
+    return name
+
+
+def seed_everything(seed: int) -> None:
+    """Make the backend deterministic where it can be (identical output for identical input on CPU)."""
+    import keras
+
+    # TF's enable_op_determinism() is not used: it forbids XLA's MaxPool gradient. CPU kernels
+    # are deterministic for a fixed input and thread count, which the tests check.
+    keras.utils.set_random_seed(seed)
+
+
+def compile_value_and_grad(loss_fn: LossFn, weights: Sequence) -> CompiledStep:
+    """Wrap loss_fn into a numpy-in, numpy-out value-and-gradient function for the optimiser."""
+    name = backend_name()
+    if name == "tensorflow":
+        return _tensorflow(loss_fn, weights)
+    if name == "jax":
+        return _jax(loss_fn, weights)
+    raise NotImplementedError(f"Keras backend {name!r} is not supported; use tensorflow or jax")
+
+
+def _use_xla() -> bool:
+    # XLA fuses the elementwise work around the convolutions; off by env for debugging.
+    return os.environ.get("STYLE_DAEMON_XLA", "1") != "0"
+
+
+def _tensorflow(loss_fn: LossFn, weights: Sequence) -> CompiledStep:
+    import tensorflow as tf
+
+    @tf.function(jit_compile=_use_xla(), reduce_retracing=True)
+    def step(x, targets, weights):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total, parts = loss_fn(x, targets, weights)
+        return total, tape.gradient(total, x), parts
+
+    def bind(targets: Sequence[np.ndarray]) -> ValueAndGrad:
+        tf_targets = [tf.constant(t) for t in targets]
+
+        def value_and_grad(x: np.ndarray):
+            total, grad, parts = step(tf.constant(x, dtype=tf.float32), tf_targets, weights)
+            return float(total), grad.numpy(), tuple(float(p) for p in parts)
+
+        return value_and_grad
+
+    return bind
+
+
+def _jax(loss_fn: LossFn, weights: Sequence) -> CompiledStep:
+    import jax
+    import jax.numpy as jnp
+
+    step = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
+    jax_weights = [jnp.asarray(w) for w in weights]
+
+    def bind(targets: Sequence[np.ndarray]) -> ValueAndGrad:
+        jax_targets = [jnp.asarray(t) for t in targets]
+
+        def value_and_grad(x: np.ndarray):
+            (total, parts), grad = step(jnp.asarray(x, dtype=jnp.float32), jax_targets, jax_weights)
+            return float(total), np.asarray(grad), tuple(float(p) for p in parts)
+
+        return value_and_grad
+
+    return bind
+
+
+def device_memory_free() -> int | None:
+    """Free accelerator memory in bytes, or None when computing on the CPU."""
+    if backend_name() != "jax":
+        return None
+    import jax
+
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return None
+    stats = device.memory_stats() or {}
+    if "bytes_limit" not in stats:
+        return None
+    return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))

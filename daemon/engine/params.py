@@ -1,0 +1,122 @@
+"""Typed inputs and outputs of the engine: parameters, style images, progress and results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Backbone = Literal["auto", "vgg19", "vgg16-hed"]
+Optimizer = Literal["lbfgs", "adam"]
+Init = Literal["content", "noise", "style"]
+ColorMode = Literal["none", "luminance", "histogram"]
+TooLarge = Literal["refuse", "downsize"]
+
+# VGG pools four times before block5; a smaller short side leaves nothing to pool.
+MIN_SIDE = 32
+
+# Conv layer names shared by Keras' VGG16 and VGG19 (block1..5_conv1 exist in both).
+DEFAULT_CONTENT_LAYER = "block4_conv2"
+DEFAULT_STYLE_LAYERS = {
+    "block1_conv1": 1.0,
+    "block2_conv1": 1.0,
+    "block3_conv1": 1.0,
+    "block4_conv1": 1.0,
+    "block5_conv1": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class TransferParams:
+    """Every knob of one style transfer; defaults give a clearly stylised, recognisable result."""
+
+    max_size: int = 512
+    iterations: int = 100
+    scales: int = 3
+    min_scale_size: int = 128
+    content_weight: float = 1.0
+    style_weight: float = 30.0
+    tv_weight: float = 5.0
+    content_layer: str = DEFAULT_CONTENT_LAYER
+    style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
+    optimizer: Optimizer = "lbfgs"
+    learning_rate: float = 2.0
+    init: Init = "content"
+    seed: int = 0
+    style_scale: float = 1.0
+    preserve_colors: ColorMode = "none"
+    on_too_large: TooLarge = "refuse"
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.max_size >= MIN_SIDE, f"max_size must be at least {MIN_SIDE}"),
+            (self.min_scale_size >= MIN_SIDE, f"min_scale_size must be at least {MIN_SIDE}"),
+            (self.iterations >= 1, "iterations must be at least 1"),
+            (self.scales >= 1, "scales must be at least 1"),
+            (self.content_weight >= 0 and self.style_weight >= 0 and self.tv_weight >= 0,
+             "loss weights must not be negative"),
+            (bool(self.style_layers), "style_layers must name at least one layer"),
+            (all(w >= 0 for w in self.style_layers.values()), "style layer weights must not be negative"),
+            (self.style_scale > 0, "style_scale must be positive"),
+            (self.learning_rate > 0, "learning_rate must be positive"),
+            (self.log_every >= 1, "log_every must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                from daemon.errors import ConfigError
+
+                raise ConfigError(f"invalid engine parameter: {message}")
+
+
+@dataclass(frozen=True)
+class StyleImage:
+    """One style image (float32 RGB 0..255) and its blend weight in the style set."""
+
+    rgb: np.ndarray
+    weight: float = 1.0
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot handed to the progress callback after every iteration."""
+
+    iteration: int
+    total_iterations: int
+    scale: int
+    scales: int
+    size: tuple[int, int]
+    loss: float
+    content_loss: float
+    style_loss: float
+    tv_loss: float
+    elapsed: float
+    eta: float
+
+
+@dataclass(frozen=True)
+class LossRecord:
+    """Losses at one logged iteration (kept in the sidecar as the loss history)."""
+
+    iteration: int
+    scale: int
+    loss: float
+    content_loss: float
+    style_loss: float
+    tv_loss: float
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """The stylised image (float32 RGB 0..255) and what it took to make it."""
+
+    rgb: np.ndarray
+    iterations: int
+    evaluations: int
+    seconds: float
+    size: tuple[int, int]
+    losses: LossRecord
+    history: list[LossRecord]
+    downsized_from: tuple[int, int] | None = None

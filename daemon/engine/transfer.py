@@ -1,0 +1,289 @@
+"""The style transfer itself: coarse-to-fine optimisation of the image against VGG features."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import replace
+from typing import Callable, Sequence
+
+import numpy as np
+
+from daemon.engine import backend, memory
+from daemon.engine.color import keep_content_colors, match_color_histogram
+from daemon.engine.losses import LossSpec, gram_numpy, loss_terms, preprocess, weighted_total
+from daemon.engine.optimize import adam, lbfgs
+from daemon.engine.params import MIN_SIDE, LossRecord, Progress, StyleImage, TransferParams, TransferResult
+from daemon.engine.weights import WeightsSource, build_model
+from daemon.errors import BadInputError, ConfigError, ResourceError, StopRequested
+from daemon.images import resize_long_side, resize_to
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], None]
+StopCheck = Callable[[], bool]
+_OOM_MARKERS = ("RESOURCE_EXHAUSTED", "ResourceExhausted", "out of memory", "OOM when allocating")
+
+
+class StyleTransfer:
+    """A loaded backbone that stylises images; build once, call stylize() for every job."""
+
+    def __init__(self, source: WeightsSource) -> None:
+        self.source = source
+        self.model = build_model(source)
+        self.convs_per_block = _convs_per_block(self.model)
+        self._compiled: dict[tuple, Callable] = {}
+        self._feature_models: dict[tuple, tuple] = {}
+
+    def stylize(
+        self,
+        content: np.ndarray,
+        styles: Sequence[StyleImage],
+        params: TransferParams,
+        on_progress: ProgressCallback | None = None,
+        should_stop: StopCheck | None = None,
+    ) -> TransferResult:
+        """Stylise `content` (HxWx3 float 0..255) with the blended `styles`; raises StopRequested."""
+        if not styles:
+            raise ConfigError("a style set needs at least one style image")
+        long_side = self._fitting_long_side(content, params)
+        try:
+            return self._run(content, styles, params, long_side, on_progress, should_stop)
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            smaller = int(long_side * 0.7)
+            log.warning("out of memory at %d px; retrying once at %d px", long_side, smaller)
+            return self._run(content, styles, params, smaller, on_progress, should_stop)
+
+    def _fitting_long_side(self, content: np.ndarray, params: TransferParams) -> int:
+        height, width = content.shape[:2]
+        long_side = min(params.max_size, max(height, width))
+        scale = long_side / max(height, width)
+        w, h = round(width * scale), round(height * scale)
+        deepest = self._deepest_block(params)
+        need = memory.estimate_bytes(w, h, self.convs_per_block, deepest)
+        budget = _budget()
+        if need <= budget:
+            return long_side
+        fitting = memory.largest_fitting_long_side(w, h, budget, self.convs_per_block, deepest)
+        if params.on_too_large == "downsize":
+            log.warning("%dx%d needs about %.1f GB but %.1f GB is free; downsizing to %d px",
+                        w, h, need / 1e9, budget / 1e9, fitting)
+            return fitting
+        raise ResourceError(
+            f"a {w}x{h} result needs about {need / 1e9:.1f} GB but only {budget / 1e9:.1f} GB is "
+            f"free; set max_size to {fitting} or less, or on_too_large: downsize"
+        )
+
+    def _deepest_block(self, params: TransferParams) -> int:
+        names = [params.content_layer, *params.style_layers]
+        return max(int(n.split("_")[0].removeprefix("block")) for n in names if n.startswith("block"))
+
+    def _run(self, content, styles, params, long_side, on_progress, should_stop) -> TransferResult:
+        backend.seed_everything(params.seed)
+        feature_model, spec = self._feature_model(params)
+        sizes = _scale_sizes(content.shape, long_side, params)
+        styles = _prepare_styles(styles, content, params)
+        clock = _Clock(sizes, params.iterations)
+        history: list[LossRecord] = []
+        image = None
+        evaluations = iterations = 0
+        start = time.perf_counter()
+        for index, size in enumerate(sizes):
+            content_s = resize_to(content, size)
+            targets = self._targets(feature_model, spec, content_s, styles, size, params)
+            image = _initial(image, content_s, styles, params, size)
+            step = self._value_and_grad(feature_model, spec, targets)
+            on_step = self._step_reporter(index, len(sizes), size, params, clock, history, on_progress, should_stop)
+            run = lbfgs if params.optimizer == "lbfgs" else _adam_with(params.learning_rate)
+            outcome = run(step, image[None], params.iterations, on_step)
+            image = outcome.image[0]
+            evaluations += outcome.evaluations
+            iterations += outcome.iterations
+            if outcome.stopped:
+                raise StopRequested("stopped at a shutdown request; the job will be re-queued")
+        if params.preserve_colors == "luminance":
+            image = keep_content_colors(image, resize_to(content, sizes[-1]))
+        final = history[-1] if history else LossRecord(0, len(sizes), 0.0, 0.0, 0.0, 0.0)
+        original = (content.shape[1], content.shape[0])
+        downsized = original if long_side < min(params.max_size, max(original)) else None
+        return TransferResult(
+            rgb=image, iterations=iterations, evaluations=evaluations,
+            seconds=time.perf_counter() - start, size=sizes[-1], losses=final,
+            history=history, downsized_from=downsized,
+        )
+
+    def _feature_model(self, params: TransferParams):
+        key = (params.content_layer, tuple(params.style_layers.items()), params.content_weight,
+               params.style_weight, params.tv_weight)
+        if key not in self._feature_models:
+            self._feature_models[key] = self._build_feature_model(params)
+        return self._feature_models[key]
+
+    def _build_feature_model(self, params: TransferParams):
+        import keras
+
+        layers = [params.content_layer, *[n for n in params.style_layers if n != params.content_layer]]
+        valid = [layer.name for layer in self.model.layers if "conv" in layer.name]
+        unknown = [n for n in layers if n not in valid]
+        if unknown:
+            raise ConfigError(
+                f"unknown layer(s) {', '.join(unknown)} for {self.source.backbone}; "
+                f"choose from {', '.join(valid)}"
+            )
+        outputs = [self.model.get_layer(n).output for n in layers]
+        feature_model = keras.Model(self.model.inputs, outputs)
+        total_weight = sum(params.style_layers.values()) or 1.0
+        spec = LossSpec(
+            content_index=0,
+            style_indices=tuple(layers.index(n) for n in params.style_layers),
+            style_layer_weights=tuple(w / total_weight for w in params.style_layers.values()),
+            content_weight=params.content_weight,
+            style_weight=params.style_weight,
+            tv_weight=params.tv_weight,
+        )
+        return feature_model, spec
+
+    def _targets(self, feature_model, spec: LossSpec, content_s, styles, size, params) -> list[np.ndarray]:
+        content_features = self._features(feature_model, content_s)[spec.content_index]
+        blend = np.array([s.weight for s in styles], dtype=np.float64)
+        blend = blend / blend.sum()
+        grams = None
+        for style, share in zip(styles, blend):
+            style_long = _style_size(style.rgb, round(max(size) * params.style_scale))
+            feats = self._features(feature_model, resize_long_side(style.rgb, style_long))
+            layer_grams = [gram_numpy(feats[i]).astype(np.float64) * share for i in spec.style_indices]
+            grams = layer_grams if grams is None else [a + b for a, b in zip(grams, layer_grams)]
+        return [content_features, *[g.astype(np.float32) for g in grams]]
+
+    def _features(self, feature_model, rgb: np.ndarray) -> list[np.ndarray]:
+        from keras import ops
+
+        outputs = feature_model(preprocess(ops.convert_to_tensor(rgb[None].astype(np.float32))))
+        return [np.asarray(ops.convert_to_numpy(o)) for o in outputs]
+
+    def _value_and_grad(self, feature_model, spec: LossSpec, targets) -> backend.ValueAndGrad:
+        # One compiled function per feature model and loss spec, reused by every job and scale.
+        key = (id(feature_model), spec)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            def loss_fn(x, targets, weights):
+                features = feature_model.stateless_call(weights, [], preprocess(x))[0]
+                content, style, tv = loss_terms(features, x, targets[0], targets[1:], spec)
+                return weighted_total(content, style, tv, spec), (content, style, tv)
+
+            weights = [v.value for v in feature_model.trainable_variables]
+            compiled = backend.compile_value_and_grad(loss_fn, weights)
+            self._compiled[key] = compiled
+        return compiled(targets)
+
+    def _step_reporter(self, index, scales, size, params, clock, history, on_progress, should_stop):
+        def on_step(iteration: int, total: float, parts: tuple[float, float, float]) -> bool:
+            clock.tick(index)
+            if iteration % params.log_every == 0 or iteration == params.iterations:
+                history.append(LossRecord(iteration, index + 1, total, *parts))
+            if on_progress is not None:
+                on_progress(Progress(
+                    iteration=clock.done, total_iterations=clock.total, scale=index + 1, scales=scales,
+                    size=size, loss=total, content_loss=parts[0], style_loss=parts[1],
+                    tv_loss=parts[2], elapsed=clock.elapsed(), eta=clock.eta(),
+                ))
+            return not (should_stop and should_stop())
+
+        return on_step
+
+
+class _Clock:
+    """Counts iterations and estimates the time left, weighting each scale by its pixel count."""
+
+    def __init__(self, sizes: list[tuple[int, int]], iterations: int) -> None:
+        self.cost = [w * h for w, h in sizes]
+        self.iterations = iterations
+        self.total = iterations * len(sizes)
+        self.done = 0
+        self.work_done = 0.0
+        self.start = time.perf_counter()
+
+    def tick(self, index: int) -> None:
+        self.done += 1
+        self.work_done += self.cost[index]
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def eta(self) -> float:
+        total_work = sum(c * self.iterations for c in self.cost)
+        if self.work_done <= 0:
+            return 0.0
+        return max(self.elapsed() / self.work_done * (total_work - self.work_done), 0.0)
+
+
+def _scale_sizes(shape, long_side: int, params: TransferParams) -> list[tuple[int, int]]:
+    """(width, height) for each scale, coarse to fine, ending at long_side."""
+    height, width = shape[:2]
+    sizes = []
+    for k in reversed(range(params.scales)):
+        side = round(long_side / 2**k)
+        scale = side / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if k > 0 and (side < params.min_scale_size or min(size) < MIN_SIDE):
+            continue
+        sizes.append(size)
+    if min(sizes[-1]) < MIN_SIDE:
+        raise BadInputError(
+            f"a {sizes[-1][0]}x{sizes[-1][1]} result is too small or too narrow; the short side "
+            f"must be at least {MIN_SIDE} px - raise max_size or crop the image"
+        )
+    return sizes
+
+
+def _style_size(style: np.ndarray, long_side: int) -> int:
+    """The style image's long side: as asked, but never with a short side under MIN_SIDE."""
+    height, width = style.shape[:2]
+    need = math.ceil(MIN_SIDE * max(height, width) / min(height, width))
+    return max(long_side, need)
+
+
+def _prepare_styles(styles: Sequence[StyleImage], content: np.ndarray, params: TransferParams):
+    if params.preserve_colors != "histogram":
+        return list(styles)
+    return [replace(s, rgb=match_color_histogram(s.rgb, content)) for s in styles]
+
+
+def _initial(previous, content_s: np.ndarray, styles, params: TransferParams, size) -> np.ndarray:
+    if previous is not None:
+        return resize_to(previous, size)
+    if params.init == "content":
+        return content_s.copy()
+    if params.init == "style":
+        return resize_to(styles[0].rgb, size)
+    rng = np.random.default_rng(params.seed)
+    noise = rng.uniform(0, 255, size=content_s.shape)
+    return noise.astype(np.float32)
+
+
+def _adam_with(learning_rate: float):
+    def run(step, x0, iterations, on_step):
+        return adam(step, x0, iterations, on_step, learning_rate)
+
+    return run
+
+
+def _budget() -> int:
+    device = backend.device_memory_free()
+    return device if device is not None else memory.available_bytes()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(marker in text for marker in _OOM_MARKERS)
+
+
+def _convs_per_block(model) -> tuple[int, ...]:
+    counts = [0] * 5
+    for layer in model.layers:
+        if layer.name.startswith("block") and "_conv" in layer.name:
+            counts[int(layer.name[5]) - 1] += 1
+    return tuple(counts)

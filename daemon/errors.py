@@ -1,0 +1,35 @@
+"""One hierarchy for failures a user can act on; each message says what is wrong and what to do."""
+
+
+class StyleDaemonError(Exception):
+    """Base of every user-facing failure; str() is one actionable line."""
+
+    exit_code = 1
+
+
+class BadInputError(StyleDaemonError):
+    """An input image cannot be used (corrupt, not an image, too large)."""
+
+    exit_code = 65  # EX_DATAERR
+
+
+class ConfigError(StyleDaemonError):
+    """The configuration or the command line is invalid."""
+
+    exit_code = 78  # EX_CONFIG
+
+
+class WeightsError(StyleDaemonError):
+    """Backbone weights cannot be found, fetched or read."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class ResourceError(StyleDaemonError):
+    """The job does not fit in the memory available."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
+class StopRequested(StyleDaemonError):
+    """The optimisation was asked to stop (shutdown); the job should be re-queued."""

@@ -1,0 +1,162 @@
+"""Reading and writing images with Pillow: every common mode and format in, RGB arrays out."""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from daemon.atomic import write_atomic
+from daemon.errors import BadInputError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+)
+OUTPUT_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image decoded to float32 RGB in 0..255, with its alpha if it had one."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    format: str
+    mode: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode `path` (EXIF orientation applied), or raise BadInputError with one clear line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: file not found; check the path") from None
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read ({exc.strerror}); check its permissions") from None
+    if not data:
+        raise BadInputError(f"{path}: file is empty (0 bytes); copy the photo again")
+    try:
+        return _decode(data, max_pixels)
+    except BadInputError as exc:
+        raise BadInputError(f"{path}: {exc}") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+        raise BadInputError(f"{path}: {_describe(exc)}") from None
+
+
+def _decode(data: bytes, max_pixels: int) -> LoadedImage:
+    with warnings.catch_warnings():
+        # Pillow only warns between the limit and twice the limit; refuse both.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombWarning as exc:
+            raise Image.DecompressionBombError(str(exc)) from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise BadInputError(
+            f"image is {width}x{height} ({width * height / 1e6:.1f} megapixels), above the "
+            f"{max_pixels / 1e6:g} MP limit; downscale it or raise max_input_pixels"
+        )
+    fmt = image.format or "unknown"
+    image.seek(0)  # first frame of animations
+    image.load()  # raises on truncated data
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    rgb, alpha = _to_rgb_alpha(image)
+    return LoadedImage(rgb=rgb, alpha=alpha, format=fmt, mode=mode)
+
+
+def _to_rgb_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        image = _high_depth_to_l(image)
+    alpha = None
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        alpha = np.asarray(image.getchannel("A"), dtype=np.float32)
+        if alpha.min() >= 255:
+            alpha = None  # fully opaque: nothing to keep
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return rgb, alpha
+
+
+def _high_depth_to_l(image: Image.Image) -> Image.Image:
+    values = np.asarray(image, dtype=np.float64)
+    peak = float(values.max()) if values.size else 0.0
+    if image.mode == "F":
+        # Float images are either 0..1 or 0..255 by convention; anything else is stretched.
+        factor = 255.0 if peak <= 1.0 else (1.0 if peak <= 255.0 else 255.0 / peak)
+    else:
+        factor = 255.0 / 65535.0 if peak > 255 else 1.0  # 16-bit data, or 8-bit data stored wide
+    scaled = np.clip(np.rint(values * factor), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, Image.DecompressionBombError):
+        return "image has too many pixels (possible decompression bomb); refusing to decode it"
+    if isinstance(exc, UnidentifiedImageError) or "cannot identify image" in text:
+        return "not an image Pillow can read (JPEG, PNG, WebP, TIFF, BMP, GIF); check the file"
+    if "truncated" in text or "broken data stream" in text or "image file is truncated" in text:
+        return "image data is truncated (incomplete copy?); copy the photo again"
+    return f"cannot decode image ({text}); re-export it as JPEG or PNG"
+
+
+def resize_long_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """Resize an HxWx3 float array so that its longer side is `long_side` (aspect kept)."""
+    height, width = rgb.shape[:2]
+    scale = long_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return resize_to(rgb, size)
+
+
+def resize_to(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a float HxW or HxWxC array in 0..255 to (width, height) with Lanczos."""
+    if (array.shape[1], array.shape[0]) == size:
+        return array.astype(np.float32)
+    channels = [array] if array.ndim == 2 else [array[..., c] for c in range(array.shape[2])]
+    out = [
+        np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize(size, Image.LANCZOS))
+        for c in channels
+    ]
+    result = out[0] if array.ndim == 2 else np.stack(out, axis=-1)
+    return np.clip(result, 0, 255).astype(np.float32)
+
+
+def encode_image(rgb: np.ndarray, fmt: str, quality: int = 92, alpha: np.ndarray | None = None) -> bytes:
+    """Encode an RGB array (0..255) as jpg, png or webp; alpha is kept where the format allows."""
+    pil_format = OUTPUT_FORMATS.get(fmt.lower().lstrip(".").replace("jpeg", "jpg"))
+    if pil_format is None:
+        raise BadInputError(f"output format {fmt!r} is not supported; use jpg, png or webp")
+    pixels = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels, mode="RGB")
+    if alpha is not None and pil_format in ("PNG", "WEBP"):
+        a = resize_to(alpha, image.size)
+        image.putalpha(Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), mode="L"))
+    buffer = io.BytesIO()
+    options = {"quality": quality} if pil_format in ("JPEG", "WEBP") else {"optimize": True}
+    image.save(buffer, format=pil_format, **options)
+    return buffer.getvalue()
+
+
+def save_image(
+    rgb: np.ndarray, path: Path, quality: int = 92, alpha: np.ndarray | None = None
+) -> None:
+    """Write an RGB array to `path` atomically, the format taken from its extension."""
+    path = Path(path)
+    write_atomic(path, encode_image(rgb, path.suffix, quality, alpha))

@@ -1,0 +1,102 @@
+"""The JSON record written beside every output: what went in, how, and what came out."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.atomic import write_atomic
+from daemon.engine.params import TransferParams, TransferResult
+
+_PACKAGES = ("style-daemon", "keras", "tensorflow", "jax", "numpy", "pillow", "scipy", "h5py")
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """One input file: where it was, its hash, and its blend weight for style images."""
+
+    path: str
+    sha256: str
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
+class BackboneRecord:
+    """The backbone used and where its weights came from."""
+
+    name: str
+    weights_origin: str
+    weights_path: str
+    weights_sha256: str
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape the result."""
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def build_sidecar(
+    *,
+    output: Path,
+    content: InputRecord,
+    styles: list[InputRecord],
+    style_set: str,
+    backbone: BackboneRecord,
+    params: TransferParams,
+    result: TransferResult,
+    device: str,
+    keras_backend: str,
+) -> dict:
+    """The sidecar document as plain JSON-ready data."""
+    return {
+        "output": str(output),
+        "content": dataclasses.asdict(content),
+        "style_set": style_set,
+        "styles": [dataclasses.asdict(s) for s in styles],
+        "backbone": dataclasses.asdict(backbone),
+        "parameters": dataclasses.asdict(params),
+        "result": {
+            "size": list(result.size),
+            "downsized_from": list(result.downsized_from) if result.downsized_from else None,
+            "iterations": result.iterations,
+            "evaluations": result.evaluations,
+            "seconds": round(result.seconds, 3),
+            "losses": dataclasses.asdict(result.losses),
+            "loss_history": [dataclasses.asdict(r) for r in result.history],
+        },
+        "device": device,
+        "keras_backend": keras_backend,
+        "versions": package_versions(),
+    }
+
+
+def sidecar_path(output: Path) -> Path:
+    """Where the sidecar of `output` goes: photo.starry.jpg -> photo.starry.jpg.json."""
+    return output.with_name(output.name + ".json")
+
+
+def write_sidecar(output: Path, document: dict) -> Path:
+    """Write the sidecar next to `output` atomically; returns its path."""
+    path = sidecar_path(output)
+    write_atomic(path, json.dumps(document, indent=2, sort_keys=False) + "\n")
+    return path

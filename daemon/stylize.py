@@ -1,0 +1,86 @@
+"""One stylisation from files to files: read inputs, run the engine, write output and sidecar atomically."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from daemon.engine.params import Progress, StyleImage, TransferParams
+from daemon.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, load_image, save_image
+from daemon.sidecar import BackboneRecord, InputRecord, build_sidecar, sha256_file, write_sidecar
+from daemon.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StyleRef:
+    """A style image on disk and its blend weight."""
+
+    path: Path
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class StylizeRequest:
+    """Everything one output needs."""
+
+    content: Path
+    styles: tuple[StyleRef, ...]
+    output: Path
+    params: TransferParams = field(default_factory=TransferParams)
+    quality: int = 92
+    style_set: str = "cli"
+    max_input_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class StylizeOutcome:
+    """Paths written and the headline figures."""
+
+    output: Path
+    sidecar: Path
+    seconds: float
+    iterations: int
+    backbone: str
+
+
+def check_output_path(path: Path) -> None:
+    """Raise ConfigError unless the extension names a supported output format."""
+    if path.suffix.lower().lstrip(".").replace("jpeg", "jpg") not in OUTPUT_FORMATS:
+        raise ConfigError(f"output {path} must end in .jpg, .png or .webp")
+
+
+def run_stylize(
+    engine,
+    request: StylizeRequest,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> StylizeOutcome:
+    """Stylise request.content into request.output; BadInputError for unusable inputs."""
+    from daemon.engine import backend
+
+    check_output_path(request.output)
+    content = load_image(request.content, request.max_input_pixels)
+    styles = [
+        StyleImage(load_image(s.path, request.max_input_pixels).rgb, s.weight, s.path.name)
+        for s in request.styles
+    ]
+    result = engine.stylize(content.rgb, styles, request.params, on_progress, should_stop)
+    save_image(result.rgb, request.output, request.quality, content.alpha)
+    source = engine.source
+    document = build_sidecar(
+        output=request.output,
+        content=InputRecord(str(request.content), sha256_file(request.content)),
+        styles=[InputRecord(str(s.path), sha256_file(s.path), s.weight) for s in request.styles],
+        style_set=request.style_set,
+        backbone=BackboneRecord(source.backbone, source.origin, str(source.path), source.sha256()),
+        params=request.params,
+        result=result,
+        device=backend.device_name(),
+        keras_backend=backend.backend_name(),
+    )
+    sidecar = write_sidecar(request.output, document)
+    return StylizeOutcome(request.output, sidecar, result.seconds, result.iterations, source.backbone)

@@ -1,0 +1,48 @@
+"""Shared fixtures: real images from ../shared, no network, an isolated Keras cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+IMAGES = SHARED / "images"
+CONTENT = IMAGES / "content"
+STYLE = IMAGES / "style"
+VGG19_H5 = SHARED / "weights" / "vgg19_notop.weights.h5"
+
+# Tests never touch the network and never see the developer's Keras cache.
+os.environ["STYLE_DAEMON_OFFLINE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def isolated_keras_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.getbasetemp() / "keras_home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def hed_engine():
+    from daemon.engine.transfer import StyleTransfer
+    from daemon.engine.weights import hed_weights
+
+    return StyleTransfer(hed_weights())
+
+
+@pytest.fixture(scope="session")
+def tubingen():
+    from daemon.images import load_image, resize_long_side
+
+    return resize_long_side(load_image(CONTENT / "tubingen.jpg").rgb, 96)
+
+
+@pytest.fixture(scope="session")
+def starry():
+    from daemon.images import load_image, resize_long_side
+
+    return resize_long_side(load_image(STYLE / "starry_night.jpg").rgb, 128)
