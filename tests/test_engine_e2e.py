@@ -170,3 +170,21 @@ def test_cli_usage_errors():
                 "-o", "o.jpg", "--backbone", "vgg19")
     assert done.returncode == 69 and "run 'style-daemon fetch-weights'" in done.stderr
     assert "Traceback" not in done.stderr and "I0000" not in done.stderr
+
+
+def test_jax_backend_runs_the_same_engine(tmp_path):
+    """The engine is backend-neutral: the CLI under KERAS_BACKEND=jax (CPU) stylises too."""
+    out = tmp_path / "jax.png"
+    done = _cli("stylize", str(CONTENT / "chelsea.png"), "--style", str(STYLE / "the_scream.jpg"),
+                "-o", str(out), "--size", "96", "--iterations", "20", "--scales", "1",
+                "--backbone", "vgg16-hed", env_extra={"KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((tmp_path / "jax.png.json").read_text())
+    assert doc["keras_backend"] == "jax" and doc["device"].startswith("cpu")
+    history = doc["result"]["loss_history"]
+    assert history[-1]["iteration"] == 20
+    first_loss = doc["result"]["loss_history"][0]["loss"]
+    assert doc["result"]["losses"]["loss"] <= first_loss
+    from PIL import Image
+
+    assert Image.open(out).size == (96, 64)

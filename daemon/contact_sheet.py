@@ -1,0 +1,48 @@
+"""Side-by-side pictures (content | style(s) | result), labelled, made with Pillow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One labelled picture of a sheet (float or uint8 RGB array)."""
+
+    rgb: np.ndarray
+    label: str
+
+
+def contact_sheet(panels: list[Panel], height: int = 240, caption: str = "") -> Image.Image:
+    """Panels scaled to one height, side by side, each labelled underneath; optional caption."""
+    font = ImageFont.load_default()
+    label_h = 18
+    caption_h = label_h if caption else 0
+    images = [_scaled(p.rgb, height) for p in panels]
+    gap = 6
+    width = sum(i.width for i in images) + gap * (len(images) + 1)
+    sheet = Image.new("RGB", (width, height + label_h + caption_h + 2 * gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = gap
+    for image, panel in zip(images, panels):
+        sheet.paste(image, (x, gap))
+        draw.text((x, gap + height + 3), _fit(draw, panel.label, image.width, font), fill="black", font=font)
+        x += image.width + gap
+    if caption:
+        draw.text((gap, gap + height + label_h + 2), _fit(draw, caption, width - 2 * gap, font), fill="#444", font=font)
+    return sheet
+
+
+def _scaled(rgb: np.ndarray, height: int) -> Image.Image:
+    image = Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8))
+    width = max(1, round(image.width * height / image.height))
+    return image.resize((width, height), Image.LANCZOS)
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font) -> str:
+    while text and draw.textlength(text, font=font) > width:
+        text = text[:-2] + "…" if len(text) > 2 else ""
+    return text
