@@ -60,6 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--downsize", action="store_true", help="shrink an image that would not fit in memory instead of refusing it")
     s.set_defaults(handler=cmd_stylize)
 
+    for name, text in (("run", "run the folder-watching service"),
+                       ("once", "process everything waiting, then exit (1 if any job failed)"),
+                       ("status", "show the queue, the running job and recent errors"),
+                       ("check-config", "validate the config and print the effective settings")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default ./config.yaml)")
+        if name == "status":
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(handler={"run": cmd_run, "once": cmd_once, "status": cmd_status,
+                                "check-config": cmd_check_config}[name])
+
+    w = sub.add_parser("worker", help=argparse.SUPPRESS)
+    w.add_argument("-c", "--config", type=Path, required=True)
+    w.add_argument("--index", type=int, default=0)
+    w.add_argument("--exit-when-idle", action="store_true")
+    w.set_defaults(handler=cmd_worker)
+
     f = sub.add_parser("fetch-weights", help="download VGG19 weights once, for offline use")
     f.add_argument("--weights", type=Path, help="check this file instead of downloading")
     f.set_defaults(handler=cmd_fetch_weights)
@@ -113,13 +130,61 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """The long-running service."""
+    from daemon.service import Supervisor
+
+    return Supervisor(args.config).run()
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    """One batch: everything waiting, then exit."""
+    from daemon.service import Supervisor
+
+    return Supervisor(args.config, once=True).run()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the service's state from the journal."""
+    from daemon.config import load_config
+    from daemon.status import collect, render_json, render_text
+
+    report = collect(load_config(args.config))
+    print(render_json(report) if args.json else render_text(report))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate and print the effective configuration."""
+    import yaml
+
+    from daemon.config import load_config
+
+    config = load_config(args.config)
+    effective = config.model_dump(mode="json", exclude_none=True)
+    effective.update(failed=str(config.failed_dir), processed=str(config.processed_dir))
+    print(yaml.safe_dump(effective, sort_keys=False), end="")
+    log.info("%s is valid", args.config)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A worker process (started by the service, not by hand)."""
+    from daemon.worker import Worker, die_with_parent
+
+    die_with_parent()
+    worker = Worker(args.config, args.index, args.exit_when_idle)
+    worker.install_signals()
+    return worker.run()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     from daemon.logs import setup_logging
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, plain=args.command == "worker")
     try:
         return args.handler(args)
     except StyleDaemonError as exc:

@@ -7,10 +7,10 @@ import os
 import sys
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Configure the root logger once for the CLI and the service."""
+def setup_logging(level: str = "INFO", plain: bool = False) -> None:
+    """Configure the root logger once; plain (no timestamp) for workers, whose lines the service relays."""
     under_journald = bool(os.environ.get("JOURNAL_STREAM"))
-    fmt = "%(levelname)s %(name)s: %(message)s" if under_journald else (
+    fmt = "%(levelname)s %(name)s: %(message)s" if under_journald or plain else (
         "%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     handler = logging.StreamHandler(sys.stderr)

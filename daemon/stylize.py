@@ -9,7 +9,8 @@ from typing import Callable
 
 from daemon.engine.params import Progress, StyleImage, TransferParams
 from daemon.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, load_image, save_image
-from daemon.sidecar import BackboneRecord, InputRecord, build_sidecar, sha256_file, write_sidecar
+from daemon.hashing import sha256_file
+from daemon.sidecar import BackboneRecord, InputRecord, build_sidecar, write_sidecar
 from daemon.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,6 @@ def run_stylize(
     should_stop: Callable[[], bool] | None = None,
 ) -> StylizeOutcome:
     """Stylise request.content into request.output; BadInputError for unusable inputs."""
-    from daemon.engine import backend
-
     check_output_path(request.output)
     content = load_image(request.content, request.max_input_pixels)
     styles = [
@@ -79,8 +78,8 @@ def run_stylize(
         backbone=BackboneRecord(source.backbone, source.origin, str(source.path), source.sha256()),
         params=request.params,
         result=result,
-        device=backend.device_name(),
-        keras_backend=backend.backend_name(),
+        device=engine.device(),
+        keras_backend=engine.backend(),
     )
     sidecar = write_sidecar(request.output, document)
     return StylizeOutcome(request.output, sidecar, result.seconds, result.iterations, source.backbone)

@@ -36,6 +36,14 @@ class StyleTransfer:
         self._compiled: dict[tuple, Callable] = {}
         self._feature_models: dict[tuple, tuple] = {}
 
+    def backend(self) -> str:
+        """The Keras backend computing the loss."""
+        return backend.backend_name()
+
+    def device(self) -> str:
+        """The device it computes on."""
+        return backend.device_name()
+
     def stylize(
         self,
         content: np.ndarray,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import importlib.util
 import logging
 import os
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from daemon.errors import WeightsError
+from daemon.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +32,14 @@ class WeightsSource:
     origin: Origin
 
     def sha256(self) -> str:
-        """Hex sha256 of the weights file (recorded in every sidecar)."""
-        return file_sha256(self.path)
+        """Hex sha256 of the weights file (recorded in every sidecar; computed once per file)."""
+        stat = self.path.stat()
+        return _cached_sha256(str(self.path), stat.st_size, stat.st_mtime_ns)
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+@functools.lru_cache(maxsize=8)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(Path(path))
 
 
 def keras_home() -> Path:

@@ -1,0 +1,83 @@
+"""What happens to an input once its jobs end: kept, moved to processed/, or deleted; failed/ entries."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path, PurePosixPath
+
+from daemon.atomic import write_atomic
+from daemon.config import Config
+from daemon.fingerprint import style_fingerprints
+from daemon.journal import Journal
+from daemon.routing import style_sets_for
+
+log = logging.getLogger(__name__)
+
+
+def all_outputs_written(config: Config, journal: Journal, source: Path, content_sha: str,
+                        fingerprints: dict[str, str]) -> bool:
+    """True when every job the routing gives this file is done and its output exists."""
+    rel = PurePosixPath(source.relative_to(config.input).as_posix())
+    wanted = {(s, fingerprints[s]) for s in style_sets_for(rel, config)}
+    done = {(j.style_set, j.params_hash): j for j in journal.jobs_for_content(content_sha) if j.state == "done"}
+    return bool(wanted) and all(key in done and Path(done[key].output_path).is_file() for key in wanted)
+
+
+def release_input(config: Config, journal: Journal, source: Path, content_sha: str,
+                  fingerprints: dict[str, str] | None = None) -> None:
+    """Apply after_success to `source` once all its outputs are safely written; never earlier."""
+    if config.after_success == "keep" or not source.exists():
+        return
+    prints = fingerprints or style_fingerprints(config)
+    if not all_outputs_written(config, journal, source, content_sha, prints):
+        return
+    try:
+        if config.after_success == "delete":
+            source.unlink()
+            log.info("deleted input %s (all outputs written)", source)
+        else:
+            target = _free_name(config.processed_dir / source.relative_to(config.input))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(source), str(target))
+            log.info("moved input %s to %s", source, target)
+    except FileNotFoundError:
+        return  # another process got there first
+    journal.forget_file(str(source))
+
+
+def record_failure(config: Config, source: Path, message: str, style_set: str) -> Path:
+    """Copy (or move) the input into failed/ beside a .error.txt saying what went wrong and what to do."""
+    folder = config.failed_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    target = _free_name(folder / source.name) if source.exists() else folder / source.name
+    if source.exists():
+        try:
+            if config.on_failure == "move":
+                shutil.move(str(source), str(target))
+            else:
+                shutil.copy2(source, target)
+        except OSError as exc:
+            log.warning("could not %s %s to %s: %s", config.on_failure, source, folder, exc)
+    report = target.with_name(target.name + ".error.txt")
+    write_atomic(report, (
+        f"file: {source}\n"
+        f"style set: {style_set}\n"
+        f"failed at: {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
+        f"error: {message}\n"
+        "what to do: fix or replace the file and drop it into the input folder again; "
+        "this copy can then be deleted.\n"
+    ))
+    return report
+
+
+def _free_name(path: Path) -> Path:
+    """`path`, or path with -1, -2 ... before the suffix if it is taken."""
+    if not path.exists():
+        return path
+    for n in range(1, 10_000):
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise OSError(f"no free name for {path}")

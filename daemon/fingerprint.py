@@ -1,0 +1,28 @@
+"""The hash of a style set's effective parameters: change anything that shapes the result, get new jobs."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from daemon.config import Config
+from daemon.hashing import sha256_file
+
+
+def style_fingerprints(config: Config) -> dict[str, str]:
+    """{style set: short hash of its images' content, blend weights, engine parameters and encoding}."""
+    prints = {}
+    for name, style in config.styles.items():
+        params = config.engine.transfer_params(style.params)
+        document = {
+            "images": [(sha256_file(i.path), i.weight) for i in style.images],
+            "params": dataclasses.asdict(params),
+            "backbone": config.engine.backbone,
+            "weights": str(config.engine.weights) if config.engine.weights else None,
+            "format": config.naming.format,
+            "quality": config.naming.quality,
+        }
+        blob = json.dumps(document, sort_keys=True).encode()
+        prints[name] = hashlib.sha256(blob).hexdigest()[:16]
+    return prints

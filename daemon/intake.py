@@ -1,0 +1,127 @@
+"""From files to jobs: the startup scan, the periodic rescan and the watch loop feed the journal."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path, PurePosixPath
+
+from daemon.aftercare import release_input
+from daemon.config import Config
+from daemon.journal import JobSpec, Journal
+from daemon.routing import output_path_for, style_sets_for
+from daemon.hashing import sha256_file
+from daemon.watcher import FileEvent, FileStabilityTracker, FolderWatcher, InputFilter, scan
+
+log = logging.getLogger(__name__)
+
+
+class Intake:
+    """Turns settled input files into queued jobs; the watcher never waits on the engine."""
+
+    def __init__(self, config: Config, journal: Journal, fingerprints: dict[str, str]) -> None:
+        self.config = config
+        self.journal = journal
+        self.fingerprints = fingerprints
+        self.filter = InputFilter(config.input, config.excluded_dirs())
+        self.tracker = FileStabilityTracker(config.watch.settle_seconds)
+        self.watcher: FolderWatcher | None = None
+        self._last_rescan = 0.0
+        self._unrouted: set[str] = set()
+
+    def start(self) -> None:
+        """Scan what arrived while we were down, then watch."""
+        self.watcher = FolderWatcher(self.config.input, self.config.watch.mode, self.config.watch.poll_interval)
+        self.watcher.start()
+        count = self.scan_all()
+        log.info("startup scan: %d file(s) to check in %s", count, self.config.input)
+
+    def stop(self) -> None:
+        """Stop watching."""
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+    def scan_all(self, force: bool = False) -> int:
+        """Put acceptable files under the input folder on the stability tracker (all of them with force)."""
+        self._last_rescan = time.monotonic()
+        count = 0
+        for path in scan(self.config.input, self.filter):
+            if force or self._needs_look(path):
+                self.tracker.touch(path)
+                count += 1
+        return count
+
+    def step(self) -> int:
+        """Handle queued events, rescan when due, enqueue settled files; returns jobs added."""
+        if self.watcher is not None:
+            if not self.watcher.alive():
+                log.error("the folder observer stopped; restarting it")
+                self.stop()
+                self.start()
+            for event in self.watcher.drain():
+                self._on_event(event)
+        if time.monotonic() - self._last_rescan >= self.config.watch.rescan_seconds:
+            self.scan_all()
+        added = 0
+        for path in self.tracker.ready():
+            added += self.consider(path)
+        return added
+
+    def busy(self) -> bool:
+        """True while files are still settling."""
+        return len(self.tracker) > 0
+
+    def _on_event(self, event: FileEvent) -> None:
+        if event.gone:
+            self.tracker.forget(event.path)
+            return
+        if event.path.is_dir():
+            # A folder moved in: its files produce no events of their own.
+            for path in scan(event.path, self.filter):
+                self.tracker.touch(path)
+        elif self.filter.accepts(event.path):
+            self.tracker.touch(event.path)
+
+    def _needs_look(self, path: Path) -> bool:
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        return self.journal.known_file(str(path), stat.st_size, stat.st_mtime_ns) is None or \
+            self.config.after_success != "keep"
+
+    def consider(self, path: Path) -> int:
+        """Hash a settled file and queue its (content, style set) jobs; returns how many are new."""
+        try:
+            stat = path.stat()
+            if not path.is_file():
+                return 0
+            known = self.journal.known_file(str(path), stat.st_size, stat.st_mtime_ns)
+            sha = known or sha256_file(path)
+        except OSError as exc:
+            log.info("skipping %s for now: %s", path, exc.strerror or exc)
+            return 0
+        if known is None:
+            self.journal.remember_file(str(path), stat.st_size, stat.st_mtime_ns, sha)
+        rel = PurePosixPath(path.relative_to(self.config.input).as_posix())
+        sets = style_sets_for(rel, self.config)
+        if not sets:
+            if str(rel) not in self._unrouted:
+                self._unrouted.add(str(rel))
+                log.warning("%s matches no routing rule and there is no default style set; left alone", rel)
+            return 0
+        added = 0
+        for style_set in sets:
+            spec = JobSpec(sha, style_set, self.fingerprints[style_set], str(path), str(rel),
+                           str(output_path_for(rel, style_set, self.config)))
+            job = self.journal.enqueue(spec, retry_failed=known is None)
+            if job is not None:
+                added += 1
+                log.info("queued %s with style %s (job %d)", rel, style_set, job.id)
+        if added == 0 and known is None:
+            log.info("%s: this content was already handled for %s; nothing to do", rel, ", ".join(sets))
+        if added == 0:
+            release_input(self.config, self.journal, path, sha, self.fingerprints)
+        return added
+

@@ -1,0 +1,333 @@
+"""The job store: one SQLite file (WAL) that the watcher fills and the workers drain, crash-safely.
+
+A job is keyed by (sha256 of the content, style set, hash of the effective parameters), so the
+same photo with the same style and parameters is processed once, whatever its name and however
+often it is dropped or the daemon restarted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal
+
+State = Literal["queued", "running", "done", "failed"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    content_sha TEXT NOT NULL,
+    style_set TEXT NOT NULL,
+    params_hash TEXT NOT NULL,
+    source_path TEXT NOT NULL,
+    rel_path TEXT NOT NULL,
+    output_path TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    next_attempt REAL NOT NULL DEFAULT 0,
+    worker TEXT,
+    heartbeat REAL,
+    progress_iteration INTEGER,
+    progress_total INTEGER,
+    progress_loss REAL,
+    progress_eta REAL,
+    seconds REAL,
+    UNIQUE (content_sha, style_set, params_hash)
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, next_attempt, id);
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    backbone TEXT,
+    started REAL NOT NULL,
+    heartbeat REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha TEXT NOT NULL,
+    seen REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the watcher asks for: one (content, style set) pair."""
+
+    content_sha: str
+    style_set: str
+    params_hash: str
+    source_path: str
+    rel_path: str
+    output_path: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """A row of the journal."""
+
+    id: int
+    content_sha: str
+    style_set: str
+    params_hash: str
+    source_path: str
+    rel_path: str
+    output_path: str
+    state: State
+    attempts: int
+    error: str | None
+    created: float
+    updated: float
+    started: float | None
+    finished: float | None
+    next_attempt: float
+    worker: str | None
+    heartbeat: float | None
+    progress_iteration: int | None
+    progress_total: int | None
+    progress_loss: float | None
+    progress_eta: float | None
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Jobs by state."""
+
+    queued: int = 0
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+
+
+class Journal:
+    """A connection to the journal; each process (supervisor, worker, status) opens its own."""
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if readonly:
+            uri = f"file:{self.path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        self._db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        # BEGIN IMMEDIATE takes the write lock up front, so two workers never claim one job.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    # -- the watcher's side -------------------------------------------------------------
+
+    def known_file(self, path: str, size: int, mtime_ns: int) -> str | None:
+        """The sha256 recorded for this exact (path, size, mtime), or None if it is new or changed."""
+        row = self._db.execute(
+            "SELECT sha FROM files WHERE path=? AND size=? AND mtime_ns=?", (path, size, mtime_ns)
+        ).fetchone()
+        return row["sha"] if row else None
+
+    def remember_file(self, path: str, size: int, mtime_ns: int, sha: str) -> None:
+        """Record that `path` with this size and mtime has content `sha`."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO files (path, size, mtime_ns, sha, seen) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, "
+                "sha=excluded.sha, seen=excluded.seen",
+                (path, size, mtime_ns, sha, time.time()),
+            )
+
+    def forget_file(self, path: str) -> None:
+        """Drop the record of a path (it was moved or deleted)."""
+        with self._write() as db:
+            db.execute("DELETE FROM files WHERE path=?", (path,))
+
+    def enqueue(self, spec: JobSpec, retry_failed: bool = False) -> Job | None:
+        """Add a job; returns it if new (or re-queued), None if this key already exists."""
+        now = time.time()
+        with self._write() as db:
+            row = db.execute(
+                "SELECT * FROM jobs WHERE content_sha=? AND style_set=? AND params_hash=?",
+                (spec.content_sha, spec.style_set, spec.params_hash),
+            ).fetchone()
+            if row is None:
+                cursor = db.execute(
+                    "INSERT INTO jobs (content_sha, style_set, params_hash, source_path, rel_path, "
+                    "output_path, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (spec.content_sha, spec.style_set, spec.params_hash, spec.source_path,
+                     spec.rel_path, spec.output_path, now, now),
+                )
+                return self._get(db, cursor.lastrowid)
+            if retry_failed and row["state"] == "failed":
+                db.execute(
+                    "UPDATE jobs SET state='queued', attempts=0, error=NULL, next_attempt=0, "
+                    "source_path=?, rel_path=?, output_path=?, updated=? WHERE id=?",
+                    (spec.source_path, spec.rel_path, spec.output_path, now, row["id"]),
+                )
+                return self._get(db, row["id"])
+            if row["state"] == "queued" and row["source_path"] != spec.source_path:
+                # The same photo under a new name while still queued: follow the file.
+                db.execute("UPDATE jobs SET source_path=?, rel_path=?, output_path=?, updated=? WHERE id=?",
+                           (spec.source_path, spec.rel_path, spec.output_path, now, row["id"]))
+            return None
+
+    # -- the workers' side --------------------------------------------------------------
+
+    def claim(self, worker: str) -> Job | None:
+        """Atomically take the oldest runnable queued job, or None."""
+        now = time.time()
+        with self._write() as db:
+            row = db.execute(
+                "SELECT id FROM jobs WHERE state='queued' AND next_attempt<=? ORDER BY id LIMIT 1", (now,)
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET state='running', attempts=attempts+1, started=?, updated=?, worker=?, "
+                "heartbeat=?, progress_iteration=0, progress_total=NULL, progress_loss=NULL, "
+                "progress_eta=NULL WHERE id=?",
+                (now, now, worker, now, row["id"]),
+            )
+            return self._get(db, row["id"])
+
+    def progress(self, job_id: int, iteration: int, total: int, loss: float, eta: float) -> None:
+        """Record the running job's progress (also its heartbeat)."""
+        self._db.execute(
+            "UPDATE jobs SET progress_iteration=?, progress_total=?, progress_loss=?, progress_eta=?, "
+            "heartbeat=? WHERE id=? AND state='running'",
+            (iteration, total, loss, eta, time.time(), job_id),
+        )
+
+    def finish(self, job_id: int, seconds: float) -> None:
+        """Mark a job done."""
+        now = time.time()
+        with self._write() as db:
+            db.execute("UPDATE jobs SET state='done', finished=?, updated=?, seconds=?, error=NULL, "
+                       "worker=NULL WHERE id=?", (now, now, seconds, job_id))
+
+    def fail(self, job_id: int, error: str) -> None:
+        """Mark a job failed for good."""
+        now = time.time()
+        with self._write() as db:
+            db.execute("UPDATE jobs SET state='failed', finished=?, updated=?, error=?, worker=NULL "
+                       "WHERE id=?", (now, now, error, job_id))
+
+    def retry_later(self, job_id: int, error: str, delay: float) -> None:
+        """Put a job back in the queue after a transient failure, not before `delay` seconds."""
+        now = time.time()
+        with self._write() as db:
+            db.execute("UPDATE jobs SET state='queued', updated=?, error=?, next_attempt=?, worker=NULL "
+                       "WHERE id=?", (now, error, now + delay, job_id))
+
+    def requeue(self, job_id: int) -> None:
+        """Return an interrupted job to the queue without counting the attempt."""
+        now = time.time()
+        with self._write() as db:
+            db.execute("UPDATE jobs SET state='queued', attempts=MAX(attempts-1, 0), updated=?, "
+                       "worker=NULL WHERE id=? AND state='running'", (now, job_id))
+
+    def drop(self, job_id: int) -> None:
+        """Forget a queued job whose input disappeared (a new file makes a new job)."""
+        with self._write() as db:
+            db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+
+    def recover(self, alive: set[str] | None = None) -> int:
+        """Re-queue jobs left 'running' by workers that are gone (crash, kill -9); returns how many."""
+        alive = alive or set()
+        now = time.time()
+        with self._write() as db:
+            rows = db.execute("SELECT id, worker FROM jobs WHERE state='running'").fetchall()
+            stale = [r["id"] for r in rows if r["worker"] not in alive]
+            for job_id in stale:
+                db.execute("UPDATE jobs SET state='queued', attempts=MAX(attempts-1, 0), updated=?, "
+                           "worker=NULL WHERE id=?", (now, job_id))
+        return len(stale)
+
+    def worker_state(self, worker: str, state: str, backbone: str | None = None) -> None:
+        """Record a worker's state (starting, ready, busy, stopped) and heartbeat."""
+        now = time.time()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO workers (id, pid, state, backbone, started, heartbeat) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET state=excluded.state, heartbeat=excluded.heartbeat, "
+                "backbone=COALESCE(excluded.backbone, workers.backbone)",
+                (worker, os.getpid(), state, backbone, now, now),
+            )
+
+    def workers(self) -> list[dict]:
+        """Every worker row (id, pid, state, backbone, started, heartbeat), newest first."""
+        rows = self._db.execute("SELECT * FROM workers ORDER BY started DESC").fetchall()
+        return [dict(r) for r in rows]
+
+    def clear_workers(self) -> None:
+        """Forget worker rows (at supervisor start: none of them can be alive)."""
+        with self._write() as db:
+            db.execute("DELETE FROM workers")
+
+    # -- reading ------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job | None:
+        """One job by id."""
+        return self._get(self._db, job_id)
+
+    def _get(self, db: sqlite3.Connection, job_id: int) -> Job | None:
+        row = db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return Job(**dict(row)) if row else None
+
+    def jobs(self, state: State | None = None, limit: int = 1000) -> list[Job]:
+        """Jobs, newest first, optionally of one state."""
+        if state is None:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self._db.execute("SELECT * FROM jobs WHERE state=? ORDER BY id DESC LIMIT ?", (state, limit))
+        return [Job(**dict(r)) for r in rows.fetchall()]
+
+    def jobs_for_source(self, source_path: str) -> list[Job]:
+        """Every job whose input is (or was last seen at) `source_path`."""
+        rows = self._db.execute("SELECT * FROM jobs WHERE source_path=?", (source_path,)).fetchall()
+        return [Job(**dict(r)) for r in rows]
+
+    def jobs_for_content(self, content_sha: str) -> list[Job]:
+        """Every job of one content hash."""
+        rows = self._db.execute("SELECT * FROM jobs WHERE content_sha=?", (content_sha,)).fetchall()
+        return [Job(**dict(r)) for r in rows]
+
+    def counts(self) -> Counts:
+        """How many jobs are in each state."""
+        rows = self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
+        return Counts(**{r["state"]: r["n"] for r in rows})
+
+    def pending(self) -> int:
+        """Queued plus running jobs."""
+        counts = self.counts()
+        return counts.queued + counts.running
+
+
+def worker_id(index: int) -> str:
+    """A worker's identity in the journal: index and pid, unique across restarts."""
+    return f"w{index}:{os.getpid()}"

@@ -1,0 +1,31 @@
+"""Which style sets a photo gets, and where each result goes."""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path, PurePosixPath
+
+from daemon.config import Config
+
+
+def style_sets_for(rel_path: PurePosixPath, config: Config) -> list[str]:
+    """Style sets for a file at `rel_path` under the input folder: glob rules, subfolder, default."""
+    chosen: list[str] = []
+    for rule in config.routing.rules:
+        if fnmatch.fnmatch(str(rel_path), rule.glob) or fnmatch.fnmatch(rel_path.name, rule.glob):
+            chosen.extend(s for s in rule.styles if s not in chosen)
+    if chosen:
+        return chosen
+    if config.routing.subfolders and len(rel_path.parts) > 1 and rel_path.parts[0] in config.styles:
+        return [rel_path.parts[0]]
+    return list(config.routing.default)
+
+
+def output_path_for(rel_path: PurePosixPath, style_set: str, config: Config) -> Path:
+    """Result path: the input's subfolders mirrored under the output folder, named by the template."""
+    naming = config.naming
+    name = naming.template.format(
+        stem=rel_path.stem, style=style_set, ext=naming.format, name=rel_path.name,
+        suffix=rel_path.suffix.lstrip("."),
+    )
+    return config.output.joinpath(*rel_path.parts[:-1], name)

@@ -1,0 +1,103 @@
+"""`style-daemon status`: what the service is doing, read from the journal (works while it runs)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+
+from daemon.config import Config
+from daemon.journal import Journal
+from daemon.progress import format_duration
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A job in progress."""
+
+    id: int
+    input: str
+    style_set: str
+    iteration: int | None
+    total: int | None
+    loss: float | None
+    eta_seconds: float | None
+    running_seconds: float
+    worker: str | None
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """A recent failure and its reason."""
+
+    id: int
+    input: str
+    style_set: str
+    error: str | None
+    when: float | None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Everything `status` shows."""
+
+    queued: int
+    running: int
+    done: int
+    failed: int
+    running_jobs: list[RunningJob] = field(default_factory=list)
+    last_errors: list[FailedJob] = field(default_factory=list)
+    mean_seconds_per_job: float | None = None
+    drain_seconds: float | None = None
+    workers: list[dict] = field(default_factory=list)
+
+
+def collect(config: Config) -> StatusReport:
+    """Read the journal and summarise it."""
+    if not config.journal_path.exists():
+        return StatusReport(0, 0, 0, 0)
+    journal = Journal(config.journal_path, readonly=True)
+    try:
+        counts = journal.counts()
+        now = time.time()
+        running = [
+            RunningJob(j.id, j.rel_path, j.style_set, j.progress_iteration, j.progress_total, j.progress_loss,
+                       j.progress_eta, now - (j.started or now), j.worker)
+            for j in journal.jobs("running")
+        ]
+        failed = [FailedJob(j.id, j.rel_path, j.style_set, j.error, j.finished) for j in journal.jobs("failed", 5)]
+        recent = [j.seconds for j in journal.jobs("done", 20) if j.seconds]
+        mean = sum(recent) / len(recent) if recent else None
+        drain = None
+        if mean is not None:
+            left = sum(r.eta_seconds or 0 for r in running)
+            drain = (left + mean * counts.queued) / max(config.workers, 1)
+        return StatusReport(counts.queued, counts.running, counts.done, counts.failed, running, failed, mean,
+                            drain, journal.workers())
+    finally:
+        journal.close()
+
+
+def render_json(report: StatusReport) -> str:
+    """The report as JSON for scripts."""
+    return json.dumps(asdict(report), indent=2)
+
+
+def render_text(report: StatusReport) -> str:
+    """The report as a readable table."""
+    lines = [
+        f"queued {report.queued}   running {report.running}   done {report.done}   failed {report.failed}",
+    ]
+    if report.mean_seconds_per_job is not None:
+        lines.append(f"mean time per job {format_duration(report.mean_seconds_per_job)}; "
+                     f"queue drains in about {format_duration(report.drain_seconds or 0)}")
+    for job in report.running_jobs:
+        progress = f"{job.iteration}/{job.total}" if job.total else "starting"
+        loss = f"loss {job.loss:.4g}" if job.loss is not None else ""
+        eta = f"eta {format_duration(job.eta_seconds)}" if job.eta_seconds is not None else ""
+        lines.append(f"running  #{job.id} {job.input} [{job.style_set}] iter {progress} {loss} {eta}".rstrip())
+    for job in report.last_errors:
+        lines.append(f"failed   #{job.id} {job.input} [{job.style_set}]: {job.error}")
+    for worker in report.workers:
+        lines.append(f"worker   {worker['id']} {worker['state']} backbone {worker.get('backbone') or '-'}")
+    return "\n".join(lines)

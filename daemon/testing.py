@@ -1,0 +1,72 @@
+"""A small, fast stand-in for the engine, used by daemon-logic tests through STYLE_DAEMON_FAKE_ENGINE.
+
+STYLE_DAEMON_FAKE_ENGINE=SECONDS makes each iteration take that long; STYLE_DAEMON_FAKE_HANG_AFTER=N
+makes the optimisation hang (ignoring stop requests) after N iterations, to test the watchdog;
+STYLE_DAEMON_FAKE_DISK_FULL=N makes the first N jobs of this process fail with ENOSPC (a transient error).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+from daemon.engine.params import LossRecord, Progress, StyleImage, TransferParams, TransferResult
+from daemon.engine.weights import WeightsSource, hed_weights
+from daemon.errors import StopRequested
+from daemon.images import resize_long_side
+
+
+class FakeTransfer:
+    """Blends the photo towards the style's mean colour, reporting progress like the real engine."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.hang_after = int(os.environ.get("STYLE_DAEMON_FAKE_HANG_AFTER", "0") or 0)
+        self.source: WeightsSource = hed_weights()
+        self.disk_full = int(os.environ.get("STYLE_DAEMON_FAKE_DISK_FULL", "0") or 0)
+
+    def backend(self) -> str:
+        """No Keras here."""
+        return "fake"
+
+    def device(self) -> str:
+        """It runs on the CPU."""
+        return "cpu"
+
+    def stylize(
+        self,
+        content: np.ndarray,
+        styles: Sequence[StyleImage],
+        params: TransferParams,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> TransferResult:
+        """Pretend to optimise for params.iterations steps."""
+        if self.disk_full > 0:
+            self.disk_full -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        start = time.perf_counter()
+        image = resize_long_side(content, min(params.max_size, max(content.shape[:2])))
+        tint = np.mean([s.rgb.reshape(-1, 3).mean(axis=0) for s in styles], axis=0)
+        history = []
+        for step in range(1, params.iterations + 1):
+            if self.hang_after and step > self.hang_after:
+                while True:
+                    time.sleep(3600)
+            time.sleep(self.delay)
+            loss = 1.0 / step
+            if step % params.log_every == 0 or step == params.iterations:
+                history.append(LossRecord(step, 1, loss, loss / 2, loss / 2, 0.0))
+            if on_progress is not None:
+                elapsed = time.perf_counter() - start
+                on_progress(Progress(step, params.iterations, 1, 1, (image.shape[1], image.shape[0]), loss,
+                                     loss / 2, loss / 2, 0.0, elapsed, elapsed / step * (params.iterations - step)))
+            if should_stop is not None and should_stop():
+                raise StopRequested("stopped at a shutdown request; the job will be re-queued")
+        result = (0.5 * image + 0.5 * tint).astype(np.float32)
+        return TransferResult(result, params.iterations, params.iterations, time.perf_counter() - start,
+                              (image.shape[1], image.shape[0]), history[-1], history)

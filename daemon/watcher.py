@@ -1,0 +1,199 @@
+"""Seeing files arrive: watchdog observers (inotify or polling), a filter, and a stability tracker.
+
+Handlers only put paths on a queue and never raise: an exception in a watchdog handler would
+kill the observer thread. Nothing here knows about jobs or Keras.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from daemon.images import IMAGE_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+_TEMP_SUFFIXES = (".part", ".tmp", "~", ".crdownload", ".partial", ".download", ".swp")
+
+
+class InputFilter:
+    """Which paths under the input folder are photos to process."""
+
+    def __init__(self, root: Path, excluded: list[Path]) -> None:
+        self.root = root.resolve()
+        self.excluded = [p.resolve() for p in excluded if _inside(p.resolve(), self.root)]
+
+    def accepts(self, path: Path) -> bool:
+        """True for a regular image file of ours to take (not hidden, temporary or our own output)."""
+        path = Path(path)
+        try:
+            rel = path.relative_to(self.root)
+        except ValueError:
+            return False
+        if any(part.startswith(".") for part in rel.parts):  # hidden files, ._AppleDouble, .syncthing.*.tmp
+            return False
+        name = path.name
+        if name.startswith("~$") or name.lower().endswith(_TEMP_SUFFIXES):
+            return False
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            return False
+        if any(_inside(path, folder) for folder in self.excluded):
+            return False
+        if path.is_symlink():
+            # Links are followed only when they stay inside the input folder.
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError):
+                return False
+            if not _inside(target, self.root) or any(_inside(target, f) for f in self.excluded):
+                return False
+        return True
+
+    def excluded_dir(self, folder: Path) -> bool:
+        """True for folders a scan must not descend into."""
+        resolved = Path(folder)
+        return any(resolved == f or _inside(resolved, f) for f in self.excluded)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def scan(root: Path, accept: InputFilter) -> Iterator[Path]:
+    """Every acceptable file under `root`, not descending into excluded or hidden folders."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not accept.excluded_dir((here / d).resolve())]
+        for name in files:
+            path = here / name
+            if accept.accepts(path):
+                yield path
+
+
+@dataclass
+class _Seen:
+    size: int
+    mtime_ns: int
+    since: float
+
+
+class FileStabilityTracker:
+    """A file is complete once its size and mtime have not changed for `settle_seconds`."""
+
+    def __init__(self, settle_seconds: float) -> None:
+        self.settle = settle_seconds
+        self._files: dict[Path, _Seen] = {}
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def touch(self, path: Path) -> None:
+        """Note activity on `path` (new, modified or moved in)."""
+        self._observe(path, time.monotonic())
+
+    def forget(self, path: Path) -> None:
+        """Stop tracking `path` (deleted or moved away)."""
+        self._files.pop(path, None)
+
+    def ready(self) -> list[Path]:
+        """Paths that have settled; they are removed from tracking."""
+        now = time.monotonic()
+        settled = []
+        for path in list(self._files):
+            seen = self._files[path]
+            try:
+                stat = path.stat()
+            except OSError:
+                del self._files[path]
+                continue
+            if (stat.st_size, stat.st_mtime_ns) != (seen.size, seen.mtime_ns):
+                self._files[path] = _Seen(stat.st_size, stat.st_mtime_ns, now)
+            elif now - seen.since >= self.settle:
+                settled.append(path)
+                del self._files[path]
+        return settled
+
+    def _observe(self, path: Path, now: float) -> None:
+        try:
+            stat = path.stat()
+        except OSError:
+            self._files.pop(path, None)
+            return
+        seen = self._files.get(path)
+        if seen is None or (stat.st_size, stat.st_mtime_ns) != (seen.size, seen.mtime_ns):
+            self._files[path] = _Seen(stat.st_size, stat.st_mtime_ns, now)
+
+
+@dataclass(frozen=True)
+class FileEvent:
+    """A path that changed, and whether it is gone."""
+
+    path: Path
+    gone: bool = False
+
+
+class _EnqueueHandler(FileSystemEventHandler):
+    def __init__(self, events: "queue.SimpleQueue[FileEvent]") -> None:
+        self.events = events
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            if event.is_directory and event.event_type not in ("moved", "created"):
+                return
+            kind = event.event_type
+            if kind == "deleted":
+                self.events.put(FileEvent(Path(os.fsdecode(event.src_path)), gone=True))
+            elif kind == "moved":
+                self.events.put(FileEvent(Path(os.fsdecode(event.src_path)), gone=True))
+                self.events.put(FileEvent(Path(os.fsdecode(event.dest_path))))
+            elif kind in ("created", "modified", "closed"):
+                self.events.put(FileEvent(Path(os.fsdecode(event.src_path))))
+        except Exception:  # never let an exception reach watchdog's thread
+            log.exception("ignored an error while queueing a file event")
+
+
+class FolderWatcher:
+    """Runs a watchdog observer on the input folder; events land on `events`."""
+
+    def __init__(self, root: Path, mode: str, poll_interval: float) -> None:
+        self.root = root
+        self.events: "queue.SimpleQueue[FileEvent]" = queue.SimpleQueue()
+        if mode == "polling":
+            self.observer = PollingObserver(timeout=poll_interval)
+        else:
+            self.observer = Observer()
+        self.observer.schedule(_EnqueueHandler(self.events), str(root), recursive=True)
+        self.mode = mode
+
+    def start(self) -> None:
+        """Start watching (a daemon thread)."""
+        self.observer.daemon = True
+        self.observer.start()
+        log.info("watching %s (%s)", self.root, self.mode)
+
+    def stop(self) -> None:
+        """Stop watching and wait for the observer thread."""
+        self.observer.stop()
+        self.observer.join(timeout=5)
+
+    def alive(self) -> bool:
+        """False if the observer thread died."""
+        return self.observer.is_alive()
+
+    def drain(self) -> list[FileEvent]:
+        """All events queued since the last call."""
+        events = []
+        while True:
+            try:
+                events.append(self.events.get_nowait())
+            except queue.Empty:
+                return events

@@ -1,0 +1,214 @@
+"""A worker process: claims jobs from the journal, runs the engine, writes results, records failures."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import signal
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+from daemon.aftercare import record_failure, release_input
+from daemon.config import Config, load_config
+from daemon.errors import BadInputError, StopRequested, StyleDaemonError
+from daemon.fingerprint import style_fingerprints
+from daemon.hashing import sha256_file
+from daemon.journal import Job, Journal, worker_id
+from daemon.progress import describe
+from daemon.stylize import StyleRef, StylizeRequest, run_stylize
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.EDQUOT, errno.EAGAIN}
+_OOM_MARKERS = ("RESOURCE_EXHAUSTED", "out of memory", "OOM when allocating")
+
+
+def make_engine(config: Config):
+    """The real Keras engine, or the fast stand-in when STYLE_DAEMON_FAKE_ENGINE is set (tests)."""
+    delay = os.environ.get("STYLE_DAEMON_FAKE_ENGINE")
+    if delay:
+        from daemon.testing import FakeTransfer
+
+        return FakeTransfer(float(delay))
+    from daemon.engine.backbones import resolve_backbone
+    from daemon.engine.transfer import StyleTransfer
+
+    source = resolve_backbone(config.engine.backbone, config.engine.weights)
+    log.info("loading backbone %s (%s weights from %s)", source.backbone, source.origin, source.path)
+    return StyleTransfer(source)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying later: disk full, permissions, I/O, accelerator out of memory."""
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        return True
+    text = f"{type(exc).__name__} {exc}"
+    return any(marker in text for marker in _OOM_MARKERS)
+
+
+class Worker:
+    """Runs jobs one at a time until asked to stop (or, with exit_when_idle, until the queue is empty)."""
+
+    def __init__(self, config_path: Path, index: int, exit_when_idle: bool = False) -> None:
+        self.config_path = config_path
+        self.index = index
+        self.exit_when_idle = exit_when_idle
+        self.id = worker_id(index)
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+        self.config = load_config(config_path)
+        self.fingerprints = style_fingerprints(self.config)
+        self.journal = Journal(self.config.journal_path)
+        self._last_progress = 0.0
+
+    def install_signals(self) -> None:
+        """SIGTERM/SIGINT stop at the next iteration; SIGHUP re-reads the config between jobs."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
+
+    def run(self) -> int:
+        """The worker loop; returns the process exit code."""
+        self.journal.worker_state(self.id, "starting")
+        engine = make_engine(self.config)
+        self.journal.worker_state(self.id, "ready", engine.source.backbone)
+        log.info("worker %d ready (backbone %s)", self.index, engine.source.backbone)
+        while not self.stop.is_set():
+            self._maybe_reload()
+            if not self._in_schedule():
+                self.journal.worker_state(self.id, "waiting")
+                self.stop.wait(1.0)
+                continue
+            job = self.journal.claim(self.id)
+            if job is None:
+                if self.exit_when_idle and self.journal.counts().queued == 0:
+                    break
+                self.journal.worker_state(self.id, "ready")
+                self.stop.wait(0.25)
+                continue
+            self.journal.worker_state(self.id, "busy")
+            self.process(engine, job)
+        self.journal.worker_state(self.id, "stopped")
+        return 0
+
+    def _maybe_reload(self) -> None:
+        if not self.reload.is_set():
+            return
+        self.reload.clear()
+        try:
+            self.config = load_config(self.config_path)
+            self.fingerprints = style_fingerprints(self.config)
+            log.info("worker %d reloaded %s", self.index, self.config_path)
+        except StyleDaemonError as exc:
+            log.error("worker %d kept the old config: %s", self.index, exc)
+
+    def _in_schedule(self) -> bool:
+        schedule = self.config.schedule
+        return schedule is None or schedule.allows(datetime.now().time())
+
+    def process(self, engine, job: Job) -> None:
+        """Run one job to done, failed, retry-later or re-queued (on stop)."""
+        source = Path(job.source_path)
+        if not self._input_still_there(job, source):
+            return
+        style = self.config.styles.get(job.style_set)
+        if style is None or self.fingerprints.get(job.style_set) != job.params_hash:
+            log.info("job %d: style set %s changed or was removed since it was queued; dropped", job.id, job.style_set)
+            self.journal.drop(job.id)
+            return
+        request = StylizeRequest(
+            content=source,
+            styles=tuple(StyleRef(i.path, i.weight) for i in style.images),
+            output=Path(job.output_path),
+            params=self.config.engine.transfer_params(style.params),
+            quality=self.config.naming.quality,
+            style_set=job.style_set,
+            max_input_pixels=self.config.max_input_pixels,
+        )
+        log.info("job %d: start %s with style %s (attempt %d)", job.id, job.rel_path, job.style_set, job.attempts)
+        try:
+            outcome = run_stylize(engine, request, self._progress(job), self.stop.is_set)
+        except StopRequested:
+            self.journal.requeue(job.id)
+            log.info("job %d: interrupted by shutdown; re-queued", job.id)
+            return
+        except BadInputError as exc:
+            self._fail(job, source, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure must end in a recorded state
+            self._handle_error(job, source, exc)
+            return
+        self.journal.finish(job.id, outcome.seconds)
+        log.info("job %d: done %s -> %s in %.1fs", job.id, job.rel_path, outcome.output, outcome.seconds)
+        release_input(self.config, self.journal, source, job.content_sha, self.fingerprints)
+
+    def _input_still_there(self, job: Job, source: Path) -> bool:
+        try:
+            same = source.is_file() and sha256_file(source) == job.content_sha
+        except OSError:
+            same = False
+        if not same:
+            log.info("job %d: %s vanished or changed while queued; dropped (a new file makes a new job)",
+                     job.id, job.rel_path)
+            self.journal.drop(job.id)
+        return same
+
+    def _progress(self, job: Job):
+        every = self.config.logging.progress_every
+
+        def report(progress) -> None:
+            now = time.monotonic()
+            last = progress.iteration == progress.total_iterations
+            if now - self._last_progress >= 0.5 or last:
+                self._last_progress = now
+                self.journal.progress(job.id, progress.iteration, progress.total_iterations, progress.loss,
+                                      progress.eta)
+            if progress.iteration % every == 0 or last:
+                log.info("job %d: %s", job.id, describe(progress))
+
+        return report
+
+    def _handle_error(self, job: Job, source: Path, exc: Exception) -> None:
+        if is_transient(exc) and job.attempts < self.config.retries.max_attempts:
+            delay = self.config.retries.backoff_seconds * 2 ** (job.attempts - 1)
+            log.warning("job %d: %s; retry %d/%d in %.0fs", job.id, _one_line(exc), job.attempts + 1,
+                        self.config.retries.max_attempts, delay)
+            self.journal.retry_later(job.id, _one_line(exc), delay)
+            return
+        if isinstance(exc, StyleDaemonError) or is_transient(exc):
+            self._fail(job, source, _one_line(exc))
+            return
+        log.exception("job %d: unexpected error", job.id)
+        self._fail(job, source, f"unexpected error: {_one_line(exc)} (see the log for the traceback)")
+
+    def _fail(self, job: Job, source: Path, message: str) -> None:
+        self.journal.fail(job.id, message)
+        try:
+            report = record_failure(self.config, source, message, job.style_set)
+        except OSError as exc:
+            report = None
+            log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
+        log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message,
+                  f" (see {report})" if report else "")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text and not isinstance(exc, StyleDaemonError) else (
+        text[0] if text else type(exc).__name__)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent (the supervisor) dies, even by kill -9."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except OSError:
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)

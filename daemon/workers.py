@@ -1,0 +1,137 @@
+"""The supervisor's view of its worker processes: start, relay their logs, stop, restart."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING,
+           "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}
+
+
+class WorkerProcess:
+    """One `style-daemon worker` subprocess; its stderr lines are re-logged by the supervisor."""
+
+    def __init__(self, index: int, config_path: Path, gpu: str | None, exit_when_idle: bool) -> None:
+        self.index = index
+        self.config_path = config_path
+        self.gpu = gpu
+        self.exit_when_idle = exit_when_idle
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+        self.next_start = 0.0
+        self._relay: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Spawn the worker."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1", STYLE_DAEMON_WORKER="1")
+        if self.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpu
+        command = [sys.executable, "-m", "daemon", "worker", "-c", str(self.config_path), "--index", str(self.index)]
+        if self.exit_when_idle:
+            command.append("--exit-when-idle")
+        self.proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, errors="replace")
+        self._relay = threading.Thread(target=self._relay_lines, args=(self.proc,), daemon=True)
+        self._relay.start()
+
+    def _relay_lines(self, proc: subprocess.Popen) -> None:
+        logger = logging.getLogger(f"daemon.worker{self.index}")
+        level = logging.INFO
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            head, _, rest = line.partition(" ")
+            if head in _LEVELS:
+                level = _LEVELS[head]
+                name, _, message = rest.partition(": ")
+                logging.getLogger(name if name.startswith("daemon") else f"daemon.worker{self.index}").log(level, "%s", message)
+            elif line:
+                logger.log(level, "%s", line)  # traceback lines and native output
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        """The exit status once it has ended."""
+        return None if self.proc is None else self.proc.poll()
+
+    def signal(self, signum: int) -> None:
+        """Send a signal if it is running."""
+        if self.alive():
+            try:
+                self.proc.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; True if it ended."""
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout=max(timeout, 0))
+        except subprocess.TimeoutExpired:
+            return False
+        if self._relay is not None:
+            self._relay.join(timeout=2)
+        return True
+
+
+class WorkerPool:
+    """All workers; restarts crashed ones with a growing delay."""
+
+    def __init__(self, count: int, config_path: Path, gpus: list[str] | None, exit_when_idle: bool = False) -> None:
+        self.workers = [WorkerProcess(i, config_path, gpus[i] if gpus else None, exit_when_idle)
+                        for i in range(count)]
+
+    def start(self) -> None:
+        """Start every worker."""
+        for worker in self.workers:
+            worker.start()
+
+    def pids(self) -> set[int]:
+        """PIDs of running workers."""
+        return {w.proc.pid for w in self.workers if w.alive()}
+
+    def supervise(self) -> None:
+        """Restart workers that died (not on purpose), waiting longer after each crash."""
+        now = time.monotonic()
+        for worker in self.workers:
+            code = worker.exit_code()
+            if worker.proc is None or code is None:
+                continue
+            if worker.next_start == 0.0:
+                delay = min(60.0, 2.0 * 2**worker.restarts)
+                worker.next_start = now + delay
+                log.error("worker %d exited with code %s; restarting in %.0fs", worker.index, code, delay)
+            elif now >= worker.next_start:
+                worker.restarts += 1
+                worker.next_start = 0.0
+                worker.start()
+
+    def all_ended(self) -> bool:
+        """True when no worker runs."""
+        return not any(w.alive() for w in self.workers)
+
+    def broadcast(self, signum: int) -> None:
+        """Signal every worker."""
+        for worker in self.workers:
+            worker.signal(signum)
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM everyone, wait up to `grace` seconds, then SIGKILL the rest."""
+        self.broadcast(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for worker in self.workers:
+            if not worker.wait(deadline - time.monotonic()):
+                log.warning("worker %d did not stop in time; killing it", worker.index)
+                worker.signal(signal.SIGKILL)
+                worker.wait(2)
