@@ -99,7 +99,7 @@ class Supervisor:
                 busy_since = None
             self.stop.wait(0.2)
         self.notifier.send("STOPPING=1")
-        log.info("stopping: waiting up to %.0fs for the running job to checkpoint", STOP_GRACE_SECONDS)
+        log.info("stopping (a running job is interrupted and re-queued)")
         intake.stop()
         pool.stop(STOP_GRACE_SECONDS)
         journal.recover()
