@@ -17,6 +17,7 @@ from daemon.errors import ConfigError, StyleDaemonError
 from daemon.fingerprint import style_fingerprints
 from daemon.intake import Intake
 from daemon.journal import Journal
+from daemon.health import HealthReporter
 from daemon.notify import Notifier
 from daemon.workers import WorkerPool
 
@@ -34,6 +35,7 @@ class Supervisor:
         self.stop = threading.Event()
         self.reload = threading.Event()
         self.notifier = Notifier()
+        self.health = HealthReporter(self.notifier)
         self.config: Config = load_config(config_path)
         self._file_handler: logging.Handler | None = None
         self._lock_fd: int | None = None
@@ -91,6 +93,7 @@ class Supervisor:
                 intake = self._reload(intake, journal, pool)
             intake.step()
             pool.supervise()
+            self.health.tick(journal, pool)
             pending = journal.pending()
             if pending and busy_since is None:
                 busy_since = time.time()
@@ -114,6 +117,7 @@ class Supervisor:
             if len(ready) >= len(pool.workers):
                 break
             pool.supervise()
+            self.health.tick(journal, pool)
             self.stop.wait(0.2)
         log.info("ready: %d worker(s), watching %s", len(pool.workers), self.config.input)
         self.notifier.send("READY=1", "STATUS=ready")

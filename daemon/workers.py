@@ -29,6 +29,7 @@ class WorkerProcess:
         self.restarts = 0
         self.next_start = 0.0
         self._relay: threading.Thread | None = None
+        self._dead_since: float | None = None
 
     def start(self) -> None:
         """Spawn the worker."""
@@ -58,7 +59,18 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         """True while the process runs."""
-        return self.proc is not None and self.proc.poll() is None
+        running = self.proc is not None and self.proc.poll() is None
+        if running:
+            self._dead_since = None
+        elif self._dead_since is None:
+            self._dead_since = time.monotonic()
+        return running
+
+    def dead_for(self) -> float:
+        """Seconds since the process was first seen ended (0 while it runs)."""
+        if self.alive() or self._dead_since is None:
+            return 0.0
+        return time.monotonic() - self._dead_since
 
     def exit_code(self) -> int | None:
         """The exit status once it has ended."""

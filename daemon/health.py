@@ -1,0 +1,79 @@
+"""What the service tells systemd while it runs: STATUS lines, and WATCHDOG=1 only while work progresses."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from daemon.journal import Journal
+from daemon.notify import Notifier
+from daemon.progress import format_duration
+from daemon.workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+class HealthReporter:
+    """Called from the main loop; pings the watchdog at half its interval while every worker is healthy.
+
+    Healthy means: each worker process is alive (or was restarted less than one watchdog period ago),
+    and each running job reported progress within one watchdog period. A hung optimisation or a worker
+    that cannot start therefore lets systemd's watchdog fire; a long job that keeps iterating does not.
+    """
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self.ping_every = notifier.watchdog_interval()
+        self.limit = self.ping_every * 2 if self.ping_every else None
+        self._last_ping = 0.0
+        self._last_status = ""
+        self._last_status_at = 0.0
+        self._unhealthy_logged = False
+
+    def tick(self, journal: Journal, pool: WorkerPool) -> None:
+        """Send STATUS when it changed (at most once a second) and WATCHDOG=1 when due and healthy."""
+        if not self.notifier.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last_status_at >= 1.0:
+            status = self.status_line(journal)
+            if status != self._last_status:
+                self.notifier.send(f"STATUS={status}")
+                self._last_status = status
+            self._last_status_at = now
+        if self.ping_every is None or now - self._last_ping < self.ping_every:
+            return
+        problem = self.problem(journal, pool)
+        if problem is None:
+            self.notifier.send("WATCHDOG=1")
+            self._last_ping = now
+            self._unhealthy_logged = False
+        elif not self._unhealthy_logged:
+            log.error("withholding the watchdog ping: %s", problem)
+            self._unhealthy_logged = True
+
+    def problem(self, journal: Journal, pool: WorkerPool) -> str | None:
+        """Why the service is not healthy now, or None."""
+        now_wall = time.time()
+        for worker in pool.workers:
+            if not worker.alive() and worker.dead_for() > self.limit:
+                return f"worker {worker.index} has been down for {worker.dead_for():.0f}s"
+        for job in journal.jobs("running"):
+            beat = job.heartbeat or job.started or now_wall
+            if now_wall - beat > self.limit:
+                return f"job {job.id} ({job.rel_path}) made no progress for {now_wall - beat:.0f}s"
+        return None
+
+    @staticmethod
+    def status_line(journal: Journal) -> str:
+        """'queue 3; job 12 photo.jpg [starry] iter 40/300, eta 2m10s' or 'idle; 40 done, 1 failed'."""
+        counts = journal.counts()
+        running = journal.jobs("running", limit=1)
+        if running:
+            job = running[0]
+            progress = f"iter {job.progress_iteration or 0}/{job.progress_total or '?'}"
+            eta = f", eta {format_duration(job.progress_eta)}" if job.progress_eta is not None else ""
+            return f"queue {counts.queued}; job {job.id} {job.rel_path} [{job.style_set}] {progress}{eta}"
+        if counts.queued:
+            return f"queue {counts.queued}; waiting"
+        return f"idle; {counts.done} done, {counts.failed} failed"
