@@ -166,6 +166,31 @@ class LoggingSettings(_Strict):
     progress_every: int = Field(50, ge=1)
 
 
+class GallerySettings(_Strict):
+    """The morning-after view in the output folder."""
+
+    contact_sheets: bool = True
+    index: bool = True
+
+
+class MetricsSettings(_Strict):
+    """Prometheus metrics: an HTTP endpoint on a local address and/or a node_exporter textfile."""
+
+    listen: str | None = None
+    textfile: Path | None = None
+    interval_seconds: float = Field(15.0, gt=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"listen must be HOST:PORT, e.g. 127.0.0.1:9808; got {value!r}")
+        return value
+
+
 class Config(_Strict):
     """The whole service configuration."""
 
@@ -187,6 +212,8 @@ class Config(_Strict):
     gpus: list[str] | None = None
     max_input_pixels: int = Field(64_000_000, ge=1)
     logging: LoggingSettings = LoggingSettings()
+    gallery: GallerySettings = GallerySettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("styles")
     @classmethod
@@ -264,6 +291,9 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
     for key in ("input", "output", "state", "failed", "processed"):
         if isinstance(raw.get(key), str):
             raw[key] = str((base / os.path.expanduser(raw[key])).resolve())
+    metrics = raw.get("metrics")
+    if isinstance(metrics, dict) and isinstance(metrics.get("textfile"), str):
+        raw["metrics"] = dict(metrics, textfile=str((base / os.path.expanduser(metrics["textfile"])).resolve()))
     styles = raw.get("styles")
     if isinstance(styles, dict):
         resolved = {}

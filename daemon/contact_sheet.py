@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from daemon.atomic import write_atomic
+from daemon.engine.params import TransferParams
 
 
 @dataclass(frozen=True)
@@ -46,3 +51,28 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font) -> str:
     while text and draw.textlength(text, font=font) > width:
         text = text[:-2] + "…" if len(text) > 2 else ""
     return text
+
+
+SHEET_SUFFIX = ".sheet.jpg"
+
+
+def sheet_path(output: Path) -> Path:
+    """Where the contact sheet of `output` goes: photo.starry.jpg -> photo.starry.jpg.sheet.jpg."""
+    return output.with_name(output.name + SHEET_SUFFIX)
+
+
+def write_contact_sheet(output: Path, content: np.ndarray, styles: list[tuple[str, np.ndarray]],
+                        result: np.ndarray, content_name: str, style_set: str, params: TransferParams,
+                        backbone: str, seconds: float) -> Path:
+    """content | style(s) | result, labelled with names and the key parameters, as a small JPEG."""
+    panels = [Panel(content, content_name)]
+    panels += [Panel(rgb, name) for name, rgb in styles]
+    panels.append(Panel(result, f"{style_set}: {output.name}"))
+    caption = (f"{backbone}, {result.shape[1]}x{result.shape[0]} px, {params.iterations} it x {params.scales} "
+               f"scales, style weight {params.style_weight:g}, colors {params.preserve_colors}, {seconds:.0f}s")
+    sheet = contact_sheet(panels, height=160, caption=caption)
+    target = sheet_path(output)
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="JPEG", quality=80)
+    write_atomic(target, buffer.getvalue())
+    return target

@@ -17,6 +17,7 @@ from daemon.errors import ConfigError, StyleDaemonError
 from daemon.fingerprint import style_fingerprints
 from daemon.intake import Intake
 from daemon.journal import Journal
+from daemon.metrics import MetricsExporter
 from daemon.health import HealthReporter
 from daemon.notify import Notifier
 from daemon.workers import WorkerPool
@@ -83,6 +84,11 @@ class Supervisor:
         return 1 if failed or any(w.exit_code() not in (0, None) for w in pool.workers) else 0
 
     def _run_forever(self, intake: Intake, journal: Journal) -> int:
+        try:
+            metrics = MetricsExporter(self.config.metrics, self.config.journal_path)
+        except OSError as exc:
+            raise ConfigError(f"metrics.listen {self.config.metrics.listen}: cannot listen ({exc.strerror}); "
+                              "pick a free local port") from None
         pool = WorkerPool(self.config.workers, self.config_path, self.config.gpus)
         pool.start()
         intake.start()
@@ -94,6 +100,7 @@ class Supervisor:
             intake.step()
             pool.supervise()
             self.health.tick(journal, pool)
+            metrics.tick()
             pending = journal.pending()
             if pending and busy_since is None:
                 busy_since = time.time()
@@ -106,6 +113,7 @@ class Supervisor:
         intake.stop()
         pool.stop(STOP_GRACE_SECONDS)
         journal.recover()
+        metrics.close()
         log.info("stopped")
         return 0
 

@@ -11,6 +11,7 @@ from daemon.engine.params import Progress, StyleImage, TransferParams
 from daemon.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, load_image, save_image
 from daemon.hashing import sha256_file
 from daemon.sidecar import BackboneRecord, InputRecord, build_sidecar, write_sidecar
+from daemon.contact_sheet import write_contact_sheet
 from daemon.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class StylizeRequest:
     quality: int = 92
     style_set: str = "cli"
     max_input_pixels: int = DEFAULT_MAX_PIXELS
+    contact_sheet: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,4 +84,8 @@ def run_stylize(
         keras_backend=engine.backend(),
     )
     sidecar = write_sidecar(request.output, document)
+    if request.contact_sheet:
+        write_contact_sheet(request.output, content.rgb, [(s.path.name, img.rgb) for s, img in
+                            zip(request.styles, styles)], result.rgb, request.content.name,
+                            request.style_set, request.params, source.backbone, result.seconds)
     return StylizeOutcome(request.output, sidecar, result.seconds, result.iterations, source.backbone)

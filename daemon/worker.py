@@ -16,6 +16,7 @@ from daemon.aftercare import record_failure, release_input
 from daemon.config import Config, load_config
 from daemon.errors import BadInputError, StopRequested, StyleDaemonError
 from daemon.fingerprint import style_fingerprints
+from daemon.gallery import write_gallery
 from daemon.hashing import sha256_file
 from daemon.journal import Job, Journal, worker_id
 from daemon.progress import describe
@@ -128,6 +129,7 @@ class Worker:
             quality=self.config.naming.quality,
             style_set=job.style_set,
             max_input_pixels=self.config.max_input_pixels,
+            contact_sheet=self.config.gallery.contact_sheets,
         )
         log.info("job %d: start %s with style %s (attempt %d)", job.id, job.rel_path, job.style_set, job.attempts)
         try:
@@ -145,6 +147,15 @@ class Worker:
         self.journal.finish(job.id, outcome.seconds)
         log.info("job %d: done %s -> %s in %.1fs", job.id, job.rel_path, outcome.output, outcome.seconds)
         release_input(self.config, self.journal, source, job.content_sha, self.fingerprints)
+        self._update_gallery()
+
+    def _update_gallery(self) -> None:
+        if not self.config.gallery.index:
+            return
+        try:
+            write_gallery(self.config, self.journal)
+        except OSError as exc:
+            log.warning("could not update the gallery: %s", exc)
 
     def _input_still_there(self, job: Job, source: Path) -> bool:
         try:
@@ -194,6 +205,7 @@ class Worker:
             log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
         log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message,
                   f" (see {report})" if report else "")
+        self._update_gallery()
 
 
 def _one_line(exc: BaseException) -> str:

@@ -65,6 +65,16 @@ class StyleTransfer:
             log.warning("out of memory at %d px; retrying once at %d px", long_side, smaller)
             return self._run(content, styles, params, smaller, on_progress, should_stop)
 
+    def evaluate(
+        self, image: np.ndarray, content: np.ndarray, styles: Sequence[StyleImage], params: TransferParams
+    ) -> tuple[float, float, float]:
+        """(content, style, tv) loss terms of `image` against `content` and `styles`, at image's size."""
+        feature_model, spec = self._feature_model(params)
+        size = (image.shape[1], image.shape[0])
+        targets = self._targets(feature_model, spec, resize_to(content, size), list(styles), size, params)
+        _, _, parts = self._value_and_grad(feature_model, spec, targets)(image[None].astype(np.float32))
+        return parts
+
     def _fitting_long_side(self, content: np.ndarray, params: TransferParams) -> int:
         height, width = content.shape[:2]
         long_side = min(params.max_size, max(height, width))

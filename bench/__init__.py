@@ -1,0 +1,1 @@
+"""Benchmarks and comparisons that print figures (not tests)."""

@@ -1,0 +1,103 @@
+"""The morning-after view: per-job contact sheets and a static, offline index.html in the output folder."""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections import OrderedDict
+from pathlib import Path
+from urllib.parse import quote
+
+from daemon.atomic import write_atomic
+from daemon.config import Config
+from daemon.contact_sheet import sheet_path
+from daemon.journal import Job, Journal
+
+log = logging.getLogger(__name__)
+
+def write_gallery(config: Config, journal: Journal) -> Path:
+    """Rebuild OUTPUT/index.html atomically from the journal."""
+    target = config.output / "index.html"
+    write_atomic(target, render_gallery(config, journal))
+    return target
+
+
+def render_gallery(config: Config, journal: Journal) -> str:
+    """The whole page: header with counts and time per job, results by day, then failures."""
+    jobs = journal.jobs(limit=100_000)
+    done = [j for j in jobs if j.state == "done"]
+    failed = [j for j in jobs if j.state == "failed"]
+    counts = journal.counts()
+    mean = sum(j.seconds or 0 for j in done) / len(done) if done else 0.0
+    parts = [_HEAD, "<header><h1>style-daemon results</h1>",
+             f"<p class=counts>{counts.done} done &middot; {counts.failed} failed &middot; {counts.queued} queued "
+             f"&middot; {counts.running} running &middot; {mean:.0f} s per job &middot; updated "
+             f"{html.escape(time.strftime('%Y-%m-%d %H:%M'))}</p></header>"]
+    for day, day_jobs in _by_day(done).items():
+        parts.append(f"<h2>{html.escape(day)}</h2><div class=grid>")
+        parts.extend(_result_card(config, job) for job in day_jobs)
+        parts.append("</div>")
+    if failed:
+        parts.append("<h2>Failed</h2><ul class=failed>")
+        parts.extend(_failed_item(config, job) for job in failed)
+        parts.append("</ul>")
+    parts.append(_FOOT)
+    return "".join(parts)
+
+
+def _by_day(jobs: list[Job]) -> "OrderedDict[str, list[Job]]":
+    groups: OrderedDict[str, list[Job]] = OrderedDict()
+    for job in sorted(jobs, key=lambda j: j.finished or 0, reverse=True):
+        day = time.strftime("%Y-%m-%d", time.localtime(job.finished or 0))
+        groups.setdefault(day, []).append(job)
+    return groups
+
+
+def _href(config: Config, path: Path) -> str:
+    try:
+        rel = path.relative_to(config.output)
+    except ValueError:
+        return quote(path.as_uri(), safe=":/")
+    return "/".join(quote(part) for part in rel.parts)
+
+
+def _result_card(config: Config, job: Job) -> str:
+    output = Path(job.output_path)
+    sheet = sheet_path(output)
+    thumb = sheet if sheet.exists() else output
+    name = html.escape(job.rel_path)
+    when = time.strftime("%H:%M", time.localtime(job.finished or 0))
+    return (
+        f"<figure><a href=\"{html.escape(_href(config, output))}\"><img loading=lazy "
+        f"src=\"{html.escape(_href(config, thumb))}\" alt=\"{name}\"></a>"
+        f"<figcaption><span class=name>{name}</span> &middot; {html.escape(job.style_set)} &middot; "
+        f"{job.seconds or 0:.0f} s &middot; {when} &middot; "
+        f"<a href=\"{html.escape(_href(config, Path(str(output) + '.json')))}\">sidecar</a></figcaption></figure>"
+    )
+
+
+def _failed_item(config: Config, job: Job) -> str:
+    report = config.failed_dir / (Path(job.rel_path).name + ".error.txt")
+    link = f" <a href=\"{html.escape(_href(config, report))}\">details</a>" if report.exists() else ""
+    return (f"<li><span class=name>{html.escape(job.rel_path)}</span> [{html.escape(job.style_set)}]: "
+            f"{html.escape(job.error or 'unknown error')}{link}</li>")
+
+
+_HEAD = """<!doctype html><html lang=en><head><meta charset=utf-8>
+<meta name=viewport content="width=device-width,initial-scale=1"><title>style-daemon results</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
+h1{font-size:1.4em;margin:0}.counts{color:#555}h2{font-size:1.1em;border-bottom:1px solid #ddd}
+.grid{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0;background:#fff;padding:6px;border:1px solid #ddd}
+figure img{display:block;max-width:520px;height:auto}figcaption{font-size:12px;color:#444;max-width:520px}
+.failed li{margin:.3em 0}.name{font-weight:600}
+</style></head><body>"""
+
+# Marks the page with how many images loaded, for people (broken thumbnails stand out) and for tests.
+_FOOT = """<script>
+addEventListener('load',function(){var i=document.images,n=0;for(var k=0;k<i.length;k++)
+{if(i[k].complete&&i[k].naturalWidth>0)n++;else i[k].style.outline='3px solid red'}
+document.body.setAttribute('data-images',n+'/'+i.length)});
+</script></body></html>
+"""
