@@ -209,9 +209,12 @@ class Worker:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text and not isinstance(exc, StyleDaemonError) else (
-        text[0] if text else type(exc).__name__)
+    """The first line of the message; prefixed with the type unless it is one of our own errors."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    if isinstance(exc, StyleDaemonError) and first:
+        return first
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def die_with_parent() -> None:
