@@ -74,17 +74,11 @@ class JobSpec:
     output_path: str
 
 
-@dataclass(frozen=True)
-class Job:
-    """A row of the journal."""
+@dataclass(frozen=True, kw_only=True)
+class Job(JobSpec):
+    """A row of the journal: the spec plus its state and bookkeeping."""
 
     id: int
-    content_sha: str
-    style_set: str
-    params_hash: str
-    source_path: str
-    rel_path: str
-    output_path: str
     state: State
     attempts: int
     error: str | None

@@ -114,12 +114,19 @@ def test_duplicates_renames_and_changes(folder):
     assert "renamed.starry.jpg" not in outputs(folder)
 
 
-def test_kill_9_mid_job_then_restart_completes_once(folder):
-    config = write_config(folder, engine={"iterations": 60, "max_size": 64, "scales": 1, "backbone": "vgg16-hed"})
-    daemon = Daemon(config, fake_delay=0.1)
+def _start_long_job(folder, iterations, delay, name="chelsea.png"):
+    """A daemon whose one job runs `iterations` iterations of `delay` seconds; returns once it is running."""
+    config = write_config(folder, engine={"iterations": iterations, "max_size": 64, "scales": 1,
+                                          "backbone": "vgg16-hed"})
+    daemon = Daemon(config, fake_delay=delay)
     daemon.wait_ready()
-    drop(CONTENT / "astronaut.png", folder / "in" / "astronaut.png")
-    wait_until(lambda: any((r["progress_iteration"] or 0) >= 5 for r in journal_rows(folder)), what="job running")
+    drop(CONTENT / name, folder / "in" / name)
+    wait_until(lambda: any((r["progress_iteration"] or 0) >= 3 for r in journal_rows(folder)), what="job running")
+    return config, daemon
+
+
+def test_kill_9_mid_job_then_restart_completes_once(folder):
+    config, daemon = _start_long_job(folder, 60, 0.1, "astronaut.png")
     worker_pids = [r["pid"] for r in journal_rows(folder, "SELECT pid FROM workers")]
     daemon.kill()
     # The worker dies with its supervisor: no orphan keeps working on the job.
@@ -211,11 +218,7 @@ def test_sighup_reloads_and_keeps_old_config_when_new_is_invalid(folder):
 
 
 def test_sigterm_mid_job_exits_0_quickly_and_requeues(folder):
-    config = write_config(folder, engine={"iterations": 1000, "max_size": 64, "scales": 1, "backbone": "vgg16-hed"})
-    daemon = Daemon(config, fake_delay=0.05)
-    daemon.wait_ready()
-    drop(CONTENT / "chelsea.png", folder / "in" / "chelsea.png")
-    wait_until(lambda: any((r["progress_iteration"] or 0) >= 3 for r in journal_rows(folder)), what="job running")
+    _, daemon = _start_long_job(folder, 1000, 0.05)
     started = time.monotonic()
     daemon.signal(signal.SIGTERM)
     assert daemon.proc.wait(timeout=10) == 0
@@ -240,15 +243,21 @@ def test_subfolder_and_glob_routing_mirror_folders(folder):
         "scream/cat.scream.jpg"]
 
 
+def _window(hours_from_now: int) -> dict:
+    """A one-hour (or, for hours_from_now < 0, a three-hour open-now) schedule window."""
+    hour = time.localtime().tm_hour
+    if hours_from_now < 0:
+        return {"start": f"{(hour - 1) % 24:02d}:00", "end": f"{(hour + 2) % 24:02d}:00"}
+    return {"start": f"{(hour + hours_from_now) % 24:02d}:00", "end": f"{(hour + hours_from_now + 1) % 24:02d}:00"}
+
+
 def test_schedule_window_holds_jobs_until_open(folder):
-    now = time.localtime()
-    closed = {"start": f"{(now.tm_hour + 2) % 24:02d}:00", "end": f"{(now.tm_hour + 3) % 24:02d}:00"}
+    closed = _window(hours_from_now=2)
     config = write_config(folder, schedule=closed)
     daemon = Daemon(config)
     daemon.wait_ready()
     drop(CONTENT / "chelsea.png", folder / "in" / "chelsea.png")
     wait_until(lambda: journal_rows(folder), what="job queued")
-    time.sleep(0)  # the worker polls every second; give it several chances below
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
         assert journal_rows(folder)[0]["state"] == "queued"
@@ -257,7 +266,7 @@ def test_schedule_window_holds_jobs_until_open(folder):
     import yaml
 
     data = yaml.safe_load(text)
-    data["schedule"] = {"start": f"{(now.tm_hour + 23) % 24:02d}:00", "end": f"{(now.tm_hour + 2) % 24:02d}:00"}
+    data["schedule"] = _window(hours_from_now=-1)
     config.write_text(yaml.safe_dump(data))
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: done_jobs(folder), what="job ran once the window opened")
@@ -292,9 +301,13 @@ def test_ignored_files_and_output_inside_input_do_not_loop(folder):
     os.symlink(CONTENT / "coffee.png", inp / "link-outside.png")
     drop(CONTENT / "rocket.jpg", inp / "rocket.jpg")
     wait_until(lambda: len(done_jobs(folder)) == 1, what="the one real photo")
-    time.sleep(1.5)  # settle time passes: outputs inside input must not be taken as new photos
+    # A second photo, dropped after the first outputs were written, settles after them: once it is
+    # done, any output taken for a new photo would be in the journal too.
+    drop(CONTENT / "coffee.png", inp / "coffee.png")
+    wait_until(lambda: len(done_jobs(folder)) == 2, what="the second photo")
     daemon.stop()
-    assert [r["rel_path"] for r in journal_rows(folder)] == ["rocket.jpg"]
+    assert [r["rel_path"] for r in journal_rows(folder)] == ["rocket.jpg", "coffee.png"]
+    assert (inp / "results" / "rocket.starry.jpg").exists()
 
 
 def test_transient_errors_are_retried_with_backoff(folder):
@@ -319,8 +332,7 @@ def test_transient_errors_fail_after_max_attempts(folder):
 
 
 def test_file_deleted_while_queued_is_dropped_quietly(folder):
-    now = time.localtime()
-    closed = {"start": f"{(now.tm_hour + 2) % 24:02d}:00", "end": f"{(now.tm_hour + 3) % 24:02d}:00"}
+    closed = _window(hours_from_now=2)
     config = write_config(folder, schedule=closed)
     daemon = Daemon(config)
     daemon.wait_ready()
