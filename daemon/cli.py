@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backbone", choices=["auto", "vgg19", "vgg16-hed"], default="auto")
     s.add_argument("--weights", type=Path, help="a Keras VGG19 notop weights file (offline servers)")
     s.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default 92)")
+    s.add_argument("--save-every", type=int, metavar="N", help="also write OUT.iterNNNN.EXT every N iterations")
     s.add_argument("--downsize", action="store_true", help="shrink an image that would not fit in memory instead of refusing it")
     s.set_defaults(handler=cmd_stylize)
 
@@ -93,6 +94,7 @@ def _params_from_args(args: argparse.Namespace):
         "preserve_colors": args.preserve_colors, "init": args.init,
         "optimizer": args.optimizer, "seed": args.seed,
         "on_too_large": "downsize" if args.downsize else None,
+        "save_every": args.save_every,
     }
     return TransferParams(**{k: v for k, v in mapping.items() if v is not None})
 

@@ -44,6 +44,7 @@ class EngineSettings(_Strict):
     preserve_colors: Literal["none", "luminance", "histogram"] = "none"
     on_too_large: Literal["refuse", "downsize"] = "refuse"
     log_every: int = Field(50, ge=1)
+    save_every: int = Field(0, ge=0)
 
     def transfer_params(self, overrides: "StyleOverrides | None" = None) -> TransferParams:
         """TransferParams from these settings with a style set's overrides applied."""

@@ -56,6 +56,21 @@ def check_output_path(path: Path) -> None:
         raise ConfigError(f"output {path} must end in .jpg, .png or .webp")
 
 
+def snapshot_path(output: Path, iteration: int) -> Path:
+    """Where an intermediate result goes: out.jpg -> out.iter0100.jpg."""
+    return output.with_name(f"{output.stem}.iter{iteration:04d}{output.suffix}")
+
+
+def _snapshot_writer(request: StylizeRequest):
+    if not request.params.save_every:
+        return None
+
+    def write(iteration: int, image) -> None:
+        save_image(image, snapshot_path(request.output, iteration), request.quality)
+
+    return write
+
+
 def run_stylize(
     engine,
     request: StylizeRequest,
@@ -69,7 +84,8 @@ def run_stylize(
         StyleImage(load_image(s.path, request.max_input_pixels).rgb, s.weight, s.path.name)
         for s in request.styles
     ]
-    result = engine.stylize(content.rgb, styles, request.params, on_progress, should_stop)
+    result = engine.stylize(content.rgb, styles, request.params, on_progress, should_stop,
+                            on_snapshot=_snapshot_writer(request))
     save_image(result.rgb, request.output, request.quality, content.alpha)
     source = engine.source
     document = build_sidecar(

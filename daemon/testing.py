@@ -44,6 +44,7 @@ class FakeTransfer:
         params: TransferParams,
         on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        on_snapshot: Callable[[int, np.ndarray], None] | None = None,
     ) -> TransferResult:
         """Pretend to optimise for params.iterations steps."""
         if self.disk_full > 0:

@@ -94,6 +94,18 @@ def test_memory_estimate_refuses_or_downsizes(hed_engine, tubingen, starry, monk
     assert max(result.size) < 1920 and result.downsized_from == (1920, 1440)
 
 
+def test_intermediate_saves(hed_engine, tmp_path):
+    out = tmp_path / "r.png"
+    request = StylizeRequest(CONTENT / "coffee.png", (StyleRef(STYLE / "shipwreck.jpg"),), out,
+                             TransferParams(max_size=64, iterations=6, scales=1, save_every=2))
+    run_stylize(hed_engine, request)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["r.iter0002.png", "r.iter0004.png", "r.iter0006.png", "r.png", "r.png.json"]
+    from PIL import Image
+
+    assert Image.open(tmp_path / "r.iter0002.png").size == Image.open(out).size
+
+
 def test_run_stylize_writes_output_and_complete_sidecar(hed_engine, tmp_path):
     out = tmp_path / "result.png"
     request = StylizeRequest(CONTENT / "chelsea.png", (StyleRef(STYLE / "starry_night.jpg", 1.0),), out,

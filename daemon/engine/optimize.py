@@ -10,8 +10,9 @@ import numpy as np
 
 from daemon.engine.backend import ValueAndGrad
 
-# Called after every iteration with (iteration, total, (content, style, tv)); returns False to stop.
-StepCallback = Callable[[int, float, tuple[float, float, float]], bool]
+# Called after every iteration with (iteration, total, (content, style, tv), current image getter);
+# returns False to stop.
+StepCallback = Callable[[int, float, tuple[float, float, float], Callable[[], np.ndarray]], bool]
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ def lbfgs(value_and_grad: ValueAndGrad, x0: np.ndarray, iterations: int, on_step
     def callback(intermediate_result) -> None:
         state["iteration"] += 1
         total, parts = state["last"]
-        if not on_step(state["iteration"], total, parts):
+        current = lambda: intermediate_result.x.reshape(shape).astype(np.float32)  # noqa: E731
+        if not on_step(state["iteration"], total, parts, current):
             state["stopped"] = True
             raise StopIteration
 
@@ -88,7 +90,7 @@ def adam(
         v_hat = v / (1 - beta2**step)
         x = np.clip(x - learning_rate * m_hat / (np.sqrt(v_hat) + eps), 0.0, 255.0)
         done = step
-        if not on_step(step, total, parts):
+        if not on_step(step, total, parts, lambda: x):
             stopped = True
             break
     return OptimizeOutcome(x, done, done, stopped, time.perf_counter() - start)

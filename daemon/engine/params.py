@@ -48,6 +48,7 @@ class TransferParams:
     preserve_colors: ColorMode = "none"
     on_too_large: TooLarge = "refuse"
     log_every: int = 50
+    save_every: int = 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -62,6 +63,7 @@ class TransferParams:
             (self.style_scale > 0, "style_scale must be positive"),
             (self.learning_rate > 0, "learning_rate must be positive"),
             (self.log_every >= 1, "log_every must be at least 1"),
+            (self.save_every >= 0, "save_every must be 0 (off) or positive"),
         ]
         for ok, message in checks:
             if not ok:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -22,6 +22,7 @@ from daemon.images import resize_long_side, resize_to
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
+SnapshotCallback = Callable[[int, np.ndarray], None]
 StopCheck = Callable[[], bool]
 _OOM_MARKERS = ("RESOURCE_EXHAUSTED", "ResourceExhausted", "out of memory", "OOM when allocating")
 
@@ -51,19 +52,23 @@ class StyleTransfer:
         params: TransferParams,
         on_progress: ProgressCallback | None = None,
         should_stop: StopCheck | None = None,
+        on_snapshot: SnapshotCallback | None = None,
     ) -> TransferResult:
-        """Stylise `content` (HxWx3 float 0..255) with the blended `styles`; raises StopRequested."""
+        """Stylise `content` (HxWx3 float 0..255) with the blended `styles`; raises StopRequested.
+
+        on_snapshot(iteration, image) receives the image every params.save_every iterations."""
         if not styles:
             raise ConfigError("a style set needs at least one style image")
         long_side = self._fitting_long_side(content, params)
+        hooks = _Hooks(on_progress, should_stop, on_snapshot)
         try:
-            return self._run(content, styles, params, long_side, on_progress, should_stop)
+            return self._run(content, styles, params, long_side, hooks)
         except Exception as exc:
             if not _is_oom(exc):
                 raise
             smaller = int(long_side * 0.7)
             log.warning("out of memory at %d px; retrying once at %d px", long_side, smaller)
-            return self._run(content, styles, params, smaller, on_progress, should_stop)
+            return self._run(content, styles, params, smaller, hooks)
 
     def evaluate(
         self, image: np.ndarray, content: np.ndarray, styles: Sequence[StyleImage], params: TransferParams
@@ -99,7 +104,7 @@ class StyleTransfer:
         names = [params.content_layer, *params.style_layers]
         return max(int(n.split("_")[0].removeprefix("block")) for n in names if n.startswith("block"))
 
-    def _run(self, content, styles, params, long_side, on_progress, should_stop) -> TransferResult:
+    def _run(self, content, styles, params, long_side, hooks: "_Hooks") -> TransferResult:
         backend.seed_everything(params.seed)
         feature_model, spec = self._feature_model(params)
         sizes = _scale_sizes(content.shape, long_side, params)
@@ -114,7 +119,7 @@ class StyleTransfer:
             targets = self._targets(feature_model, spec, content_s, styles, size, params)
             image = _initial(image, content_s, styles, params, size)
             step = self._value_and_grad(feature_model, spec, targets)
-            on_step = self._step_reporter(index, len(sizes), size, params, clock, history, on_progress, should_stop)
+            on_step = self._step_reporter(index, len(sizes), size, params, clock, history, hooks)
             run = lbfgs if params.optimizer == "lbfgs" else _adam_with(params.learning_rate)
             outcome = run(step, image[None], params.iterations, on_step)
             image = outcome.image[0]
@@ -197,20 +202,31 @@ class StyleTransfer:
             self._compiled[key] = compiled
         return compiled(targets)
 
-    def _step_reporter(self, index, scales, size, params, clock, history, on_progress, should_stop):
-        def on_step(iteration: int, total: float, parts: tuple[float, float, float]) -> bool:
+    def _step_reporter(self, index, scales, size, params, clock, history, hooks: "_Hooks"):
+        def on_step(iteration: int, total: float, parts: tuple[float, float, float], current) -> bool:
             clock.tick(index)
             if iteration % params.log_every == 0 or iteration == params.iterations:
                 history.append(LossRecord(iteration, index + 1, total, *parts))
-            if on_progress is not None:
-                on_progress(Progress(
+            if hooks.on_snapshot is not None and params.save_every and clock.done % params.save_every == 0:
+                hooks.on_snapshot(clock.done, current()[0])
+            if hooks.on_progress is not None:
+                hooks.on_progress(Progress(
                     iteration=clock.done, total_iterations=clock.total, scale=index + 1, scales=scales,
                     size=size, loss=total, content_loss=parts[0], style_loss=parts[1],
                     tv_loss=parts[2], elapsed=clock.elapsed(), eta=clock.eta(),
                 ))
-            return not (should_stop and should_stop())
+            return not (hooks.should_stop and hooks.should_stop())
 
         return on_step
+
+
+@dataclass(frozen=True)
+class _Hooks:
+    """The caller's callbacks for one stylize() call."""
+
+    on_progress: ProgressCallback | None
+    should_stop: StopCheck | None
+    on_snapshot: SnapshotCallback | None
 
 
 class _Clock:
