@@ -200,3 +200,31 @@ def test_jax_backend_runs_the_same_engine(tmp_path):
     from PIL import Image
 
     assert Image.open(out).size == (96, 64)
+
+
+def test_out_of_memory_is_retried_once_smaller(hed_engine, tubingen, starry, monkeypatch):
+    real_run = hed_engine._run
+    sizes = []
+
+    def flaky_run(content, styles, params, long_side, hooks):
+        sizes.append(long_side)
+        if len(sizes) == 1:
+            raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 123 bytes")
+        return real_run(content, styles, params, long_side, hooks)
+
+    monkeypatch.setattr(hed_engine, "_run", flaky_run)
+    result = hed_engine.stylize(tubingen, [StyleImage(starry)], TransferParams(max_size=96, iterations=2, scales=1))
+    assert sizes == [96, 67] and max(result.size) == 67
+
+
+def test_other_errors_are_not_retried(hed_engine, tubingen, starry, monkeypatch):
+    calls = []
+
+    def broken(*args):
+        calls.append(1)
+        raise ValueError("something else")
+
+    monkeypatch.setattr(hed_engine, "_run", broken)
+    with pytest.raises(ValueError):
+        hed_engine.stylize(tubingen, [StyleImage(starry)], TransferParams(max_size=96, iterations=2, scales=1))
+    assert len(calls) == 1
