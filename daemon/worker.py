@@ -65,6 +65,7 @@ class Worker:
         self.fingerprints = style_fingerprints(self.config)
         self.journal = Journal(self.config.journal_path)
         self._last_progress = 0.0
+        self._state: tuple[str, float] = ("", 0.0)
 
     def install_signals(self) -> None:
         """SIGTERM/SIGINT stop at the next iteration; SIGHUP re-reads the config between jobs."""
@@ -74,27 +75,35 @@ class Worker:
 
     def run(self) -> int:
         """The worker loop; returns the process exit code."""
-        self.journal.worker_state(self.id, "starting")
+        self._set_state("starting")
         engine = make_engine(self.config)
         self.journal.worker_state(self.id, "ready", engine.source.backbone)
+        self._state = ("ready", time.monotonic())
         log.info("worker %d ready (backbone %s)", self.index, engine.source.backbone)
         while not self.stop.is_set():
             self._maybe_reload()
             if not self._in_schedule():
-                self.journal.worker_state(self.id, "waiting")
+                self._set_state("waiting")
                 self.stop.wait(1.0)
                 continue
             job = self.journal.claim(self.id)
             if job is None:
                 if self.exit_when_idle and self.journal.counts().queued == 0:
                     break
-                self.journal.worker_state(self.id, "ready")
+                self._set_state("ready")
                 self.stop.wait(0.25)
                 continue
-            self.journal.worker_state(self.id, "busy")
+            self._set_state("busy")
             self.process(engine, job)
-        self.journal.worker_state(self.id, "stopped")
+        self._set_state("stopped")
         return 0
+
+    def _set_state(self, state: str) -> None:
+        """Record the worker's state when it changes (and once a minute as a heartbeat), not every poll."""
+        now = time.monotonic()
+        if (state, ) != self._state[:1] or now - self._state[1] > 60:
+            self.journal.worker_state(self.id, state)
+            self._state = (state, now)
 
     def _maybe_reload(self) -> None:
         if not self.reload.is_set():
