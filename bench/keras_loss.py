@@ -39,15 +39,16 @@ class KerasExampleLoss:
         from keras import ops
 
         feats = self.features.stateless_call(weights, [], preprocess(x))[0]
-        height, width = x.shape[1], x.shape[2]
+        # Dynamic shape: one traced function serves every scale.
+        pixels = ops.cast(ops.shape(x)[1] * ops.shape(x)[2], "float32")
         content = ops.sum(ops.square(feats[0] - targets[0]))
         style = 0.0
         for feat, target in zip(feats[1:], targets[1:]):
-            flat = ops.reshape(feat, (-1, feat.shape[-1]))
+            flat = ops.reshape(feat, (-1, ops.shape(feat)[-1]))
             gram = ops.matmul(ops.transpose(flat), flat)
-            style = style + ops.sum(ops.square(gram - target)) / (4.0 * 9.0 * float(height * width) ** 2)
-        a = ops.square(x[:, : height - 1, : width - 1, :] - x[:, 1:, : width - 1, :])
-        b = ops.square(x[:, : height - 1, : width - 1, :] - x[:, : height - 1, 1:, :])
+            style = style + ops.sum(ops.square(gram - target)) / (4.0 * 9.0 * pixels * pixels)
+        a = ops.square(x[:, :-1, :-1, :] - x[:, 1:, :-1, :])
+        b = ops.square(x[:, :-1, :-1, :] - x[:, :-1, 1:, :])
         tv = ops.sum(ops.power(a + b, 1.25))
         style = style / len(STYLE_LAYERS)
         total = CONTENT_WEIGHT * content + STYLE_WEIGHT * style + TV_WEIGHT * tv

@@ -12,7 +12,7 @@ from tests.helpers import ROOT
 
 
 def test_bench_harness_writes_every_field(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "bench", "--size", "48", "--iterations", "4", "--repeats", "1",
+    done = subprocess.run([sys.executable, "-m", "bench", "--size", "256", "--iterations", "3", "--repeats", "1",
                            "--out", str(tmp_path), "--tag", "smoke"], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -29,7 +29,9 @@ def test_bench_harness_writes_every_field(tmp_path):
                                   "ms_per_eval_vs_keras-sgd", "ms_per_eval_vs_lbfgs-plain"}
     for key in ("gflop_per_eval", "achieved_gflops", "dense_matmul_gflops", "fraction_of_matmul_rate"):
         assert doc["flops"][key] > 0
-    assert doc["machine"]["backend"] == "tensorflow" and doc["size"] == [48, 36]
+    assert doc["machine"]["backend"] == "tensorflow" and doc["size"] == [256, 192]
+    # ours ran coarse-to-fine: more evaluations than the plain run (128 px, then 256 px).
+    assert doc["methods"]["ours"]["evaluations"] > doc["methods"]["lbfgs-plain"]["evaluations"]
     # L-BFGS beats plain gradient descent on the same loss even in a few steps.
     assert doc["methods"]["lbfgs-plain"]["final_loss"] < doc["methods"]["keras-sgd"]["final_loss"]
     assert Image.open(tmp_path / "bench-smoke.png").size == (760, 420)
