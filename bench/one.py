@@ -40,7 +40,7 @@ class Trace:
         def timed(x):
             begin = time.perf_counter()
             result = value_and_grad(x)
-            self.eval_seconds.append(time.perf_counter() - begin) if scale >= 0 else None
+            self.eval_seconds.append(time.perf_counter() - begin)
             self.points.append((time.perf_counter() - self.start, result[0], scale))
             return result
 
