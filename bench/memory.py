@@ -21,9 +21,21 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT.parent / "shared" / "images"
 
 
-def measure(size: int, backbone: str, weights: Path | None, workdir: Path) -> dict:
+def big_content(workdir: Path, long_side: int) -> Path:
+    """The Tübingen photo upscaled so that no tested size is capped by the photo (stylize never upscales)."""
+    from PIL import Image
+
+    target = workdir / f"tubingen-{long_side}.png"
+    if not target.exists():
+        image = Image.open(IMAGES / "content" / "tubingen.jpg").convert("RGB")
+        scale = long_side / max(image.size)
+        image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS).save(target)
+    return target
+
+
+def measure(size: int, backbone: str, weights: Path | None, workdir: Path, content: Path) -> dict:
     """One stylize run at `size`; returns its peak RSS, wall time and exit code."""
-    command = [sys.executable, "-m", "daemon", "stylize", str(IMAGES / "content" / "tubingen.jpg"), "--style",
+    command = [sys.executable, "-m", "daemon", "stylize", str(content), "--style",
                str(IMAGES / "style" / "starry_night.jpg"), "-o", str(workdir / f"m{size}.jpg"), "--size", str(size),
                "--iterations", "3", "--scales", "1", "--backbone", backbone]
     if weights:
@@ -43,7 +55,7 @@ def measure(size: int, backbone: str, weights: Path | None, workdir: Path) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048, 3072])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048, 3072, 4096])
     parser.add_argument("--backbone", default="vgg16-hed")
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -51,8 +63,9 @@ def main() -> None:
     workdir = Path("/tmp") / "style-daemon-memory"
     workdir.mkdir(exist_ok=True)
     rows = []
+    content = big_content(workdir, max(args.sizes))
     for size in sorted(args.sizes):
-        row = measure(size, args.backbone, args.weights, workdir)
+        row = measure(size, args.backbone, args.weights, workdir, content)
         rows.append(row)
         print(f"{size:5d} px: exit {row['exit_code']}, peak RSS {row['peak_rss_mb']:.0f} MB, "
               f"{row['seconds']:.0f} s {row['error'] or ''}", flush=True)
