@@ -55,7 +55,7 @@ def measure(size: int, backbone: str, weights: Path | None, workdir: Path, conte
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048, 3072, 4096])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 1536, 2048, 2560, 3072])
     parser.add_argument("--backbone", default="vgg16-hed")
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
