@@ -23,7 +23,7 @@ class Panel:
 
 def contact_sheet(panels: list[Panel], height: int = 240, caption: str = "") -> Image.Image:
     """Panels scaled to one height, side by side, each labelled underneath; optional caption."""
-    font = ImageFont.load_default()
+    font = _font()
     label_h = 18
     caption_h = label_h if caption else 0
     images = [_scaled(p.rgb, height) for p in panels]
@@ -39,6 +39,20 @@ def contact_sheet(panels: list[Panel], height: int = 240, caption: str = "") -> 
     if caption:
         draw.text((gap, gap + height + label_h + 2), _fit(draw, caption, width - 2 * gap, font), fill="#444", font=font)
     return sheet
+
+
+# Pillow's built-in font has no accents; a system DejaVu (most Linux machines) labels any Latin name.
+_FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf",
+                    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf")
+
+
+def _font(size: int = 11):
+    for candidate in _FONT_CANDIDATES:
+        try:
+            return ImageFont.truetype(candidate, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size)
 
 
 def _scaled(rgb: np.ndarray, height: int) -> Image.Image:
