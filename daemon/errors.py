@@ -33,3 +33,12 @@ class ResourceError(StyleDaemonError):
 
 class StopRequested(StyleDaemonError):
     """The optimisation was asked to stop (shutdown); the job should be re-queued."""
+
+
+_OOM_MARKERS = ("RESOURCE_EXHAUSTED", "ResourceExhausted", "out of memory", "OOM when allocating")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a framework's accelerator/host out-of-memory error (TensorFlow, XLA, JAX word them alike)."""
+    text = f"{type(exc).__name__} {exc}"
+    return any(marker in text for marker in _OOM_MARKERS)

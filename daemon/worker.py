@@ -14,7 +14,7 @@ from pathlib import Path
 
 from daemon.aftercare import record_failure, release_input
 from daemon.config import Config, load_config
-from daemon.errors import BadInputError, StopRequested, StyleDaemonError
+from daemon.errors import BadInputError, StopRequested, StyleDaemonError, is_out_of_memory
 from daemon.fingerprint import style_fingerprints
 from daemon.gallery import write_gallery
 from daemon.hashing import sha256_file
@@ -25,7 +25,6 @@ from daemon.stylize import StyleRef, StylizeRequest, run_stylize
 log = logging.getLogger(__name__)
 
 _TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.EDQUOT, errno.EAGAIN}
-_OOM_MARKERS = ("RESOURCE_EXHAUSTED", "out of memory", "OOM when allocating")
 
 
 def make_engine(config: Config):
@@ -47,8 +46,7 @@ def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying later: disk full, permissions, I/O, accelerator out of memory."""
     if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
         return True
-    text = f"{type(exc).__name__} {exc}"
-    return any(marker in text for marker in _OOM_MARKERS)
+    return is_out_of_memory(exc)
 
 
 class Worker:

@@ -16,7 +16,7 @@ from daemon.engine.losses import LossSpec, gram_numpy, loss_terms, preprocess, w
 from daemon.engine.optimize import adam, lbfgs
 from daemon.engine.params import MIN_SIDE, LossRecord, Progress, StyleImage, TransferParams, TransferResult
 from daemon.engine.weights import WeightsSource, build_model
-from daemon.errors import BadInputError, ConfigError, ResourceError, StopRequested
+from daemon.errors import BadInputError, ConfigError, ResourceError, StopRequested, is_out_of_memory
 from daemon.images import resize_long_side, resize_to
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[Progress], None]
 SnapshotCallback = Callable[[int, np.ndarray], None]
 StopCheck = Callable[[], bool]
-_OOM_MARKERS = ("RESOURCE_EXHAUSTED", "ResourceExhausted", "out of memory", "OOM when allocating")
 
 
 class StyleTransfer:
@@ -64,7 +63,7 @@ class StyleTransfer:
         try:
             return self._run(content, styles, params, long_side, hooks)
         except Exception as exc:
-            if not _is_oom(exc):
+            if not is_out_of_memory(exc):
                 raise
             smaller = int(long_side * 0.7)
             log.warning("out of memory at %d px; retrying once at %d px", long_side, smaller)
@@ -308,11 +307,6 @@ def _adam_with(learning_rate: float):
 def _budget() -> int:
     device = backend.device_memory_free()
     return device if device is not None else memory.available_bytes()
-
-
-def _is_oom(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}"
-    return any(marker in text for marker in _OOM_MARKERS)
 
 
 def _convs_per_block(model) -> tuple[int, ...]:
