@@ -6,15 +6,18 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from daemon import __version__
 from daemon.errors import ConfigError, StyleDaemonError
 
+if TYPE_CHECKING:
+    from daemon.stylize import StyleRef
+
 log = logging.getLogger("style-daemon")
 
 
-def parse_style(text: str) -> "StyleRef":
+def parse_style(text: str) -> StyleRef:
     """IMAGE or IMAGE:WEIGHT -> StyleRef (a colon followed by a number is the weight)."""
     from daemon.stylize import StyleRef
 

@@ -37,6 +37,7 @@ class StylizeRequest:
     style_set: str = "cli"
     max_input_pixels: int = DEFAULT_MAX_PIXELS
     contact_sheet: bool = False
+    content_sha256: str | None = None  # already known (the daemon's job key): not hashed again
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def run_stylize(
     source = engine.source
     document = build_sidecar(
         output=request.output,
-        content=InputRecord(str(request.content), sha256_file(request.content)),
+        content=InputRecord(str(request.content), request.content_sha256 or sha256_file(request.content)),
         styles=[InputRecord(str(s.path), sha256_file(s.path), s.weight) for s in request.styles],
         style_set=request.style_set,
         backbone=BackboneRecord(source.backbone, source.origin, str(source.path), source.sha256()),

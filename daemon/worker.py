@@ -137,6 +137,7 @@ class Worker:
             style_set=job.style_set,
             max_input_pixels=self.config.max_input_pixels,
             contact_sheet=self.config.gallery.contact_sheets,
+            content_sha256=job.content_sha,  # verified against the file just above
         )
         log.info("job %d: start %s with style %s (attempt %d)", job.id, job.rel_path, job.style_set, job.attempts)
         try:

@@ -429,5 +429,8 @@ def test_real_engine_end_to_end(folder):
     doc = json.loads((folder / "out" / "rocket.starry.jpg.json").read_text())
     assert doc["backbone"]["name"] == "vgg16-hed" and doc["keras_backend"] == "tensorflow"
     assert doc["style_set"] == "starry" and doc["result"]["iterations"] == 8
+    import hashlib
+
+    assert doc["content"]["sha256"] == hashlib.sha256((CONTENT / "rocket.jpg").read_bytes()).hexdigest()
     assert Image.open(folder / "out" / "rocket.starry.jpg").size == (64, 43)
     assert (folder / "out" / "failed" / "bad.jpg.error.txt").exists()

@@ -90,7 +90,7 @@ def adam(
         v_hat = v / (1 - beta2**step)
         x = np.clip(x - learning_rate * m_hat / (np.sqrt(v_hat) + eps), 0.0, 255.0)
         done = step
-        if not on_step(step, total, parts, lambda: x):
+        if not on_step(step, total, parts, lambda x=x: x):
             stopped = True
             break
     return OptimizeOutcome(x, done, done, stopped, time.perf_counter() - start)
