@@ -15,11 +15,11 @@ import argparse
 import json
 from pathlib import Path
 
-from daemon.contact_sheet import Panel, contact_sheet
+from daemon.review.contact_sheet import Panel, contact_sheet
 from daemon.engine.params import StyleImage, TransferParams
 from daemon.engine.transfer import StyleTransfer
 from daemon.engine.weights import hed_weights, user_vgg19
-from daemon.images import load_image
+from daemon.media.images import load_image
 from daemon.logs import setup_logging
 
 IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"

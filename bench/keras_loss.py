@@ -58,7 +58,7 @@ class KerasExampleLoss:
         """The loss of an image of content's size, against these two images (style resized to match)."""
         from keras import ops
 
-        from daemon.images import resize_to
+        from daemon.media.images import resize_to
 
         style = resize_to(style, (content.shape[1], content.shape[0]))
         feats_c = self.features(preprocess(ops.convert_to_tensor(content[None])))

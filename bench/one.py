@@ -18,7 +18,7 @@ import numpy as np
 
 from daemon.engine.optimize import lbfgs
 from daemon.engine.params import TransferParams
-from daemon.images import load_image, resize_long_side, resize_to
+from daemon.media.images import load_image, resize_long_side, resize_to
 
 
 def _backbone(args):

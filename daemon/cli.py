@@ -12,14 +12,14 @@ from daemon import __version__
 from daemon.errors import ConfigError, StyleDaemonError
 
 if TYPE_CHECKING:
-    from daemon.stylize import StyleRef
+    from daemon.media.stylize import StyleRef
 
 log = logging.getLogger("style-daemon")
 
 
 def parse_style(text: str) -> StyleRef:
     """IMAGE or IMAGE:WEIGHT -> StyleRef (a colon followed by a number is the weight)."""
-    from daemon.stylize import StyleRef
+    from daemon.media.stylize import StyleRef
 
     path, sep, weight = text.rpartition(":")
     if sep:
@@ -105,8 +105,8 @@ def _params_from_args(args: argparse.Namespace):
 def cmd_stylize(args: argparse.Namespace) -> int:
     """Stylise one photo and write the result with its sidecar."""
     from daemon.engine.backbones import resolve_backbone
-    from daemon.progress import ProgressReporter
-    from daemon.stylize import StylizeRequest, check_output_path, run_stylize
+    from daemon.review.progress import ProgressReporter
+    from daemon.media.stylize import StylizeRequest, check_output_path, run_stylize
 
     check_output_path(args.output)
     for path in [args.content, *(s.path for s in args.style)]:
@@ -137,14 +137,14 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The long-running service."""
-    from daemon.service import Supervisor
+    from daemon.service.supervisor import Supervisor
 
     return Supervisor(args.config).run()
 
 
 def cmd_once(args: argparse.Namespace) -> int:
     """One batch: everything waiting, then exit."""
-    from daemon.service import Supervisor
+    from daemon.service.supervisor import Supervisor
 
     return Supervisor(args.config, once=True).run()
 
@@ -152,7 +152,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the service's state from the journal."""
     from daemon.config import load_config
-    from daemon.status import collect, render_json, render_text
+    from daemon.review.status import collect, render_json, render_text
 
     report = collect(load_config(args.config))
     print(render_json(report) if args.json else render_text(report))
@@ -175,7 +175,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """A worker process (started by the service, not by hand)."""
-    from daemon.worker import Worker, die_with_parent
+    from daemon.service.worker_process import Worker, die_with_parent
 
     die_with_parent()
     worker = Worker(args.config, args.index, args.exit_when_idle)

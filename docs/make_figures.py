@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from daemon.contact_sheet import Panel, contact_sheet
-from daemon.images import load_image
+from daemon.review.contact_sheet import Panel, contact_sheet
+from daemon.media.images import load_image
 
 
 def main(results: list[str], target: str) -> None:

@@ -36,13 +36,13 @@ def hed_engine():
 
 @pytest.fixture(scope="session")
 def tubingen():
-    from daemon.images import load_image, resize_long_side
+    from daemon.media.images import load_image, resize_long_side
 
     return resize_long_side(load_image(CONTENT / "tubingen.jpg").rgb, 96)
 
 
 @pytest.fixture(scope="session")
 def starry():
-    from daemon.images import load_image, resize_long_side
+    from daemon.media.images import load_image, resize_long_side
 
     return resize_long_side(load_image(STYLE / "starry_night.jpg").rgb, 128)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from daemon.atomic import atomic_open, write_atomic
+from daemon.media.atomic import atomic_open, write_atomic
 
 
 def test_reader_never_sees_a_partial_file(tmp_path):

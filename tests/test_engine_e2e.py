@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from daemon.engine.params import StyleImage, TransferParams
-from daemon.stylize import StyleRef, StylizeRequest, run_stylize
+from daemon.media.stylize import StyleRef, StylizeRequest, run_stylize
 from tests.conftest import CONTENT, STYLE
 
 FAST = TransferParams(max_size=96, iterations=40, scales=2, min_scale_size=48, log_every=10)
@@ -35,7 +35,7 @@ def test_result_moves_towards_the_style_and_keeps_the_content(hed_engine, tubing
     content_after, style_after = _losses(hed_engine, result.rgb, tubingen, starry, single)
     assert style_after < style_before / 5, (style_before, style_after)
     # Content features stay far closer to the photo's than those of the painting itself.
-    from daemon.images import resize_to
+    from daemon.media.images import resize_to
 
     painting = resize_to(starry, (tubingen.shape[1], tubingen.shape[0]))
     content_painting, _ = _losses(hed_engine, painting, tubingen, starry, single)
@@ -54,7 +54,7 @@ def test_same_seed_same_output_and_noise_init_differs_by_seed(hed_engine, tubing
 
 
 def test_blend_preserve_colors_and_progress(hed_engine, tubingen, starry):
-    from daemon.images import load_image, resize_long_side
+    from daemon.media.images import load_image, resize_long_side
 
     scream = resize_long_side(load_image(STYLE / "the_scream.jpg").rgb, 128)
     seen = []
@@ -65,7 +65,7 @@ def test_blend_preserve_colors_and_progress(hed_engine, tubingen, starry):
     assert [p.iteration for p in seen] == list(range(1, 17))
     assert seen[-1].eta == 0.0 and seen[0].eta > 0 and seen[-1].scale == 2
     # Luminance-only transfer keeps the photo's chrominance: mean colour stays close to the photo's.
-    from daemon.images import resize_to
+    from daemon.media.images import resize_to
 
     small = resize_to(tubingen, (result.rgb.shape[1], result.rgb.shape[0]))
     assert np.abs(result.rgb.mean(axis=(0, 1)) - small.mean(axis=(0, 1))).max() < 25

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from daemon.errors import BadInputError
-from daemon.images import encode_image, load_image, save_image
+from daemon.media.images import encode_image, load_image, save_image
 from tests.conftest import CONTENT
 
 

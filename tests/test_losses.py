@@ -69,7 +69,7 @@ def test_content_loss_zero_at_content_and_gradients_finite(hed_engine, tubingen,
 def test_style_loss_comparable_across_sizes(hed_engine):
     """The same texture pair gives similar style loss at two sizes (normalisation works)."""
     from daemon.engine.params import TransferParams
-    from daemon.images import load_image, resize_long_side
+    from daemon.media.images import load_image, resize_long_side
     from tests.conftest import STYLE
 
     scream = load_image(STYLE / "the_scream.jpg").rgb

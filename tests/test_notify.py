@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from daemon.notify import Notifier
+from daemon.service.notify import Notifier
 from tests.conftest import CONTENT
 from tests.helpers import Daemon, drop, journal_rows, wait_until, write_config
 

@@ -54,6 +54,6 @@ def test_unit_has_the_service_contract():
     assert "PrivateDevices=yes" not in text
     assert "\nMemoryDenyWriteExecute=yes" not in text
     stop = int(re.search(r"TimeoutStopSec=(\d+)", text).group(1))
-    from daemon.service import STOP_GRACE_SECONDS
+    from daemon.service.supervisor import STOP_GRACE_SECONDS
 
     assert stop > STOP_GRACE_SECONDS + 2

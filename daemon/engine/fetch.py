@@ -71,7 +71,7 @@ def _from_keras(timeout: float) -> WeightsSource:
         raise WeightsError(f"Keras download failed: {getattr(exc, 'reason', exc)}") from None
     if hashlib.md5(data).hexdigest() != KERAS_MD5:
         raise WeightsError("Keras download has the wrong checksum")
-    from daemon.atomic import write_atomic
+    from daemon.media.atomic import write_atomic
 
     write_atomic(target, data)
     return WeightsSource("vgg19", target, "keras-download")

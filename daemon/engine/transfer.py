@@ -17,7 +17,7 @@ from daemon.engine.optimize import adam, lbfgs
 from daemon.engine.params import MIN_SIDE, LossRecord, Progress, StyleImage, TransferParams, TransferResult
 from daemon.engine.weights import WeightsSource, build_model
 from daemon.errors import BadInputError, ConfigError, ResourceError, StopRequested, is_out_of_memory
-from daemon.images import resize_long_side, resize_to
+from daemon.media.images import resize_long_side, resize_to
 
 log = logging.getLogger(__name__)
 

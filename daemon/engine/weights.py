@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from daemon.errors import WeightsError
-from daemon.hashing import sha256_file
+from daemon.media.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 

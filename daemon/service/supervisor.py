@@ -11,16 +11,16 @@ import threading
 import time
 from pathlib import Path
 
-from daemon.atomic import sweep_temp_files
+from daemon.media.atomic import sweep_temp_files
 from daemon.config import Config, load_config
 from daemon.errors import ConfigError, StyleDaemonError
-from daemon.fingerprint import style_fingerprints
-from daemon.intake import Intake
-from daemon.journal import Journal
-from daemon.metrics import MetricsExporter
-from daemon.health import HealthReporter
-from daemon.notify import Notifier
-from daemon.workers import WorkerPool
+from daemon.service.fingerprint import style_fingerprints
+from daemon.service.intake import Intake
+from daemon.store import JobStore, open_store
+from daemon.review.metrics import MetricsExporter
+from daemon.service.health import HealthReporter
+from daemon.service.notify import Notifier
+from daemon.service.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Supervisor:
         self._attach_file_log()
         self._take_lock()
         self._install_signals()
-        journal = Journal(self.config.journal_path)
+        journal = open_store(self.config.journal_path)
         journal.clear_workers()
         recovered = journal.recover()
         if recovered:
@@ -66,7 +66,7 @@ class Supervisor:
 
     # -- modes --------------------------------------------------------------------------
 
-    def _run_once(self, intake: Intake, journal: Journal, started: float) -> int:
+    def _run_once(self, intake: Intake, journal: JobStore, started: float) -> int:
         intake.scan_all()
         while intake.busy() and not self.stop.is_set():
             intake.step()
@@ -83,7 +83,7 @@ class Supervisor:
         self._summary(journal, started)
         return 1 if failed or any(w.exit_code() not in (0, None) for w in pool.workers) else 0
 
-    def _run_forever(self, intake: Intake, journal: Journal) -> int:
+    def _run_forever(self, intake: Intake, journal: JobStore) -> int:
         try:
             metrics = MetricsExporter(self.config.metrics, self.config.journal_path)
         except OSError as exc:
@@ -117,10 +117,10 @@ class Supervisor:
         log.info("stopped")
         return 0
 
-    def _wait_ready(self, journal: Journal, pool: WorkerPool) -> None:
+    def _wait_ready(self, journal: JobStore, pool: WorkerPool) -> None:
         """READY=1 only once every worker has loaded its model."""
         while not self.stop.is_set():
-            states = {w["id"]: w["state"] for w in journal.workers()}
+            states = {w.id: w.state for w in journal.workers()}
             ready = [s for s in states.values() if s in ("ready", "busy", "waiting")]
             if len(ready) >= len(pool.workers):
                 break
@@ -130,7 +130,7 @@ class Supervisor:
         log.info("ready: %d worker(s), watching %s", len(pool.workers), self.config.input)
         self.notifier.send("READY=1", "STATUS=ready")
 
-    def _reload(self, intake: Intake, journal: Journal, pool: WorkerPool) -> Intake:
+    def _reload(self, intake: Intake, journal: JobStore, pool: WorkerPool) -> Intake:
         self.reload.clear()
         self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={int(time.monotonic() * 1e6)}")
         try:
@@ -151,7 +151,7 @@ class Supervisor:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _summary(self, journal: Journal, since: float) -> None:
+    def _summary(self, journal: JobStore, since: float) -> None:
         recent = [j for j in journal.jobs(limit=100000) if j.finished and j.finished >= since]
         done = [j for j in recent if j.state == "done"]
         failed = [j for j in recent if j.state == "failed"]

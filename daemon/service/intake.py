@@ -6,12 +6,12 @@ import logging
 import time
 from pathlib import Path, PurePosixPath
 
-from daemon.aftercare import release_input
+from daemon.service.aftercare import release_input
 from daemon.config import Config
-from daemon.journal import JobSpec, Journal
-from daemon.routing import output_path_for, style_sets_for
-from daemon.hashing import sha256_file
-from daemon.watcher import FileEvent, FileStabilityTracker, FolderWatcher, InputFilter, scan
+from daemon.store import JobSpec, JobStore
+from daemon.service.routing import output_path_for, style_sets_for
+from daemon.media.hashing import sha256_file
+from daemon.service.watcher import FileEvent, FileStabilityTracker, FolderWatcher, InputFilter, scan
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class Intake:
     """Turns settled input files into queued jobs; the watcher never waits on the engine."""
 
-    def __init__(self, config: Config, journal: Journal, fingerprints: dict[str, str]) -> None:
+    def __init__(self, config: Config, journal: JobStore, fingerprints: dict[str, str]) -> None:
         self.config = config
         self.journal = journal
         self.fingerprints = fingerprints

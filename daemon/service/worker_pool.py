@@ -45,7 +45,7 @@ class WorkerProcess:
         self._relay.start()
 
     def _relay_lines(self, proc: subprocess.Popen) -> None:
-        logger = logging.getLogger(f"daemon.worker{self.index}")
+        logger = logging.getLogger(f"daemon.service.worker_process{self.index}")
         level = logging.INFO
         for line in proc.stderr:
             line = line.rstrip("\n")
@@ -53,7 +53,7 @@ class WorkerProcess:
             if head in _LEVELS:
                 level = _LEVELS[head]
                 name, _, message = rest.partition(": ")
-                logging.getLogger(name if name.startswith("daemon") else f"daemon.worker{self.index}").log(level, "%s", message)
+                logging.getLogger(name if name.startswith("daemon") else f"daemon.service.worker_process{self.index}").log(level, "%s", message)
             elif line:
                 logger.log(level, "%s", line)  # traceback lines and native output
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import time
 
-from daemon.journal import Journal
-from daemon.notify import Notifier
-from daemon.progress import format_duration
-from daemon.workers import WorkerPool
+from daemon.store import JobStore
+from daemon.service.notify import Notifier
+from daemon.review.progress import format_duration
+from daemon.service.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class HealthReporter:
         self._last_status_at = 0.0
         self._unhealthy_logged = False
 
-    def tick(self, journal: Journal, pool: WorkerPool) -> None:
+    def tick(self, journal: JobStore, pool: WorkerPool) -> None:
         """Send STATUS when it changed (at most once a second) and WATCHDOG=1 when due and healthy."""
         if not self.notifier.enabled:
             return
@@ -52,7 +52,7 @@ class HealthReporter:
             log.error("withholding the watchdog ping: %s", problem)
             self._unhealthy_logged = True
 
-    def problem(self, journal: Journal, pool: WorkerPool) -> str | None:
+    def problem(self, journal: JobStore, pool: WorkerPool) -> str | None:
         """Why the service is not healthy now, or None."""
         now_wall = time.time()
         for worker in pool.workers:
@@ -65,7 +65,7 @@ class HealthReporter:
         return None
 
     @staticmethod
-    def status_line(journal: Journal) -> str:
+    def status_line(journal: JobStore) -> str:
         """'queue 3; job 12 photo.jpg [starry] iter 40/300, eta 2m10s' or 'idle; 40 done, 1 failed'."""
         counts = journal.counts()
         running = journal.jobs("running", limit=1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from daemon.atomic import write_atomic
+from daemon.media.atomic import write_atomic
 from daemon.engine.params import TransferParams
 
 

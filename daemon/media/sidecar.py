@@ -9,7 +9,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.atomic import write_atomic
+from daemon.media.atomic import write_atomic
 from daemon.engine.params import TransferParams, TransferResult
 
 _PACKAGES = ("style-daemon", "keras", "tensorflow", "jax", "numpy", "pillow", "scipy", "h5py")

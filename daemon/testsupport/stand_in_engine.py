@@ -1,4 +1,5 @@
-"""A small, fast stand-in for the engine, used by daemon-logic tests through STYLE_DAEMON_FAKE_ENGINE.
+"""A stand-in for the engine, for tests only: daemon-logic tests set STYLE_DAEMON_FAKE_ENGINE to run the
+service in seconds instead of minutes. It is not product code and no user-facing path imports it.
 
 STYLE_DAEMON_FAKE_ENGINE=SECONDS makes each iteration take that long; STYLE_DAEMON_FAKE_HANG_AFTER=N
 makes the optimisation hang (ignoring stop requests) after N iterations, to test the watchdog;
@@ -17,7 +18,7 @@ import numpy as np
 from daemon.engine.params import LossRecord, Progress, StyleImage, TransferParams, TransferResult
 from daemon.engine.weights import WeightsSource, hed_weights
 from daemon.errors import StopRequested
-from daemon.images import resize_long_side
+from daemon.media.images import resize_long_side
 
 
 class FakeTransfer:

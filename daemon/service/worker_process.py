@@ -12,15 +12,15 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from daemon.aftercare import record_failure, release_input
+from daemon.service.aftercare import record_failure, release_input
 from daemon.config import Config, load_config
 from daemon.errors import BadInputError, StopRequested, StyleDaemonError, is_out_of_memory
-from daemon.fingerprint import style_fingerprints
-from daemon.gallery import write_gallery
-from daemon.hashing import sha256_file
-from daemon.journal import Job, Journal, worker_id
-from daemon.progress import describe
-from daemon.stylize import StyleRef, StylizeRequest, run_stylize
+from daemon.service.fingerprint import style_fingerprints
+from daemon.review.gallery import write_gallery
+from daemon.media.hashing import sha256_file
+from daemon.store import Job, JobStore, open_store, worker_id
+from daemon.review.progress import describe
+from daemon.media.stylize import StyleRef, StylizeRequest, run_stylize
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def make_engine(config: Config):
     """The real Keras engine, or the fast stand-in when STYLE_DAEMON_FAKE_ENGINE is set (tests)."""
     delay = os.environ.get("STYLE_DAEMON_FAKE_ENGINE")
     if delay:
-        from daemon.testing import FakeTransfer
+        from daemon.testsupport.stand_in_engine import FakeTransfer
 
         return FakeTransfer(float(delay))
     from daemon.engine.backbones import resolve_backbone
@@ -61,7 +61,7 @@ class Worker:
         self.reload = threading.Event()
         self.config = load_config(config_path)
         self.fingerprints = style_fingerprints(self.config)
-        self.journal = Journal(self.config.journal_path)
+        self.journal = open_store(self.config.journal_path)
         self._last_progress = 0.0
         self._state: tuple[str, float] = ("", 0.0)
 

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, start_http_server, write_to_tex
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
 from daemon.config import MetricsSettings
-from daemon.journal import Journal
+from daemon.store import JobStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,13 @@ class JournalCollector:
         yield GaugeMetricFamily("style_daemon_up", "1 while the service runs", value=self.up)
         if not self.journal_path.exists():
             return
-        journal = Journal(self.journal_path, readonly=True)
+        journal = open_store(self.journal_path, readonly=True)
         try:
             yield from self._from_journal(journal)
         finally:
             journal.close()
 
-    def _from_journal(self, journal: Journal):
+    def _from_journal(self, journal: JobStore):
         counts = journal.counts()
         jobs = GaugeMetricFamily("style_daemon_jobs", "Jobs in the journal by state", labels=["state"])
         for state in ("queued", "running", "done", "failed"):
@@ -55,7 +55,7 @@ class JournalCollector:
         yield GaugeMetricFamily("style_daemon_current_job_progress", "Fraction of the running job done (0..1)",
                                 value=progress)
         info = GaugeMetricFamily("style_daemon_backbone_info", "Backbone loaded by the workers", labels=["backbone"])
-        for backbone in sorted({w["backbone"] for w in journal.workers() if w.get("backbone")}):
+        for backbone in sorted({w.backbone for w in journal.workers() if w.backbone}):
             info.add_metric([backbone], 1)
         yield info
 

@@ -7,8 +7,8 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from daemon.config import Config
-from daemon.journal import Journal
-from daemon.progress import format_duration
+from daemon.store import WorkerRecord, open_store
+from daemon.review.progress import format_duration
 
 
 @dataclass(frozen=True)
@@ -49,14 +49,14 @@ class StatusReport:
     last_errors: list[FailedJob] = field(default_factory=list)
     mean_seconds_per_job: float | None = None
     drain_seconds: float | None = None
-    workers: list[dict] = field(default_factory=list)
+    workers: list[WorkerRecord] = field(default_factory=list)
 
 
 def collect(config: Config) -> StatusReport:
     """Read the journal and summarise it."""
     if not config.journal_path.exists():
         return StatusReport(0, 0, 0, 0)
-    journal = Journal(config.journal_path, readonly=True)
+    journal = open_store(config.journal_path, readonly=True)
     try:
         counts = journal.counts()
         now = time.time()
@@ -99,5 +99,5 @@ def render_text(report: StatusReport) -> str:
     for job in report.last_errors:
         lines.append(f"failed   #{job.id} {job.input} [{job.style_set}]: {job.error}")
     for worker in report.workers:
-        lines.append(f"worker   {worker['id']} {worker['state']} backbone {worker.get('backbone') or '-'}")
+        lines.append(f"worker   {worker.id} {worker.state} backbone {worker.backbone or '-'}")
     return "\n".join(lines)

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Callable
 
 from daemon.engine.params import Progress, StyleImage, TransferParams
-from daemon.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, load_image, save_image
-from daemon.hashing import sha256_file
-from daemon.sidecar import BackboneRecord, InputRecord, build_sidecar, write_sidecar
-from daemon.contact_sheet import write_contact_sheet
+from daemon.media.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, load_image, save_image
+from daemon.media.hashing import sha256_file
+from daemon.media.sidecar import BackboneRecord, InputRecord, build_sidecar, write_sidecar
+from daemon.review.contact_sheet import write_contact_sheet
 from daemon.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -9,21 +9,21 @@ from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import quote
 
-from daemon.atomic import write_atomic
+from daemon.media.atomic import write_atomic
 from daemon.config import Config
-from daemon.contact_sheet import sheet_path
-from daemon.journal import Job, Journal
+from daemon.review.contact_sheet import sheet_path
+from daemon.store import Job, JobStore
 
 log = logging.getLogger(__name__)
 
-def write_gallery(config: Config, journal: Journal) -> Path:
+def write_gallery(config: Config, journal: JobStore) -> Path:
     """Rebuild OUTPUT/index.html atomically from the journal."""
     target = config.output / "index.html"
     write_atomic(target, render_gallery(config, journal))
     return target
 
 
-def render_gallery(config: Config, journal: Journal) -> str:
+def render_gallery(config: Config, journal: JobStore) -> str:
     """The whole page: header with counts and time per job, results by day, then failures."""
     jobs = journal.jobs(limit=100_000)
     done = [j for j in jobs if j.state == "done"]

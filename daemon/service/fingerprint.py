@@ -7,7 +7,7 @@ import hashlib
 import json
 
 from daemon.config import Config
-from daemon.hashing import sha256_file
+from daemon.media.hashing import sha256_file
 
 
 def style_fingerprints(config: Config) -> dict[str, str]:

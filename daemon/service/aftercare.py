@@ -7,16 +7,16 @@ import shutil
 import time
 from pathlib import Path, PurePosixPath
 
-from daemon.atomic import write_atomic
+from daemon.media.atomic import write_atomic
 from daemon.config import Config
-from daemon.fingerprint import style_fingerprints
-from daemon.journal import Journal
-from daemon.routing import style_sets_for
+from daemon.service.fingerprint import style_fingerprints
+from daemon.store import JobStore
+from daemon.service.routing import style_sets_for
 
 log = logging.getLogger(__name__)
 
 
-def all_outputs_written(config: Config, journal: Journal, source: Path, content_sha: str,
+def all_outputs_written(config: Config, journal: JobStore, source: Path, content_sha: str,
                         fingerprints: dict[str, str]) -> bool:
     """True when every job the routing gives this file is done and its output exists."""
     rel = PurePosixPath(source.relative_to(config.input).as_posix())
@@ -25,7 +25,7 @@ def all_outputs_written(config: Config, journal: Journal, source: Path, content_
     return bool(wanted) and all(key in done and Path(done[key].output_path).is_file() for key in wanted)
 
 
-def release_input(config: Config, journal: Journal, source: Path, content_sha: str,
+def release_input(config: Config, journal: JobStore, source: Path, content_sha: str,
                   fingerprints: dict[str, str] | None = None) -> None:
     """Apply after_success to `source` once all its outputs are safely written; never earlier."""
     if config.after_success == "keep" or not source.exists():

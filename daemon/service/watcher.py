@@ -18,7 +18,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from daemon.images import IMAGE_EXTENSIONS
+from daemon.media.images import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

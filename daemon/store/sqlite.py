@@ -1,4 +1,4 @@
-"""The job store: one SQLite file (WAL) that the watcher fills and the workers drain, crash-safely.
+"""The SQLite job store: one file (WAL) that the watcher fills and the workers drain, crash-safely.
 
 A job is keyed by (sha256 of the content, style set, hash of the effective parameters), so the
 same photo with the same style and parameters is processed once, whatever its name and however
@@ -11,11 +11,10 @@ import contextlib
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
-State = Literal["queued", "running", "done", "failed"]
+from daemon.store.records import Counts, Job, JobSpec, State, WorkerRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -62,52 +61,8 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """What the watcher asks for: one (content, style set) pair."""
-
-    content_sha: str
-    style_set: str
-    params_hash: str
-    source_path: str
-    rel_path: str
-    output_path: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Job(JobSpec):
-    """A row of the journal: the spec plus its state and bookkeeping."""
-
-    id: int
-    state: State
-    attempts: int
-    error: str | None
-    created: float
-    updated: float
-    started: float | None
-    finished: float | None
-    next_attempt: float
-    worker: str | None
-    heartbeat: float | None
-    progress_iteration: int | None
-    progress_total: int | None
-    progress_loss: float | None
-    progress_eta: float | None
-    seconds: float | None
-
-
-@dataclass(frozen=True)
-class Counts:
-    """Jobs by state."""
-
-    queued: int = 0
-    running: int = 0
-    done: int = 0
-    failed: int = 0
-
-
-class Journal:
-    """A connection to the journal; each process (supervisor, worker, status) opens its own."""
+class SqliteStore:
+    """A connection to the SQLite journal; each process (supervisor, worker, status) opens its own."""
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = Path(path)
@@ -273,10 +228,10 @@ class Journal:
                 (worker, os.getpid(), state, backbone, now, now),
             )
 
-    def workers(self) -> list[dict]:
-        """Every worker row (id, pid, state, backbone, started, heartbeat), newest first."""
+    def workers(self) -> list[WorkerRecord]:
+        """Every worker row, newest first."""
         rows = self._db.execute("SELECT * FROM workers ORDER BY started DESC").fetchall()
-        return [dict(r) for r in rows]
+        return [WorkerRecord(**dict(r)) for r in rows]
 
     def clear_workers(self) -> None:
         """Forget worker rows (at supervisor start: none of them can be alive)."""
@@ -321,7 +276,3 @@ class Journal:
         counts = self.counts()
         return counts.queued + counts.running
 
-
-def worker_id(index: int) -> str:
-    """A worker's identity in the journal: index and pid, unique across restarts."""
-    return f"w{index}:{os.getpid()}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from daemon.atomic import write_atomic
+from daemon.media.atomic import write_atomic
 from daemon.errors import BadInputError
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""What people look at: the gallery, contact sheets, `status`, Prometheus metrics and progress display."""

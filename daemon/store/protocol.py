@@ -1,0 +1,80 @@
+"""The one interface the rest of the daemon uses to reach its job store, whatever holds it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from daemon.store.records import Counts, Job, JobSpec, State, WorkerRecord
+
+
+class JobStore(Protocol):
+    """Jobs keyed by (content sha256, style set, parameter hash), claimed by workers, crash-safely."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+    # -- intake ---------------------------------------------------------------------------
+    def known_file(self, path: str, size: int, mtime_ns: int) -> str | None:
+        """The sha256 recorded for this exact (path, size, mtime), or None."""
+
+    def remember_file(self, path: str, size: int, mtime_ns: int, sha: str) -> None:
+        """Record that `path` with this size and mtime has content `sha`."""
+
+    def forget_file(self, path: str) -> None:
+        """Drop the record of a path."""
+
+    def enqueue(self, spec: JobSpec, retry_failed: bool = False) -> Job | None:
+        """Add a job; the job if new (or re-queued), None if its key exists."""
+
+    # -- workers --------------------------------------------------------------------------
+    def claim(self, worker: str) -> Job | None:
+        """Atomically take the oldest runnable queued job, or None."""
+
+    def progress(self, job_id: int, iteration: int, total: int, loss: float, eta: float) -> None:
+        """Record the running job's progress (also its heartbeat)."""
+
+    def finish(self, job_id: int, seconds: float) -> None:
+        """Mark a job done."""
+
+    def fail(self, job_id: int, error: str) -> None:
+        """Mark a job failed for good."""
+
+    def retry_later(self, job_id: int, error: str, delay: float) -> None:
+        """Queue a job again after a transient failure, not before `delay` seconds."""
+
+    def requeue(self, job_id: int) -> None:
+        """Return an interrupted job to the queue without counting the attempt."""
+
+    def drop(self, job_id: int) -> None:
+        """Forget a queued job whose input disappeared."""
+
+    def recover(self, alive: set[str] | None = None) -> int:
+        """Re-queue jobs left running by workers not in `alive`; returns how many."""
+
+    def worker_state(self, worker: str, state: str, backbone: str | None = None) -> None:
+        """Record a worker's state and heartbeat."""
+
+    def workers(self) -> list[WorkerRecord]:
+        """Every worker row, newest first."""
+
+    def clear_workers(self) -> None:
+        """Forget worker rows."""
+
+    # -- reading --------------------------------------------------------------------------
+    def get(self, job_id: int) -> Job | None:
+        """One job by id."""
+
+    def jobs(self, state: State | None = None, limit: int = 1000) -> list[Job]:
+        """Jobs, newest first, optionally of one state."""
+
+    def jobs_for_source(self, source_path: str) -> list[Job]:
+        """Every job whose input is (or was last seen at) `source_path`."""
+
+    def jobs_for_content(self, content_sha: str) -> list[Job]:
+        """Every job of one content hash."""
+
+    def counts(self) -> Counts:
+        """How many jobs are in each state."""
+
+    def pending(self) -> int:
+        """Queued plus running jobs."""

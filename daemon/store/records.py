@@ -1,0 +1,70 @@
+"""The job store's records: what intake asks for, what a job row holds, counts and worker rows."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+State = Literal["queued", "running", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the watcher asks for: one (content, style set) pair."""
+
+    content_sha: str
+    style_set: str
+    params_hash: str
+    source_path: str
+    rel_path: str
+    output_path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job(JobSpec):
+    """A row of the journal: the spec plus its state and bookkeeping."""
+
+    id: int
+    state: State
+    attempts: int
+    error: str | None
+    created: float
+    updated: float
+    started: float | None
+    finished: float | None
+    next_attempt: float
+    worker: str | None
+    heartbeat: float | None
+    progress_iteration: int | None
+    progress_total: int | None
+    progress_loss: float | None
+    progress_eta: float | None
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Jobs by state."""
+
+    queued: int = 0
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """A worker process as the store last heard of it."""
+
+    id: str
+    pid: int
+    state: str
+    backbone: str | None
+    started: float
+    heartbeat: float
+
+
+def worker_id(index: int) -> str:
+    """A worker's identity in the journal: index and pid, unique across restarts."""
+    return f"w{index}:{os.getpid()}"
