@@ -13,6 +13,10 @@ class BadInputError(StyleDaemonError):
     exit_code = 65  # EX_DATAERR
 
 
+class UnsafeInputError(BadInputError):
+    """An input path is a symbolic link, passes through one, or is not a regular file: it is never read."""
+
+
 class ConfigError(StyleDaemonError):
     """The configuration or the command line is invalid."""
 

@@ -7,12 +7,14 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from daemon.media.atomic import write_atomic
 from daemon.errors import BadInputError
+from daemon.media.names import display
 
 log = logging.getLogger(__name__)
 
@@ -38,23 +40,34 @@ class LoadedImage:
         return self.rgb.shape[1], self.rgb.shape[0]
 
 
-def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Decode `path` (EXIF orientation applied), or raise BadInputError with one clear line."""
-    path = Path(path)
+def load_image(source: Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
+               name: str | Path | None = None) -> LoadedImage:
+    """Decode a path or an open binary file (EXIF orientation applied), or raise BadInputError with one clear line.
+
+    `name` labels the messages (default: the path); it is shown escaped, whatever bytes it holds.
+    """
+    label = display(name if name is not None else ("input" if hasattr(source, "read") else source))
     try:
-        data = path.read_bytes()
+        data = _read_all(source)
     except FileNotFoundError:
-        raise BadInputError(f"{path}: file not found; check the path") from None
+        raise BadInputError(f"{label}: file not found; check the path") from None
     except OSError as exc:
-        raise BadInputError(f"{path}: cannot read ({exc.strerror}); check its permissions") from None
+        raise BadInputError(f"{label}: cannot read ({exc.strerror}); check its permissions") from None
     if not data:
-        raise BadInputError(f"{path}: file is empty (0 bytes); copy the photo again")
+        raise BadInputError(f"{label}: file is empty (0 bytes); copy the photo again")
     try:
         return _decode(data, max_pixels)
     except BadInputError as exc:
-        raise BadInputError(f"{path}: {exc}") from None
+        raise BadInputError(f"{label}: {exc}") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        raise BadInputError(f"{path}: {_describe(exc)}") from None
+        raise BadInputError(f"{label}: {_describe(exc)}") from None
+
+
+def _read_all(source: Path | BinaryIO) -> bytes:
+    if hasattr(source, "read"):
+        source.seek(0)  # an input opened by safe_open: decoded from that descriptor, never re-opened by name
+        return source.read()
+    return Path(source).read_bytes()
 
 
 def _decode(data: bytes, max_pixels: int) -> LoadedImage:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.media.atomic import write_atomic
+from daemon.media.names import to_text
 from daemon.engine.params import TransferParams, TransferResult
 
 _PACKAGES = ("style-daemon", "keras", "tensorflow", "jax", "numpy", "pillow", "scipy", "h5py")
@@ -59,7 +60,7 @@ def build_sidecar(
 ) -> dict:
     """The sidecar document as plain JSON-ready data."""
     return {
-        "output": str(output),
+        "output": to_text(output),  # names with undecodable bytes stay valid JSON (see media/names.py)
         "content": dataclasses.asdict(content),
         "style_set": style_set,
         "styles": [dataclasses.asdict(s) for s in styles],

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from daemon.engine.params import Progress, StyleImage, TransferParams
 from daemon.media.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, load_image, save_image
-from daemon.media.hashing import sha256_file
+from daemon.media.hashing import sha256_file, sha256_handle
+from daemon.media.names import to_text
 from daemon.media.sidecar import BackboneRecord, InputRecord, build_sidecar, write_sidecar
 from daemon.review.contact_sheet import write_contact_sheet
 from daemon.errors import ConfigError
@@ -38,6 +39,7 @@ class StylizeRequest:
     max_input_pixels: int = DEFAULT_MAX_PIXELS
     contact_sheet: bool = False
     content_sha256: str | None = None  # already known (the daemon's job key): not hashed again
+    content_file: BinaryIO | None = None  # the daemon's input, opened by safe_open: read only through it
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,18 @@ def _snapshot_writer(request: StylizeRequest):
     return write
 
 
+def _load_content(request: StylizeRequest):
+    if request.content_file is not None:
+        return load_image(request.content_file, request.max_input_pixels, name=request.content)
+    return load_image(request.content, request.max_input_pixels)
+
+
+def _content_sha(request: StylizeRequest) -> str:
+    if request.content_file is not None:
+        return sha256_handle(request.content_file)
+    return sha256_file(request.content)
+
+
 def run_stylize(
     engine,
     request: StylizeRequest,
@@ -80,7 +94,7 @@ def run_stylize(
 ) -> StylizeOutcome:
     """Stylise request.content into request.output; BadInputError for unusable inputs."""
     check_output_path(request.output)
-    content = load_image(request.content, request.max_input_pixels)
+    content = _load_content(request)
     styles = [
         StyleImage(load_image(s.path, request.max_input_pixels).rgb, s.weight, s.path.name)
         for s in request.styles
@@ -91,8 +105,8 @@ def run_stylize(
     source = engine.source
     document = build_sidecar(
         output=request.output,
-        content=InputRecord(str(request.content), request.content_sha256 or sha256_file(request.content)),
-        styles=[InputRecord(str(s.path), sha256_file(s.path), s.weight) for s in request.styles],
+        content=InputRecord(to_text(request.content), request.content_sha256 or _content_sha(request)),
+        styles=[InputRecord(to_text(s.path), sha256_file(s.path), s.weight) for s in request.styles],
         style_set=request.style_set,
         backbone=BackboneRecord(source.backbone, source.origin, str(source.path), source.sha256()),
         params=request.params,

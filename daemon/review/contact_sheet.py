@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from daemon.media.atomic import write_atomic
+from daemon.media.names import display
 from daemon.engine.params import TransferParams
 
 
@@ -79,9 +80,10 @@ def write_contact_sheet(output: Path, content: np.ndarray, styles: list[tuple[st
                         result: np.ndarray, content_name: str, style_set: str, params: TransferParams,
                         backbone: str, seconds: float) -> Path:
     """content | style(s) | result, labelled with names and the key parameters, as a small JPEG."""
-    panels = [Panel(content, content_name)]
-    panels += [Panel(rgb, name) for name, rgb in styles]
-    panels.append(Panel(result, f"{style_set}: {output.name}"))
+    # Names may hold any bytes, newlines included: labels show them escaped on one line.
+    panels = [Panel(content, display(content_name))]
+    panels += [Panel(rgb, display(name)) for name, rgb in styles]
+    panels.append(Panel(result, display(f"{style_set}: {output.name}")))
     caption = (f"{backbone}, {result.shape[1]}x{result.shape[0]} px, {params.iterations} it x {params.scales} "
                f"scales, style weight {params.style_weight:g}, colors {params.preserve_colors}, {seconds:.0f}s")
     sheet = contact_sheet(panels, height=160, caption=caption)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import time
 from collections import OrderedDict
 from pathlib import Path
 from urllib.parse import quote
 
 from daemon.media.atomic import write_atomic
+from daemon.media.names import display, from_text
 from daemon.config import Config
 from daemon.review.contact_sheet import sheet_path
 from daemon.store import Job, JobStore
@@ -58,15 +60,15 @@ def _href(config: Config, path: Path) -> str:
     try:
         rel = path.relative_to(config.output)
     except ValueError:
-        return quote(path.as_uri(), safe=":/")
-    return "/".join(quote(part) for part in rel.parts)
+        return "file://" + quote(os.fsencode(path))
+    return "/".join(quote(os.fsencode(part)) for part in rel.parts)  # the name's real bytes, percent-encoded
 
 
 def _result_card(config: Config, job: Job) -> str:
-    output = Path(job.output_path)
+    output = from_text(job.output_path)
     sheet = sheet_path(output)
     thumb = sheet if sheet.exists() else output
-    name = html.escape(job.rel_path)
+    name = html.escape(display(job.rel_path))
     when = time.strftime("%H:%M", time.localtime(job.finished or 0))
     return (
         f"<figure><a href=\"{html.escape(_href(config, output))}\"><img loading=lazy "
@@ -78,10 +80,10 @@ def _result_card(config: Config, job: Job) -> str:
 
 
 def _failed_item(config: Config, job: Job) -> str:
-    report = config.failed_dir / (Path(job.rel_path).name + ".error.txt")
+    report = config.failed_dir / (from_text(job.rel_path).name + ".error.txt")
     link = f" <a href=\"{html.escape(_href(config, report))}\">details</a>" if report.exists() else ""
-    return (f"<li><span class=name>{html.escape(job.rel_path)}</span> [{html.escape(job.style_set)}]: "
-            f"{html.escape(job.error or 'unknown error')}{link}</li>")
+    return (f"<li><span class=name>{html.escape(display(job.rel_path))}</span> [{html.escape(job.style_set)}]: "
+            f"{html.escape(display(job.error or 'unknown error'))}{link}</li>")
 
 
 _HEAD = """<!doctype html><html lang=en><head><meta charset=utf-8>

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from daemon.config import Config
+from daemon.media.names import display
 from daemon.store import WorkerRecord, open_store
 from daemon.review.progress import format_duration
 
@@ -95,9 +96,10 @@ def render_text(report: StatusReport) -> str:
         progress = f"{job.iteration}/{job.total}" if job.total else "starting"
         loss = f"loss {job.loss:.4g}" if job.loss is not None else ""
         eta = f"eta {format_duration(job.eta_seconds)}" if job.eta_seconds is not None else ""
-        lines.append(f"running  #{job.id} {job.input} [{job.style_set}] iter {progress} {loss} {eta}".rstrip())
+        lines.append(f"running  #{job.id} {display(job.input)} [{job.style_set}] iter {progress} {loss} {eta}".rstrip())
     for job in report.last_errors:
-        lines.append(f"failed   #{job.id} {job.input} [{job.style_set}]: {job.error}")
+        # Names may hold newlines or escape sequences: each job stays one line, nothing reaches the terminal raw.
+        lines.append(f"failed   #{job.id} {display(job.input)} [{job.style_set}]: {display(job.error or '')}")
     for worker in report.workers:
         lines.append(f"worker   {worker.id} {worker.state} backbone {worker.backbone or '-'}")
     return "\n".join(lines)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
+import stat
 import time
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Iterator
 
-from daemon.media.atomic import write_atomic
+from daemon.errors import UnsafeInputError
+from daemon.media.atomic import write_atomic, write_atomic_with
+from daemon.media.names import display, from_text, to_text
+from daemon.media.safe_open import open_input
 from daemon.config import Config
 from daemon.service.fingerprint import style_fingerprints
 from daemon.store import JobStore
@@ -22,14 +29,14 @@ def all_outputs_written(config: Config, journal: JobStore, source: Path, content
     rel = PurePosixPath(source.relative_to(config.input).as_posix())
     wanted = {(s, fingerprints[s]) for s in style_sets_for(rel, config)}
     done = {(j.style_set, j.params_hash): j for j in journal.jobs_for_content(content_sha) if j.state == "done"}
-    return bool(wanted) and all(key in done and Path(done[key].output_path).is_file() for key in wanted)
+    return bool(wanted) and all(key in done and from_text(done[key].output_path).is_file() for key in wanted)
 
 
 def release_input(config: Config, journal: JobStore, source: Path, content_sha: str,
                   fingerprints: dict[str, str] | None = None) -> None:
     """Apply after_success to `source` once all its outputs are safely written; never earlier."""
-    if config.after_success == "keep" or not source.exists():
-        return
+    if config.after_success == "keep" or not _regular(source):
+        return  # gone, or replaced by a link: a link is never moved or deleted for an input
     prints = fingerprints or style_fingerprints(config)
     if not all_outputs_written(config, journal, source, content_sha, prints):
         return
@@ -44,32 +51,78 @@ def release_input(config: Config, journal: JobStore, source: Path, content_sha: 
             log.info("moved input %s to %s", source, target)
     except FileNotFoundError:
         return  # another process got there first
-    journal.forget_file(str(source))
+    journal.forget_file(to_text(source))
 
 
-def record_failure(config: Config, source: Path, message: str, style_set: str) -> Path:
-    """Copy (or move) the input into failed/ beside a .error.txt saying what went wrong and what to do."""
+def record_failure(config: Config, source: Path, message: str, style_set: str,
+                   handle: BinaryIO | None = None) -> Path:
+    """Copy (or move) the input into failed/ beside a .error.txt saying what went wrong and what to do.
+
+    The copy is read from `handle` (the job's descriptor from safe_open) or from a fresh safe_open of
+    `source`; a link or anything but a regular file is never copied, moved or read.
+    """
     folder = config.failed_dir
     folder.mkdir(parents=True, exist_ok=True)
-    target = _free_name(folder / source.name) if source.exists() else folder / source.name
-    if source.exists():
-        try:
-            if config.on_failure == "move":
-                shutil.move(str(source), str(target))
-            else:
-                shutil.copy2(source, target)
-        except OSError as exc:
-            log.warning("could not %s %s to %s: %s", config.on_failure, source, folder, exc)
+    target = _free_name(folder / source.name) if _regular(source) else folder / source.name
+    try:
+        with _reopen(config, source, handle) as opened:
+            if opened is not None:
+                _keep_copy(config, source, opened, target)
+    except OSError as exc:
+        log.warning("could not %s %s to %s: %s", config.on_failure, source, folder, exc)
     report = target.with_name(target.name + ".error.txt")
     write_atomic(report, (
-        f"file: {source}\n"
+        f"file: {display(source)}\n"
         f"style set: {style_set}\n"
         f"failed at: {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
-        f"error: {message}\n"
+        f"error: {display(message)}\n"
         "what to do: fix or replace the file and drop it into the input folder again; "
         "this copy can then be deleted.\n"
     ))
     return report
+
+
+@contextlib.contextmanager
+def _reopen(config: Config, source: Path, handle: BinaryIO | None) -> Iterator[BinaryIO | None]:
+    """The job's own descriptor, or a safe one of `source`, or None when there is nothing safe to copy."""
+    if handle is not None:
+        yield handle
+        return
+    try:
+        opened = open_input(config.input, source)
+    except (UnsafeInputError, FileNotFoundError) as exc:
+        log.info("no copy of %s in the failed folder: %s", source, exc)
+        yield None
+        return
+    with opened:
+        yield opened
+
+
+def _keep_copy(config: Config, source: Path, handle: BinaryIO, target: Path) -> None:
+    """Copy the descriptor's bytes to `target`; with on_failure: move, then remove `source` if it is still that file."""
+    handle.seek(0)
+    write_atomic_with(target, lambda out: shutil.copyfileobj(handle, out, 1 << 20))
+    info = os.fstat(handle.fileno())
+    with contextlib.suppress(OSError):
+        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+    if config.on_failure == "move" and _same_file(source, info):
+        source.unlink()
+
+
+def _regular(path: Path) -> bool:
+    """A regular file itself (lstat: a link is not one, whatever it points to)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _same_file(path: Path, info: os.stat_result) -> bool:
+    try:
+        here = os.lstat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (info.st_dev, info.st_ino)
 
 
 def _free_name(path: Path) -> Path:

@@ -7,6 +7,7 @@ import time
 
 from daemon.store import JobStore
 from daemon.service.notify import Notifier
+from daemon.media.names import display
 from daemon.review.progress import format_duration
 from daemon.service.worker_pool import WorkerPool
 
@@ -61,7 +62,7 @@ class HealthReporter:
         for job in journal.jobs("running"):
             beat = job.heartbeat or job.started or now_wall
             if now_wall - beat > self.limit:
-                return f"job {job.id} ({job.rel_path}) made no progress for {now_wall - beat:.0f}s"
+                return f"job {job.id} ({display(job.rel_path)}) made no progress for {now_wall - beat:.0f}s"
         return None
 
     @staticmethod
@@ -73,7 +74,8 @@ class HealthReporter:
             job = running[0]
             progress = f"iter {job.progress_iteration or 0}/{job.progress_total or '?'}"
             eta = f", eta {format_duration(job.progress_eta)}" if job.progress_eta is not None else ""
-            return f"queue {counts.queued}; job {job.id} {job.rel_path} [{job.style_set}] {progress}{eta}"
+            # display(): a newline in a name would start a forged sd_notify field (STATUS= is one line).
+            return f"queue {counts.queued}; job {job.id} {display(job.rel_path)} [{job.style_set}] {progress}{eta}"
         if counts.queued:
             return f"queue {counts.queued}; waiting"
         return f"idle; {counts.done} done, {counts.failed} failed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path, PurePosixPath
 
@@ -10,7 +11,10 @@ from daemon.service.aftercare import release_input
 from daemon.config import Config
 from daemon.store import JobSpec, JobStore
 from daemon.service.routing import output_path_for, style_sets_for
-from daemon.media.hashing import sha256_file
+from daemon.errors import UnsafeInputError
+from daemon.media.hashing import sha256_handle
+from daemon.media.names import to_text
+from daemon.media.safe_open import open_input
 from daemon.service.watcher import FileEvent, FileStabilityTracker, FolderWatcher, InputFilter, scan
 
 log = logging.getLogger(__name__)
@@ -76,8 +80,9 @@ class Intake:
         if event.gone:
             self.tracker.forget(event.path)
             return
-        if event.path.is_dir():
-            # A folder moved in: its files produce no events of their own.
+        if self.filter.real_folder(event.path):
+            # A folder moved in: its files produce no events of their own. A link to a folder is no
+            # folder of ours (never followed), so it is left to the filter, which refuses it.
             for path in scan(event.path, self.filter):
                 self.tracker.touch(path)
         elif self.filter.accepts(event.path):
@@ -85,25 +90,34 @@ class Intake:
 
     def _needs_look(self, path: Path) -> bool:
         try:
-            stat = path.stat()
+            stat = os.lstat(path)
         except OSError:
             return False
-        return self.journal.known_file(str(path), stat.st_size, stat.st_mtime_ns) is None or \
+        return self.journal.known_file(to_text(path), stat.st_size, stat.st_mtime_ns) is None or \
             self.config.after_success != "keep"
+
+    def _identify(self, path: Path) -> tuple[str, bool]:
+        """(content sha256, whether it was already known) read through a descriptor that follows no link."""
+        with open_input(self.config.input, path) as handle:
+            info = os.fstat(handle.fileno())
+            key = to_text(path)  # any name bytes: the journal stores text (media/names.py)
+            known = self.journal.known_file(key, info.st_size, info.st_mtime_ns)
+            if known is not None:
+                return known, True
+            sha = sha256_handle(handle)
+        self.journal.remember_file(key, info.st_size, info.st_mtime_ns, sha)
+        return sha, False
 
     def consider(self, path: Path) -> int:
         """Hash a settled file and queue its (content, style set) jobs; returns how many are new."""
         try:
-            stat = path.stat()
-            if not path.is_file():
-                return 0
-            known = self.journal.known_file(str(path), stat.st_size, stat.st_mtime_ns)
-            sha = known or sha256_file(path)
+            sha, known = self._identify(path)
+        except UnsafeInputError as exc:
+            log.warning("skipping %s", exc)
+            return 0
         except OSError as exc:
             log.info("skipping %s for now: %s", path, exc.strerror or exc)
             return 0
-        if known is None:
-            self.journal.remember_file(str(path), stat.st_size, stat.st_mtime_ns, sha)
         rel = PurePosixPath(path.relative_to(self.config.input).as_posix())
         sets = style_sets_for(rel, self.config)
         if not sets:
@@ -113,13 +127,13 @@ class Intake:
             return 0
         added = 0
         for style_set in sets:
-            spec = JobSpec(sha, style_set, self.fingerprints[style_set], str(path), str(rel),
-                           str(output_path_for(rel, style_set, self.config)))
-            job = self.journal.enqueue(spec, retry_failed=known is None)
+            spec = JobSpec(sha, style_set, self.fingerprints[style_set], to_text(path), to_text(rel),
+                           to_text(output_path_for(rel, style_set, self.config)))
+            job = self.journal.enqueue(spec, retry_failed=not known)
             if job is not None:
                 added += 1
                 log.info("queued %s with style %s (job %d)", rel, style_set, job.id)
-        if added == 0 and known is None:
+        if added == 0 and not known:
             log.info("%s: this content was already handled for %s; nothing to do", rel, ", ".join(sets))
         if added == 0:
             release_input(self.config, self.journal, path, sha, self.fingerprints)

@@ -14,6 +14,7 @@ from pathlib import Path
 from daemon.media.atomic import sweep_temp_files
 from daemon.config import Config, load_config
 from daemon.errors import ConfigError, StyleDaemonError
+from daemon.logs import make_formatter
 from daemon.service.fingerprint import style_fingerprints
 from daemon.service.intake import Intake
 from daemon.store import JobStore, open_store
@@ -174,7 +175,7 @@ class Supervisor:
             self.config.logs_dir / "style-daemon.log", maxBytes=settings.max_bytes, backupCount=settings.backups,
             encoding="utf-8",
         )
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(make_formatter())  # escapes names: no forged lines (daemon/logs.py)
         logging.getLogger().addHandler(handler)
         self._file_handler = handler
 

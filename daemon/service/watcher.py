@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Iterator
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from daemon.media.images import IMAGE_EXTENSIONS
 
@@ -48,15 +49,16 @@ class InputFilter:
             return False
         if any(_inside(path, folder) for folder in self.excluded):
             return False
-        if path.is_symlink():
-            # Links are followed only when they stay inside the input folder.
-            try:
-                target = path.resolve(strict=True)
-            except (OSError, RuntimeError):
-                return False
-            if not _inside(target, self.root) or any(_inside(target, f) for f in self.excluded):
-                return False
-        return True
+        # Links are never followed, wherever they point: only a regular file reached through real folders.
+        return _plain(self.root, rel, stat.S_ISREG)
+
+    def real_folder(self, folder: Path) -> bool:
+        """True for a folder (not a link to one, nor inside one) under the input folder, or the folder itself."""
+        try:
+            rel = Path(folder).relative_to(self.root)
+        except ValueError:
+            return False
+        return _plain(self.root, rel, stat.S_ISDIR)
 
     def excluded_dir(self, folder: Path) -> bool:
         """True for folders a scan must not descend into."""
@@ -64,12 +66,27 @@ class InputFilter:
         return any(resolved == f or _inside(resolved, f) for f in self.excluded)
 
 
+def _plain(root: Path, rel: Path, is_kind) -> bool:
+    """True when every folder from `root` down to root/rel is a real folder and root/rel is of `is_kind` (lstat)."""
+    here = root
+    try:
+        for part in rel.parts[:-1]:
+            here = here / part
+            if not stat.S_ISDIR(os.lstat(here).st_mode):
+                return False
+        return is_kind(os.lstat(root / rel).st_mode)
+    except OSError:
+        return False
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
 def scan(root: Path, accept: InputFilter) -> Iterator[Path]:
-    """Every acceptable file under `root`, not descending into excluded or hidden folders."""
+    """Every acceptable file under `root`, not descending into excluded or hidden folders, nor any link."""
+    if not accept.real_folder(root):
+        return  # os.walk would follow `root` itself if it is a link (a linked folder created at runtime)
     for folder, dirs, files in os.walk(root, followlinks=False):
         here = Path(folder)
         dirs[:] = [d for d in dirs if not d.startswith(".") and not accept.excluded_dir((here / d).resolve())]
@@ -111,12 +128,12 @@ class FileStabilityTracker:
         for path in list(self._files):
             seen = self._files[path]
             try:
-                stat = path.stat()
+                info = os.lstat(path)  # a link's own data, never its target's
             except OSError:
                 del self._files[path]
                 continue
-            if (stat.st_size, stat.st_mtime_ns) != (seen.size, seen.mtime_ns):
-                self._files[path] = _Seen(stat.st_size, stat.st_mtime_ns, now)
+            if (info.st_size, info.st_mtime_ns) != (seen.size, seen.mtime_ns):
+                self._files[path] = _Seen(info.st_size, info.st_mtime_ns, now)
             elif now - seen.since >= self.settle:
                 settled.append(path)
                 del self._files[path]
@@ -124,13 +141,13 @@ class FileStabilityTracker:
 
     def _observe(self, path: Path, now: float) -> None:
         try:
-            stat = path.stat()
+            info = os.lstat(path)
         except OSError:
             self._files.pop(path, None)
             return
         seen = self._files.get(path)
-        if seen is None or (stat.st_size, stat.st_mtime_ns) != (seen.size, seen.mtime_ns):
-            self._files[path] = _Seen(stat.st_size, stat.st_mtime_ns, now)
+        if seen is None or (info.st_size, info.st_mtime_ns) != (seen.size, seen.mtime_ns):
+            self._files[path] = _Seen(info.st_size, info.st_mtime_ns, now)
 
 
 @dataclass(frozen=True)
@@ -168,7 +185,8 @@ class FolderWatcher:
         self.root = root
         self.events: "queue.SimpleQueue[FileEvent]" = queue.SimpleQueue()
         if mode == "polling":
-            self.observer = PollingObserver(timeout=poll_interval)
+            # lstat: the snapshots never descend into a linked folder (the default os.stat would).
+            self.observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=poll_interval)
         else:
             self.observer = Observer()
         self.observer.schedule(_EnqueueHandler(self.events), str(root), recursive=True)

@@ -11,13 +11,16 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from daemon.service.aftercare import record_failure, release_input
 from daemon.config import Config, load_config
-from daemon.errors import BadInputError, StopRequested, StyleDaemonError, is_out_of_memory
+from daemon.errors import BadInputError, StopRequested, StyleDaemonError, UnsafeInputError, is_out_of_memory
 from daemon.service.fingerprint import style_fingerprints
 from daemon.review.gallery import write_gallery
-from daemon.media.hashing import sha256_file
+from daemon.media.hashing import sha256_handle
+from daemon.media.names import display, from_text
+from daemon.media.safe_open import open_input
 from daemon.store import Job, JobStore, open_store, worker_id
 from daemon.review.progress import describe
 from daemon.media.stylize import StyleRef, StylizeRequest, run_stylize
@@ -120,9 +123,14 @@ class Worker:
 
     def process(self, engine, job: Job) -> None:
         """Run one job to done, failed, retry-later or re-queued (on stop)."""
-        source = Path(job.source_path)
-        if not self._input_still_there(job, source):
+        source = from_text(job.source_path)  # the name's real bytes (media/names.py)
+        handle = self._open_input(job, source)
+        if handle is None:
             return
+        with handle:
+            self._run(engine, job, source, handle)
+
+    def _run(self, engine, job: Job, source: Path, handle: BinaryIO) -> None:
         style = self.config.styles.get(job.style_set)
         if style is None or self.fingerprints.get(job.style_set) != job.params_hash:
             log.info("job %d: style set %s changed or was removed since it was queued; dropped", job.id, job.style_set)
@@ -131,13 +139,14 @@ class Worker:
         request = StylizeRequest(
             content=source,
             styles=tuple(StyleRef(i.path, i.weight) for i in style.images),
-            output=Path(job.output_path),
+            output=from_text(job.output_path),
             params=self.config.engine.transfer_params(style.params),
             quality=self.config.naming.quality,
             style_set=job.style_set,
             max_input_pixels=self.config.max_input_pixels,
             contact_sheet=self.config.gallery.contact_sheets,
-            content_sha256=job.content_sha,  # verified against the file just above
+            content_sha256=job.content_sha,  # verified against the descriptor just above
+            content_file=handle,  # decoded from the descriptor that was hashed, never re-opened by name
         )
         log.info("job %d: start %s with style %s (attempt %d)", job.id, job.rel_path, job.style_set, job.attempts)
         try:
@@ -147,10 +156,10 @@ class Worker:
             log.info("job %d: interrupted by shutdown; re-queued", job.id)
             return
         except BadInputError as exc:
-            self._fail(job, source, str(exc))
+            self._fail(job, source, str(exc), handle)
             return
         except Exception as exc:  # noqa: BLE001 - every failure must end in a recorded state
-            self._handle_error(job, source, exc)
+            self._handle_error(job, source, exc, handle)
             return
         self.journal.finish(job.id, outcome.seconds)
         log.info("job %d: done %s -> %s in %.1fs", job.id, job.rel_path, outcome.output, outcome.seconds)
@@ -165,16 +174,27 @@ class Worker:
         except OSError as exc:
             log.warning("could not update the gallery: %s", exc)
 
-    def _input_still_there(self, job: Job, source: Path) -> bool:
+    def _open_input(self, job: Job, source: Path) -> BinaryIO | None:
+        """The input opened without following any link and checked against the job's hash; None if dropped."""
         try:
-            same = source.is_file() and sha256_file(source) == job.content_sha
-        except OSError:
-            same = False
-        if not same:
-            log.info("job %d: %s vanished or changed while queued; dropped (a new file makes a new job)",
-                     job.id, job.rel_path)
+            handle = open_input(self.config.input, source)
+        except UnsafeInputError as exc:
+            log.warning("job %d: dropped: %s", job.id, exc)
             self.journal.drop(job.id)
-        return same
+            return None
+        except OSError:
+            handle = None
+        if handle is not None:
+            try:
+                if sha256_handle(handle) == job.content_sha:
+                    return handle
+            except OSError:
+                pass
+            handle.close()
+        log.info("job %d: %s vanished or changed while queued; dropped (a new file makes a new job)",
+                 job.id, job.rel_path)
+        self.journal.drop(job.id)
+        return None
 
     def _progress(self, job: Job):
         every = self.config.logging.progress_every
@@ -191,7 +211,7 @@ class Worker:
 
         return report
 
-    def _handle_error(self, job: Job, source: Path, exc: Exception) -> None:
+    def _handle_error(self, job: Job, source: Path, exc: Exception, handle: BinaryIO | None = None) -> None:
         if is_transient(exc) and job.attempts < self.config.retries.max_attempts:
             delay = self.config.retries.backoff_seconds * 2 ** (job.attempts - 1)
             log.warning("job %d: %s; retry %d/%d in %.0fs", job.id, _one_line(exc), job.attempts + 1,
@@ -199,15 +219,16 @@ class Worker:
             self.journal.retry_later(job.id, _one_line(exc), delay)
             return
         if isinstance(exc, StyleDaemonError) or is_transient(exc):
-            self._fail(job, source, _one_line(exc))
+            self._fail(job, source, _one_line(exc), handle)
             return
         log.exception("job %d: unexpected error", job.id)
-        self._fail(job, source, f"unexpected error: {_one_line(exc)} (see the log for the traceback)")
+        self._fail(job, source, f"unexpected error: {_one_line(exc)} (see the log for the traceback)", handle)
 
-    def _fail(self, job: Job, source: Path, message: str) -> None:
+    def _fail(self, job: Job, source: Path, message: str, handle: BinaryIO | None = None) -> None:
+        message = display(message)  # one line of text, whatever bytes a name in it holds
         self.journal.fail(job.id, message)
         try:
-            report = record_failure(self.config, source, message, job.style_set)
+            report = record_failure(self.config, source, message, job.style_set, handle)
         except OSError as exc:
             report = None
             log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
