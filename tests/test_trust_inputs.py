@@ -24,7 +24,7 @@ import yaml
 from PIL import Image
 
 from tests.conftest import CONTENT
-from tests.helpers import ROOT, Daemon, done_jobs, drop, journal_rows, wait_until, write_config
+from tests.helpers import ROOT, Daemon, done_jobs, journal_rows, wait_until, write_config
 
 PASSWD = Path("/etc/passwd")
 
@@ -485,3 +485,22 @@ def test_control_characters_in_names_are_escaped_everywhere(folder):
             assert "job 1: failed" not in line or "\\nERROR" in line, repr(line)
             assert "queued forged" not in line or "\\n2026" in line, repr(line)
         assert "new\\nline.png" in log_text
+
+
+def test_moved_inputs_keep_their_name_bytes_and_content(folder):
+    config = write_config(folder, after_success="move", on_failure="move")
+    inp, out = os.fsencode(folder / "in"), os.fsencode(folder / "out")
+    daemon = Daemon(config)
+    daemon.wait_ready()
+    good, bad = variant(90), b"\x00 not an image"
+    put(os.path.join(inp, b"good-\xe9\n.png"), good)
+    put(os.path.join(inp, b"bad-\xe9.jpg"), bad)
+    wait_until(lambda: not os.listdir(inp), what="both inputs moved out of the input folder")
+    wait_until(lambda: os.path.exists(os.path.join(out, b"failed", b"bad-\xe9.jpg.error.txt")), what="report")
+    daemon.stop()
+    assert open(os.path.join(out, b"processed", b"good-\xe9\n.png"), "rb").read() == good
+    assert open(os.path.join(out, b"failed", b"bad-\xe9.jpg"), "rb").read() == bad
+    report = open(os.path.join(out, b"failed", b"bad-\xe9.jpg.error.txt"), "rb").read().decode("utf-8")
+    assert "bad-\\xe9.jpg" in report
+    assert not [p for p in files_table(folder) if "good-" in p]  # forgotten once moved (by its stored name)
+    assert "Traceback" not in daemon.output()

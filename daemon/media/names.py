@@ -44,7 +44,11 @@ def from_text(text: str) -> Path:
 
 
 def display(value: str | os.PathLike) -> str:
-    """One printable line: control, format and line-break characters escaped, undecodable bytes as \\xNN."""
+    """One printable line: control, format and line-break characters escaped, undecodable bytes as \\xNN.
+
+    Takes a path or str as the OS gives it or as to_text() stored it: U+F780..U+F7FF are read as
+    to_text()'s stand-ins for bytes (a real name holding one is shown by its bytes once stored).
+    """
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
     text = os.fsdecode(text) if isinstance(text, bytes) else text
     if text.isprintable():
