@@ -54,7 +54,13 @@ def setup_logging(level: str = "INFO", plain: bool = False) -> None:
     # Crashes and warnings go through the formatter too, never raw onto stderr.
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
-    threading.excepthook = lambda args: _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback)
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if issubclass(args.exc_type, SystemExit):
+        return  # a thread's normal way out, as in threading's own hook
+    _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback)
 
 
 def _log_uncaught(kind, value, traceback) -> None:

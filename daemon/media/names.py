@@ -43,7 +43,7 @@ def from_text(text: str) -> Path:
     return Path(os.fsdecode(os.fsencode(escaped)))
 
 
-def display(value: str | os.PathLike) -> str:
+def display(value: str | bytes | os.PathLike) -> str:
     """One printable line: control, format and line-break characters escaped, undecodable bytes as \\xNN.
 
     Takes a path or str as the OS gives it or as to_text() stored it: U+F780..U+F7FF are read as
