@@ -155,6 +155,7 @@ class Retries(_Strict):
 
     max_attempts: int = Field(3, ge=1)
     backoff_seconds: float = Field(30.0, ge=0)
+    max_wait_seconds: float = Field(300.0, gt=0)  # cap of the growing wait while the environment is broken
 
 
 class LoggingSettings(_Strict):
