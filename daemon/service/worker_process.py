@@ -239,12 +239,16 @@ class Worker:
             self._announced = None
 
     def _fail(self, job: Job, source: Path, message: str) -> None:
-        self.journal.fail(job.id, message)
         try:
             report = record_failure(self.config, source, message, job.style_set)
         except OSError as exc:
+            problem = environment_problem(exc, self.config)
+            if problem is not None:  # the failure cannot be recorded now: wait, record it once it can be
+                self._wait_for_environment(job, problem)
+                return
             report = None
             log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
+        self.journal.fail(job.id, message)
         log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message,
                   f" (see {report})" if report else "")
         self._update_gallery()
