@@ -77,9 +77,13 @@ def record_failure(config: Config, source: Path, message: str, style_set: str) -
             "this copy can then be deleted.\n"
         ))
     except OSError:
-        if placed and config.on_failure == "copy":
+        if placed:
             with contextlib.suppress(OSError):
-                target.unlink()  # a copy without its reason only puzzles people
+                # A copy without its reason only puzzles people; a moved input goes back where it was.
+                if config.on_failure == "move":
+                    _place(target, source, move=True)
+                else:
+                    target.unlink()
         raise
     return report
 

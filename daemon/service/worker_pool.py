@@ -157,6 +157,7 @@ class WorkerPool:
                 worker.restarts += 1
                 worker.next_start = 0.0
                 worker.start()
+        return ended
 
     def all_ended(self) -> bool:
         """True when no worker runs."""

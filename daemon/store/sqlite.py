@@ -18,7 +18,8 @@ from typing import Iterator
 from daemon.errors import JournalError, journal_corrupt_message
 from daemon.store.records import Counts, Job, JobSpec, State, WorkerRecord
 
-_CORRUPT_MARKERS = ("malformed", "not a database", "disk image", "corrupt")
+# "no such table": every open creates the tables, so a table missing later means the file was damaged.
+_CORRUPT_MARKERS = ("malformed", "not a database", "disk image", "corrupt", "no such table")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
