@@ -154,7 +154,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from daemon.config import load_config
     from daemon.review.status import collect, render_json, render_text
 
-    report = collect(load_config(args.config))
+    # Read-only: status must work exactly when folders are full, read-only or unwritable.
+    report = collect(load_config(args.config, check_folders=False))
     print(render_json(report) if args.json else render_text(report))
     return 0
 

@@ -269,8 +269,11 @@ class Config(_Strict):
         return [self.output, self.state, self.failed_dir, self.processed_dir, self.logs_dir]
 
 
-def load_config(path: Path) -> Config:
-    """Read, validate and check a config file; raises ConfigError with the key path and the fix."""
+def load_config(path: Path, check_folders: bool = True) -> Config:
+    """Read, validate and check a config file; raises ConfigError with the key path and the fix.
+
+    check_folders=False (for `status`, which only reads) skips creating and testing the folders.
+    """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -289,7 +292,8 @@ def load_config(path: Path) -> Config:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
-    check_filesystem(config, path)
+    if check_folders:
+        check_filesystem(config, path)
     return config
 
 

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from daemon.media.atomic import write_atomic
 from daemon.config import Config
+from daemon.service.environment import ENVIRONMENT_ERRNOS
 from daemon.service.fingerprint import style_fingerprints
 from daemon.store import Job, JobStore
 from daemon.service.routing import style_sets_for
@@ -65,6 +66,8 @@ def record_failure(config: Config, source: Path, message: str, style_set: str) -
             _place(source, target, move=config.on_failure == "move")
             placed = True
         except OSError as exc:
+            if exc.errno in ENVIRONMENT_ERRNOS:
+                raise  # full or read-only failed folder: the caller waits and records the failure later
             log.warning("could not %s %s to %s: %s", config.on_failure, source, folder, exc)
     report = target.with_name(target.name + ".error.txt")
     try:

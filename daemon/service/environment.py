@@ -15,6 +15,9 @@ from daemon.config import Config
 from daemon.errors import is_out_of_memory
 from daemon.review.status import WAITING_PREFIX
 
+# Errors of the machine when they concern our own folders (see environment_problem).
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+
 _RESUMES = "the job resumes by itself"
 
 
@@ -38,8 +41,11 @@ def environment_problem(exc: BaseException, config: Config) -> EnvironmentProble
                                   f"engine.max_size if it keeps happening; {_RESUMES})")
     if not isinstance(exc, OSError) or exc.errno is None:
         return None
-    filename = Path(exc.filename) if isinstance(exc.filename, (str, Path)) else None
-    if filename is not None and _inside(filename, config.input) and not _ours(filename, config):
+    # A copy names both ends (filename -> filename2): the end in one of our folders is the one that failed.
+    named = [Path(f) for f in (exc.filename2, exc.filename) if isinstance(f, (str, Path))]
+    ours = [f for f in named if _ours(f, config)]
+    filename = ours[0] if ours else (named[0] if named else None)
+    if filename is not None and not ours and _inside(filename, config.input):
         return None  # reading the photo failed: that is the photo's (or its permissions') problem
     label, folder = _folder_of(filename, config)
     code = exc.errno

@@ -68,7 +68,8 @@ class Worker:
         self._state: tuple[str, float] = ("", 0.0)
         self._parent = _expected_parent()
         self._waits = 0  # environment failures in a row: the backoff grows with them
-        self._announced: EnvironmentProblem | None = None
+        self._announced: dict[str, EnvironmentProblem] = {}  # causes already logged, until jobs run again
+        self._gallery_error = ""
 
     def install_signals(self) -> None:
         """SIGTERM/SIGINT stop at the next iteration; SIGHUP re-reads the config between jobs."""
@@ -175,7 +176,11 @@ class Worker:
         try:
             write_gallery(self.config, self.journal)
         except OSError as exc:
-            log.warning("could not update the gallery: %s", exc)
+            if str(exc.strerror) != self._gallery_error:  # once per cause, not at every job on a full disk
+                log.warning("could not update the gallery: %s", exc)
+            self._gallery_error = str(exc.strerror)
+        else:
+            self._gallery_error = ""
 
     def _input_still_there(self, job: Job, source: Path) -> bool:
         try:
@@ -226,17 +231,17 @@ class Worker:
         delay = min(retries.max_wait_seconds, (retries.backoff_seconds or 1.0) * 2 ** self._waits)
         self._waits += 1
         self.journal.retry_later(job.id, problem.reason, delay, count_attempt=False)
-        if self._announced is None or self._announced.key != problem.key:
-            log.warning("%s (job %d %s waits; tried again with growing delays up to %.0fs)", problem.reason,
+        if problem.key not in self._announced:
+            log.warning("%s (job %d %s waits; tried again with growing delays up to %gs)", problem.reason,
                         job.id, job.rel_path, retries.max_wait_seconds)
-            self._announced = problem
+            self._announced[problem.key] = problem
         self._update_gallery()
 
     def _environment_recovered(self) -> None:
         self._waits = 0
-        if self._announced is not None:
-            log.info("resumed: no longer %s", self._announced.reason)
-            self._announced = None
+        for problem in self._announced.values():
+            log.info("resumed: no longer %s", problem.reason)
+        self._announced.clear()
 
     def _fail(self, job: Job, source: Path, message: str) -> None:
         try:
