@@ -8,6 +8,7 @@ import time
 from daemon.store import JobStore
 from daemon.service.notify import Notifier
 from daemon.review.progress import format_duration
+from daemon.review.status import WAITING_PREFIX
 from daemon.service.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -75,5 +76,6 @@ class HealthReporter:
             eta = f", eta {format_duration(job.progress_eta)}" if job.progress_eta is not None else ""
             return f"queue {counts.queued}; job {job.id} {job.rel_path} [{job.style_set}] {progress}{eta}"
         if counts.queued:
-            return f"queue {counts.queued}; waiting"
+            held = [j.error for j in journal.jobs("queued", limit=50) if (j.error or "").startswith(WAITING_PREFIX)]
+            return f"queue {counts.queued}; {held[0]}" if held else f"queue {counts.queued}; waiting"
         return f"idle; {counts.done} done, {counts.failed} failed"
