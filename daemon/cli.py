@@ -179,7 +179,7 @@ def _check_journal(path: Path) -> None:
     """JournalError (one line) if an existing journal is corrupt; opens it read-only, writes nothing."""
     from daemon.store import open_store
 
-    if path.exists():
+    if path.exists() and path.stat().st_size > 0:  # an empty file is a journal not yet started
         open_store(path, readonly=True).close()
 
 

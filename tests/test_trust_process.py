@@ -86,6 +86,17 @@ def assert_one_journal_line(text: str, journal: Path) -> None:
 # -- 1. a corrupt journal ---------------------------------------------------------------------------
 
 
+def _long_history(journal: Path) -> None:
+    """A journal that has seen many files, checkpointed into the file itself, so that most of its pages
+    are read from the file (not from the write-ahead log) by a running daemon."""
+    db = sqlite3.connect(journal)
+    db.executemany("INSERT INTO files (path, size, mtime_ns, sha, seen) VALUES (?, 1, 1, ?, 0)",
+                   [(f"/gone/photo-{n:05d}.jpg", f"{n:064x}") for n in range(3000)])
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
 def _garbage_everywhere(path: Path) -> None:
     path.write_bytes(os.urandom(path.stat().st_size or 8192))
 
@@ -101,7 +112,13 @@ def _garbage_after_header(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", [_garbage_everywhere, _garbage_header, _garbage_after_header])
+def _truncated(path: Path) -> None:
+    _long_history(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("damage", [_garbage_everywhere, _garbage_header, _garbage_after_header, _truncated])
 def test_corrupt_journal_at_start_is_one_line_and_exit_76_for_every_command(tmp_path, damage):
     config = write_config(tmp_path)
     one_done_job(tmp_path, config)
@@ -119,15 +136,16 @@ def test_corrupt_journal_at_start_is_one_line_and_exit_76_for_every_command(tmp_
     assert prevent and "76" in prevent[0].split("=", 1)[1].split(), "a corrupt journal would crash-loop"
 
 
-def _long_history(journal: Path) -> None:
-    """A journal that has seen many files, checkpointed into the file itself, so that most of its pages
-    are read from the file (not from the write-ahead log) by a running daemon."""
-    db = sqlite3.connect(journal)
-    db.executemany("INSERT INTO files (path, size, mtime_ns, sha, seen) VALUES (?, 1, 1, ?, 0)",
-                   [(f"/gone/photo-{n:05d}.jpg", f"{n:064x}") for n in range(3000)])
-    db.commit()
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
+def test_empty_journal_file_is_a_new_journal_not_a_corrupt_one(tmp_path):
+    config = write_config(tmp_path)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "journal.sqlite3").write_bytes(b"")
+    for command in ("status", "check-config"):
+        done = run_cli(command, "-c", str(config))
+        assert done.returncode == 0 and "corrupt" not in done.stderr, (command, done.stderr)
+    daemon = Daemon(config)
+    daemon.wait_ready()
+    assert daemon.stop() == 0
 
 
 @pytest.mark.parametrize("wal_too", [False, True])

@@ -69,8 +69,8 @@ class StatusReport:
 
 def collect(config: Config) -> StatusReport:
     """Read the journal and summarise it."""
-    if not config.journal_path.exists():
-        return StatusReport(0, 0, 0, 0)
+    if not config.journal_path.exists() or config.journal_path.stat().st_size == 0:
+        return StatusReport(0, 0, 0, 0)  # nothing recorded yet (the service creates the tables at start)
     journal = open_store(config.journal_path, readonly=True)
     try:
         counts = journal.counts()
