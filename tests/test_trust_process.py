@@ -183,7 +183,7 @@ def test_environment_faults_keep_the_job_waiting_without_burning_attempts(tmp_pa
     EDQUOT, EIO and OOM cannot be caused for real here; ENOSPC and EROFS are also tested for real below."""
     cause = tmp_path / "cause"
     cause.write_text("the environment is broken while this file exists")
-    config = write_config(tmp_path, retries={"max_attempts": 2, "backoff_seconds": 0.1, "max_wait_seconds": 0.4})
+    config = write_config(tmp_path, retries={"max_attempts": 2, "backoff_seconds": 0.1})
     daemon = Daemon(config, env={"STYLE_DAEMON_FAKE_FAULT": fault, "STYLE_DAEMON_FAKE_FAULT_WHILE": str(cause)})
     daemon.wait_ready()
     drop(CONTENT / "chelsea.png", tmp_path / "in" / "chelsea.png")
@@ -262,7 +262,7 @@ def _repair(kind: str, out: Path, filler: Path | None) -> None:
 @pytest.mark.parametrize("kind, words", [("full", "output disk full: 0 bytes free on"), ("read-only", "read-only")])
 def test_real_full_or_read_only_output_waits_then_resumes(tmp_path, small_output, kind, words):
     config = write_config(tmp_path, output=str(small_output),
-                          retries={"max_attempts": 2, "backoff_seconds": 0.2, "max_wait_seconds": 0.5},
+                          retries={"max_attempts": 2, "backoff_seconds": 0.2},
                           gallery={"contact_sheets": False, "index": True})
     daemon = Daemon(config)
     daemon.wait_ready()
