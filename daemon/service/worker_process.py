@@ -228,7 +228,7 @@ class Worker:
     def _wait_for_environment(self, job: Job, problem: EnvironmentProblem) -> None:
         """Keep the job queued without counting the attempt; say the cause once, not at every retry."""
         retries = self.config.retries
-        delay = min(retries.max_wait_seconds, (retries.backoff_seconds or 1.0) * 2 ** self._waits)
+        delay = min(retries.max_wait_seconds, (retries.backoff_seconds or 1.0) * 2.0 ** min(self._waits, 30))
         self._waits += 1
         self.journal.retry_later(job.id, problem.reason, delay, count_attempt=False)
         if problem.key not in self._announced:
