@@ -154,7 +154,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from daemon.config import load_config
     from daemon.review.status import collect, render_json, render_text
 
-    report = collect(load_config(args.config))
+    # Read-only: status must work exactly when folders are full, read-only or unwritable.
+    report = collect(load_config(args.config, check_folders=False))
     print(render_json(report) if args.json else render_text(report))
     return 0
 
@@ -166,6 +167,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from daemon.config import load_config
 
     config = load_config(args.config)
+    _check_journal(config.journal_path)
     effective = config.model_dump(mode="json", exclude_none=True)
     effective.update(failed=str(config.failed_dir), processed=str(config.processed_dir))
     print(yaml.safe_dump(effective, sort_keys=False), end="")
@@ -173,14 +175,26 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_journal(path: Path) -> None:
+    """JournalError (one line) if an existing journal is corrupt; opens it read-only, writes nothing."""
+    from daemon.store import open_store
+
+    if path.exists() and path.stat().st_size > 0:  # an empty file is a journal not yet started
+        open_store(path, readonly=True).close()
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """A worker process (started by the service, not by hand)."""
+    from daemon.errors import JournalError
     from daemon.service.worker_process import Worker, die_with_parent
 
     die_with_parent()
-    worker = Worker(args.config, args.index, args.exit_when_idle)
-    worker.install_signals()
-    return worker.run()
+    try:
+        worker = Worker(args.config, args.index, args.exit_when_idle)
+        worker.install_signals()
+        return worker.run()
+    except JournalError as exc:
+        return exc.exit_code  # the supervisor sees this code and says it, once, for the whole service
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,16 +6,22 @@ import os
 import re
 from datetime import time as dtime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from daemon.engine.params import TransferParams
 from daemon.errors import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TEMPLATE_FIELDS = {"stem", "style", "ext", "name", "suffix"}
+
+
+# Numbers are numbers: YAML's true/false (or "5") where a number is meant is refused, not read as 1/0.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
 
 
 class _Strict(BaseModel):
@@ -27,24 +33,24 @@ class EngineSettings(_Strict):
 
     backbone: Literal["auto", "vgg19", "vgg16-hed"] = "auto"
     weights: Path | None = None
-    max_size: int = Field(512, ge=32)
-    iterations: int = Field(100, ge=1)
-    scales: int = Field(3, ge=1, le=6)
-    min_scale_size: int = Field(128, ge=32)
-    content_weight: float = Field(1.0, ge=0)
-    style_weight: float = Field(30.0, ge=0)
-    tv_weight: float = Field(5.0, ge=0)
+    max_size: Int = Field(512, ge=32)
+    iterations: Int = Field(100, ge=1)
+    scales: Int = Field(3, ge=1, le=6)
+    min_scale_size: Int = Field(128, ge=32)
+    content_weight: Float = Field(1.0, ge=0)
+    style_weight: Float = Field(30.0, ge=0)
+    tv_weight: Float = Field(5.0, ge=0)
     content_layer: str = "block4_conv2"
-    style_layers: dict[str, float] | None = None
+    style_layers: dict[str, Float] | None = None
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
-    learning_rate: float = Field(2.0, gt=0)
+    learning_rate: Float = Field(2.0, gt=0)
     init: Literal["content", "noise", "style"] = "content"
-    seed: int = 0
-    style_scale: float = Field(1.0, gt=0)
+    seed: Int = 0
+    style_scale: Float = Field(1.0, gt=0)
     preserve_colors: Literal["none", "luminance", "histogram"] = "none"
     on_too_large: Literal["refuse", "downsize"] = "refuse"
-    log_every: int = Field(50, ge=1)
-    save_every: int = Field(0, ge=0)
+    log_every: Int = Field(50, ge=1)
+    save_every: Int = Field(0, ge=0)
 
     def transfer_params(self, overrides: "StyleOverrides | None" = None) -> TransferParams:
         """TransferParams from these settings with a style set's overrides applied."""
@@ -57,17 +63,17 @@ class EngineSettings(_Strict):
 class StyleOverrides(_Strict):
     """Per-style-set engine parameters; anything unset comes from `engine`."""
 
-    max_size: int | None = Field(None, ge=32)
-    iterations: int | None = Field(None, ge=1)
-    scales: int | None = Field(None, ge=1, le=6)
-    content_weight: float | None = Field(None, ge=0)
-    style_weight: float | None = Field(None, ge=0)
-    tv_weight: float | None = Field(None, ge=0)
-    style_layers: dict[str, float] | None = None
+    max_size: Int | None = Field(None, ge=32)
+    iterations: Int | None = Field(None, ge=1)
+    scales: Int | None = Field(None, ge=1, le=6)
+    content_weight: Float | None = Field(None, ge=0)
+    style_weight: Float | None = Field(None, ge=0)
+    tv_weight: Float | None = Field(None, ge=0)
+    style_layers: dict[str, Float] | None = None
     content_layer: str | None = None
     init: Literal["content", "noise", "style"] | None = None
-    seed: int | None = None
-    style_scale: float | None = Field(None, gt=0)
+    seed: Int | None = None
+    style_scale: Float | None = Field(None, gt=0)
     preserve_colors: Literal["none", "luminance", "histogram"] | None = None
 
 
@@ -75,7 +81,7 @@ class StyleImageRef(_Strict):
     """One image of a style set and its blend weight."""
 
     path: Path
-    weight: float = Field(1.0, gt=0)
+    weight: Float = Field(1.0, gt=0)
 
 
 class StyleSet(_Strict):
@@ -111,9 +117,9 @@ class WatchSettings(_Strict):
     """How new files are noticed and when they count as complete."""
 
     mode: Literal["inotify", "polling"] = "inotify"
-    poll_interval: float = Field(5.0, gt=0)
-    settle_seconds: float = Field(5.0, ge=0)
-    rescan_seconds: float = Field(300.0, gt=0)
+    poll_interval: Float = Field(5.0, gt=0)
+    settle_seconds: Float = Field(5.0, ge=0)
+    rescan_seconds: Float = Field(300.0, gt=0)
 
 
 class OutputSettings(_Strict):
@@ -121,7 +127,7 @@ class OutputSettings(_Strict):
 
     template: str = "{stem}.{style}.{ext}"
     format: Literal["jpg", "png", "webp"] = "jpg"
-    quality: int = Field(92, ge=1, le=100)
+    quality: Int = Field(92, ge=1, le=100)
 
     @field_validator("template")
     @classmethod
@@ -153,8 +159,9 @@ class Schedule(_Strict):
 class Retries(_Strict):
     """Transient failures (disk full, permission denied, out of memory) are retried with backoff."""
 
-    max_attempts: int = Field(3, ge=1)
-    backoff_seconds: float = Field(30.0, ge=0)
+    max_attempts: Int = Field(3, ge=1)
+    backoff_seconds: Float = Field(30.0, ge=0)
+    max_wait_seconds: Float = Field(300.0, gt=0)  # cap of the growing wait while the environment is broken
 
 
 class LoggingSettings(_Strict):
@@ -162,9 +169,9 @@ class LoggingSettings(_Strict):
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     file: bool = True
-    max_bytes: int = Field(10_000_000, ge=10_000)
-    backups: int = Field(5, ge=0)
-    progress_every: int = Field(50, ge=1)
+    max_bytes: Int = Field(10_000_000, ge=10_000)
+    backups: Int = Field(5, ge=0)
+    progress_every: Int = Field(50, ge=1)
 
 
 class GallerySettings(_Strict):
@@ -179,7 +186,7 @@ class MetricsSettings(_Strict):
 
     listen: str | None = None
     textfile: Path | None = None
-    interval_seconds: float = Field(15.0, gt=0)
+    interval_seconds: Float = Field(15.0, gt=0)
 
     @field_validator("listen")
     @classmethod
@@ -209,9 +216,9 @@ class Config(_Strict):
     watch: WatchSettings = WatchSettings()
     engine: EngineSettings = EngineSettings()
     retries: Retries = Retries()
-    workers: int = Field(1, ge=1, le=16)
+    workers: Int = Field(1, ge=1, le=16)
     gpus: list[str] | None = None
-    max_input_pixels: int = Field(64_000_000, ge=1)
+    max_input_pixels: Int = Field(64_000_000, ge=1)
     logging: LoggingSettings = LoggingSettings()
     gallery: GallerySettings = GallerySettings()
     metrics: MetricsSettings = MetricsSettings()
@@ -262,8 +269,11 @@ class Config(_Strict):
         return [self.output, self.state, self.failed_dir, self.processed_dir, self.logs_dir]
 
 
-def load_config(path: Path) -> Config:
-    """Read, validate and check a config file; raises ConfigError with the key path and the fix."""
+def load_config(path: Path, check_folders: bool = True) -> Config:
+    """Read, validate and check a config file; raises ConfigError with the key path and the fix.
+
+    check_folders=False (for `status`, which only reads) skips creating and testing the folders.
+    """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -282,7 +292,8 @@ def load_config(path: Path) -> Config:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
-    check_filesystem(config, path)
+    if check_folders:
+        check_filesystem(config, path)
     return config
 
 
@@ -335,6 +346,9 @@ def _describe(exc: ValidationError) -> str:
             message = "unknown key; check its spelling against config.yaml"
         elif error["type"] == "missing":
             message = "required key is missing"
+        elif error["type"] in ("int_type", "float_type") and isinstance(error.get("input"), (bool, str)):
+            kind = "a whole number" if error["type"] == "int_type" else "a number"
+            message = f"expected {kind}, got {error['input']!r}; write the number without quotes"
         parts.append(f"{where}: {message}")
     more = len(exc.errors()) - 3
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
@@ -357,9 +371,23 @@ def check_filesystem(config: Config, source: Path) -> None:
             raise ConfigError(f"{source}: {key}: folder {folder} is not writable by this user; fix its permissions")
     for name, style in config.styles.items():
         for index, image in enumerate(style.images):
-            if not image.path.is_file():
-                raise ConfigError(f"{source}: styles.{name}.images.{index}: {image.path} not found; fix the path")
+            _check_style_image(image.path, f"{source}: styles.{name}.images.{index}")
     _check_nesting(config, source)
+
+
+def _check_style_image(path: Path, where: str) -> None:
+    """The style image exists, is a file and decodes: otherwise every photo would fail later."""
+    if path.is_dir():
+        raise ConfigError(f"{where}: {path} is a folder, not an image; name one image file in it")
+    if not path.is_file():
+        raise ConfigError(f"{where}: {path} not found; fix the path")
+    try:
+        with Image.open(path) as image:
+            image.load()  # a full decode: a truncated or corrupt painting is caught here, not per photo
+    except Image.DecompressionBombError:
+        raise ConfigError(f"{where}: {path} is too large to decode safely; use a smaller copy") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ConfigError(f"{where}: {path} is not a readable image ({exc}); replace it with a JPEG or PNG") from None
 
 
 def _check_nesting(config: Config, source: Path) -> None:

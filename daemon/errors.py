@@ -35,6 +35,24 @@ class ResourceError(StyleDaemonError):
     exit_code = 75  # EX_TEMPFAIL
 
 
+class JournalError(StyleDaemonError):
+    """The job journal (SQLite file) is corrupt or not a database; restarting cannot fix it."""
+
+    exit_code = 76  # EX_PROTOCOL: ours, so systemd's RestartPreventExitStatus can tell it apart
+
+
+def journal_corrupt_message(path: object, detail: str) -> str:
+    """The one line every command prints for a corrupt journal: the file, the cause and the fix."""
+    return (f"journal {path} is corrupt ({detail}); stop the service, move it aside "
+            f"(mv {path} {path}.corrupt) and start again: the daemon rebuilds it from the output sidecars")
+
+
+class StateLockedError(StyleDaemonError):
+    """Another service (or one of its workers) still holds the state folder's lock."""
+
+    exit_code = 75  # EX_TEMPFAIL: systemd may try again once the old processes are gone
+
+
 class StopRequested(StyleDaemonError):
     """The optimisation was asked to stop (shutdown); the job should be re-queued."""
 

@@ -313,19 +313,21 @@ def test_ignored_files_and_output_inside_input_do_not_loop(folder):
 
 
 def test_transient_errors_are_retried_with_backoff(folder):
+    # EAGAIN: transient but not the environment's known faults (those wait without counting, see
+    # tests/test_trust_process.py), so each try counts.
     config = write_config(folder)
-    daemon = Daemon(config, env={"STYLE_DAEMON_FAKE_DISK_FULL": "2"})
+    daemon = Daemon(config, env={"STYLE_DAEMON_FAKE_FAULT": "EAGAIN", "STYLE_DAEMON_FAKE_FAULT_TIMES": "2"})
     daemon.wait_ready()
     drop(CONTENT / "chelsea.png", folder / "in" / "chelsea.png")
     wait_until(lambda: done_jobs(folder), what="done after two retries")
     daemon.stop()
     assert done_jobs(folder)[0]["attempts"] == 3
-    assert daemon.output().count("No space left on device; retry") == 2
+    assert daemon.output().count("Resource temporarily unavailable; retry") == 2
 
 
 def test_transient_errors_fail_after_max_attempts(folder):
     config = write_config(folder, retries={"max_attempts": 2, "backoff_seconds": 0.2})
-    daemon = Daemon(config, env={"STYLE_DAEMON_FAKE_DISK_FULL": "5"})
+    daemon = Daemon(config, env={"STYLE_DAEMON_FAKE_FAULT": "EAGAIN", "STYLE_DAEMON_FAKE_FAULT_TIMES": "5"})
     daemon.wait_ready()
     drop(CONTENT / "chelsea.png", folder / "in" / "chelsea.png")
     wait_until(lambda: [r for r in journal_rows(folder) if r["state"] == "failed"], what="failed for good")

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from daemon.engine.params import Progress, StyleImage, TransferParams
+from daemon.engine.params import MIN_SIDE, Progress, StyleImage, TransferParams
 from daemon.media.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, load_image, save_image
 from daemon.media.hashing import sha256_file, sha256_handle
-from daemon.media.names import to_text
+from daemon.media.names import display, to_text
 from daemon.media.sidecar import BackboneRecord, InputRecord, build_sidecar, write_sidecar
 from daemon.review.contact_sheet import write_contact_sheet
-from daemon.errors import ConfigError
+from daemon.errors import BadInputError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,10 @@ def run_stylize(
     """Stylise request.content into request.output; BadInputError for unusable inputs."""
     check_output_path(request.output)
     content = _load_content(request)
+    if min(content.size) < MIN_SIDE:
+        # The photo itself is too small: no setting helps, so do not send people to max_size.
+        raise BadInputError(f"{display(request.content)}: photo is too small ({content.size[0]}x{content.size[1]} px); "
+                            f"its shorter side must be at least {MIN_SIDE} px - use a larger photo")
     styles = [
         StyleImage(load_image(s.path, request.max_input_pixels).rgb, s.weight, s.path.name)
         for s in request.styles

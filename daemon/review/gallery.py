@@ -14,6 +14,7 @@ from daemon.media.atomic import write_atomic
 from daemon.media.names import display, from_text
 from daemon.config import Config
 from daemon.review.contact_sheet import sheet_path
+from daemon.review.status import WAITING_PREFIX
 from daemon.store import Job, JobStore
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,19 @@ def render_gallery(config: Config, journal: JobStore) -> str:
     jobs = journal.jobs(limit=100_000)
     done = [j for j in jobs if j.state == "done"]
     failed = [j for j in jobs if j.state == "failed"]
+    waiting = [j for j in jobs if j.state == "queued" and (j.error or "").startswith(WAITING_PREFIX)]
     counts = journal.counts()
     mean = sum(j.seconds or 0 for j in done) / len(done) if done else 0.0
     parts = [_HEAD, "<header><h1>style-daemon results</h1>",
              f"<p class=counts>{counts.done} done &middot; {counts.failed} failed &middot; {counts.queued} queued "
              f"&middot; {counts.running} running &middot; {mean:.0f} s per job &middot; updated "
              f"{html.escape(time.strftime('%Y-%m-%d %H:%M'))}</p></header>"]
+    if waiting:
+        # The environment, not the photos: said first and in words, with how it resolves itself.
+        parts.append(f"<h2>Waiting</h2><p class=waiting>{html.escape(waiting[0].error or '')}</p><ul class=waiting>")
+        parts.extend(f"<li><span class=name>{html.escape(j.rel_path)}</span> [{html.escape(j.style_set)}]</li>"
+                     for j in waiting)
+        parts.append("</ul>")
     for day, day_jobs in _by_day(done).items():
         parts.append(f"<h2>{html.escape(day)}</h2><div class=grid>")
         parts.extend(_result_card(config, job) for job in day_jobs)

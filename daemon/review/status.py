@@ -11,6 +11,9 @@ from daemon.media.names import display
 from daemon.store import WorkerRecord, open_store
 from daemon.review.progress import format_duration
 
+# The journal's error text of a job held back by its environment (service.environment writes it).
+WAITING_PREFIX = "waiting: "
+
 
 @dataclass(frozen=True)
 class RunningJob:
@@ -39,6 +42,17 @@ class FailedJob:
 
 
 @dataclass(frozen=True)
+class WaitingJob:
+    """A queued job held back by its environment (full disk, read-only folder, out of memory)."""
+
+    id: int
+    input: str
+    style_set: str
+    reason: str
+    next_try_seconds: float
+
+
+@dataclass(frozen=True)
 class StatusReport:
     """Everything `status` shows."""
 
@@ -51,12 +65,13 @@ class StatusReport:
     mean_seconds_per_job: float | None = None
     drain_seconds: float | None = None
     workers: list[WorkerRecord] = field(default_factory=list)
+    waiting_jobs: list[WaitingJob] = field(default_factory=list)
 
 
 def collect(config: Config) -> StatusReport:
     """Read the journal and summarise it."""
-    if not config.journal_path.exists():
-        return StatusReport(0, 0, 0, 0)
+    if not config.journal_path.exists() or config.journal_path.stat().st_size == 0:
+        return StatusReport(0, 0, 0, 0)  # nothing recorded yet (the service creates the tables at start)
     journal = open_store(config.journal_path, readonly=True)
     try:
         counts = journal.counts()
@@ -73,10 +88,22 @@ def collect(config: Config) -> StatusReport:
         if mean is not None:
             left = sum(r.eta_seconds or 0 for r in running)
             drain = (left + mean * counts.queued) / max(config.workers, 1)
+        waiting = [WaitingJob(j.id, j.rel_path, j.style_set, j.error, max(0.0, j.next_attempt - now))
+                   for j in journal.jobs("queued", 100_000) if (j.error or "").startswith(WAITING_PREFIX)]
         return StatusReport(counts.queued, counts.running, counts.done, counts.failed, running, failed, mean,
-                            drain, journal.workers())
+                            drain, current_workers(journal.workers()), waiting)
     finally:
         journal.close()
+
+
+def current_workers(rows: list[WorkerRecord]) -> list[WorkerRecord]:
+    """The newest row of each worker slot: a restarted worker replaces its dead predecessor."""
+    newest: dict[str, WorkerRecord] = {}
+    for row in rows:
+        slot = row.id.partition(":")[0]
+        if slot not in newest or row.started > newest[slot].started:
+            newest[slot] = row
+    return sorted(newest.values(), key=lambda w: w.id)
 
 
 def render_json(report: StatusReport) -> str:
@@ -89,6 +116,8 @@ def render_text(report: StatusReport) -> str:
     lines = [
         f"queued {report.queued}   running {report.running}   done {report.done}   failed {report.failed}",
     ]
+    if report.waiting_jobs:
+        lines.append(report.waiting_jobs[0].reason)  # the cause in words, once: "waiting: output disk full ..."
     if report.mean_seconds_per_job is not None:
         lines.append(f"mean time per job {format_duration(report.mean_seconds_per_job)}; "
                      f"queue drains in about {format_duration(report.drain_seconds or 0)}")
@@ -97,6 +126,9 @@ def render_text(report: StatusReport) -> str:
         loss = f"loss {job.loss:.4g}" if job.loss is not None else ""
         eta = f"eta {format_duration(job.eta_seconds)}" if job.eta_seconds is not None else ""
         lines.append(f"running  #{job.id} {display(job.input)} [{job.style_set}] iter {progress} {loss} {eta}".rstrip())
+    for job in report.waiting_jobs:
+        lines.append(f"waiting  #{job.id} {display(job.input)} [{job.style_set}]: "
+                     f"{display(job.reason.removeprefix(WAITING_PREFIX))}; next try in {format_duration(job.next_try_seconds)}")
     for job in report.last_errors:
         # Names may hold newlines or escape sequences: each job stays one line, nothing reaches the terminal raw.
         lines.append(f"failed   #{job.id} {display(job.input)} [{job.style_set}]: {display(job.error or '')}")

@@ -16,8 +16,9 @@ from daemon.media.atomic import write_atomic, write_atomic_with
 from daemon.media.names import display, from_text, to_text
 from daemon.media.safe_open import open_input
 from daemon.config import Config
+from daemon.service.environment import ENVIRONMENT_ERRNOS
 from daemon.service.fingerprint import style_fingerprints
-from daemon.store import JobStore
+from daemon.store import Job, JobStore
 from daemon.service.routing import style_sets_for
 
 log = logging.getLogger(__name__)
@@ -58,28 +59,47 @@ def record_failure(config: Config, source: Path, message: str, style_set: str,
                    handle: BinaryIO | None = None) -> Path:
     """Copy (or move) the input into failed/ beside a .error.txt saying what went wrong and what to do.
 
-    The copy is read from `handle` (the job's descriptor from safe_open) or from a fresh safe_open of
-    `source`; a link or anything but a regular file is never copied, moved or read.
+    The copy is read from `handle` (the job's descriptor from safe_open) or a fresh safe_open of `source`:
+    a link is never read. It appears whole (temp file + rename) or not at all, and is taken back if its
+    report cannot be written; a full or read-only failed folder raises, so the caller waits and retries.
     """
     folder = config.failed_dir
     folder.mkdir(parents=True, exist_ok=True)
     target = _free_name(folder / source.name) if _regular(source) else folder / source.name
+    placed = False
     try:
         with _reopen(config, source, handle) as opened:
             if opened is not None:
                 _keep_copy(config, source, opened, target)
+                placed = True
     except OSError as exc:
-        log.warning("could not %s %s to %s: %s", config.on_failure, source, folder, exc)
+        if exc.errno in ENVIRONMENT_ERRNOS:
+            raise
+        log.warning("could not %s %s to %s: %s", config.on_failure, display(source), folder, exc)
     report = target.with_name(target.name + ".error.txt")
-    write_atomic(report, (
-        f"file: {display(source)}\n"
-        f"style set: {style_set}\n"
-        f"failed at: {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
-        f"error: {display(message)}\n"
-        "what to do: fix or replace the file and drop it into the input folder again; "
-        "this copy can then be deleted.\n"
-    ))
+    try:
+        write_atomic(report, (
+            f"file: {display(source)}\n"
+            f"style set: {style_set}\n"
+            f"failed at: {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
+            f"error: {display(message)}\n"
+            "what to do: fix or replace the file and drop it into the input folder again; "
+            "this copy can then be deleted.\n"
+        ))
+    except OSError:
+        if placed:
+            _take_back(config, source, target)
+        raise
     return report
+
+
+def _take_back(config: Config, source: Path, target: Path) -> None:
+    """A copy without its reason only puzzles people; a moved input goes back where it was."""
+    with contextlib.suppress(OSError):
+        if config.on_failure == "move" and not os.path.lexists(source):
+            os.rename(target, source)
+        else:
+            target.unlink()
 
 
 @contextlib.contextmanager
@@ -114,6 +134,48 @@ def _regular(path: Path) -> bool:
     try:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
+        return False
+
+
+def withdraw_stale_failures(config: Config, journal: JobStore, done: Job) -> int:
+    """Forget earlier failures of the path that just succeeded with the same style set (e.g. a copy
+    that stalled and was taken truncated): their failed/ entries and journal rows go; returns how many."""
+    withdrawn = 0
+    for old in journal.jobs_for_source(done.source_path):
+        if old.state != "failed" or old.id == done.id or old.style_set != done.style_set:
+            continue
+        _remove_failed_entries(config, from_text(done.source_path), done.style_set)
+        journal.drop(old.id)
+        withdrawn += 1
+        log.info("job %d: the earlier failure of %s (job %d) is withdrawn: the file has now succeeded",
+                 done.id, done.rel_path, old.id)
+    return withdrawn
+
+
+def _remove_failed_entries(config: Config, source: Path, style_set: str) -> None:
+    """Delete failed/ reports (and their copies) written for `source` with `style_set`."""
+    wanted = {f"file: {display(source)}", f"style set: {style_set}"}
+    for report in config.failed_dir.glob("*.error.txt"):
+        try:
+            lines = set(report.read_text(encoding="utf-8", errors="replace").splitlines()[:2])
+        except OSError:
+            continue
+        if lines != wanted:
+            continue
+        copy = report.with_name(report.name.removesuffix(".error.txt"))
+        if config.on_failure == "move" and copy.exists() and not _is_prefix_of(config, copy, source):
+            continue  # a moved input that is not merely a truncated version of the file: keep it
+        with contextlib.suppress(FileNotFoundError):
+            copy.unlink()
+        report.unlink(missing_ok=True)
+
+
+def _is_prefix_of(config: Config, part: Path, whole: Path) -> bool:
+    try:
+        head = part.read_bytes()
+        with open_input(config.input, whole) as handle:
+            return handle.read(len(head)) == head
+    except (OSError, UnsafeInputError):
         return False
 
 

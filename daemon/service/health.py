@@ -9,6 +9,7 @@ from daemon.store import JobStore
 from daemon.service.notify import Notifier
 from daemon.media.names import display
 from daemon.review.progress import format_duration
+from daemon.review.status import WAITING_PREFIX
 from daemon.service.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -77,5 +78,6 @@ class HealthReporter:
             # display(): a newline in a name would start a forged sd_notify field (STATUS= is one line).
             return f"queue {counts.queued}; job {job.id} {display(job.rel_path)} [{job.style_set}] {progress}{eta}"
         if counts.queued:
-            return f"queue {counts.queued}; waiting"
+            held = [j.error for j in journal.jobs("queued", limit=50) if (j.error or "").startswith(WAITING_PREFIX)]
+            return f"queue {counts.queued}; {held[0]}" if held else f"queue {counts.queued}; waiting"
         return f"idle; {counts.done} done, {counts.failed} failed"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import logging.handlers
-import os
 import signal
 import threading
 import time
@@ -13,15 +10,18 @@ from pathlib import Path
 
 from daemon.media.atomic import sweep_temp_files
 from daemon.config import Config, load_config
-from daemon.errors import ConfigError, StyleDaemonError
+from daemon.errors import ConfigError, JournalError, StyleDaemonError, journal_corrupt_message
 from daemon.logs import make_formatter
 from daemon.service.fingerprint import style_fingerprints
 from daemon.service.intake import Intake
+from daemon.service.log_file import QuietRotatingFileHandler
+from daemon.service.state_lock import take_state_lock
+from daemon.service.worker_deaths import settle_dead_worker
 from daemon.store import JobStore, open_store
 from daemon.review.metrics import MetricsExporter
 from daemon.service.health import HealthReporter
 from daemon.service.notify import Notifier
-from daemon.service.worker_pool import WorkerPool
+from daemon.service.worker_pool import EndedWorker, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class Supervisor:
         self.config: Config = load_config(config_path)
         self._file_handler: logging.Handler | None = None
         self._lock_fd: int | None = None
+        self._drained_until = time.time()  # jobs finished after this belong to the next drain summary
+        self._drained_counts: tuple[int, int] = (-1, -1)
 
     def run(self) -> int:
         """Run until stopped (or, with once, until the queue is empty); returns the exit code."""
@@ -56,7 +58,7 @@ class Supervisor:
         if swept:
             log.info("removed %d partial output file(s) left by an interrupted write", swept)
         intake = Intake(self.config, journal, style_fingerprints(self.config))
-        started = time.time()
+        started = self._drained_until = time.time()
         try:
             if self.once:
                 return self._run_once(intake, journal, started)
@@ -72,16 +74,19 @@ class Supervisor:
         while intake.busy() and not self.stop.is_set():
             intake.step()
             self.stop.wait(0.2)
-        pool = WorkerPool(self.config.workers, self.config_path, self.config.gpus, exit_when_idle=True)
+        pool = WorkerPool(self.config.workers, self.config_path, self.config.gpus, exit_when_idle=True,
+                          lock_fd=self._lock_fd)
         pool.start()
         while not pool.all_ended():
             if self.stop.is_set():
                 pool.stop(STOP_GRACE_SECONDS)
                 break
             time.sleep(0.2)
+        if any(w.exit_code() == JournalError.exit_code for w in pool.workers):
+            raise self._journal_error()
         journal.recover()
         failed = [j for j in journal.jobs("failed") if j.updated >= started]
-        self._summary(journal, started)
+        self._summary(journal)
         return 1 if failed or any(w.exit_code() not in (0, None) for w in pool.workers) else 0
 
     def _run_forever(self, intake: Intake, journal: JobStore) -> int:
@@ -90,25 +95,25 @@ class Supervisor:
         except OSError as exc:
             raise ConfigError(f"metrics.listen {self.config.metrics.listen}: cannot listen ({exc.strerror}); "
                               "pick a free local port") from None
-        pool = WorkerPool(self.config.workers, self.config_path, self.config.gpus)
+        pool = WorkerPool(self.config.workers, self.config_path, self.config.gpus, lock_fd=self._lock_fd)
         pool.start()
-        intake.start()
-        self._wait_ready(journal, pool)
-        busy_since: float | None = None
-        while not self.stop.is_set():
-            if self.reload.is_set():
-                intake = self._reload(intake, journal, pool)
-            intake.step()
-            pool.supervise()
-            self.health.tick(journal, pool)
-            metrics.tick()
-            pending = journal.pending()
-            if pending and busy_since is None:
-                busy_since = time.time()
-            elif not pending and busy_since is not None and not intake.busy():
-                self._summary(journal, busy_since)
-                busy_since = None
-            self.stop.wait(0.2)
+        try:
+            intake.start()
+            self._wait_ready(journal, pool)
+            while not self.stop.is_set():
+                if self.reload.is_set():
+                    intake = self._reload(intake, journal, pool)
+                intake.step()
+                self._supervise(journal, pool)
+                self.health.tick(journal, pool)
+                metrics.tick()
+                if not journal.pending() and not intake.busy():
+                    self._summary(journal)
+                self.stop.wait(0.2)
+        except JournalError:
+            self.notifier.send("STOPPING=1")
+            pool.stop(STOP_GRACE_SECONDS)  # nothing can be recorded any more: stop at once, keep the files
+            raise
         self.notifier.send("STOPPING=1")
         log.info("stopping (a running job is interrupted and re-queued)")
         intake.stop()
@@ -125,7 +130,7 @@ class Supervisor:
             ready = [s for s in states.values() if s in ("ready", "busy", "waiting")]
             if len(ready) >= len(pool.workers):
                 break
-            pool.supervise()
+            self._supervise(journal, pool)
             self.health.tick(journal, pool)
             self.stop.wait(0.2)
         log.info("ready: %d worker(s), watching %s", len(pool.workers), self.config.input)
@@ -152,13 +157,41 @@ class Supervisor:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _summary(self, journal: JobStore, since: float) -> None:
-        recent = [j for j in journal.jobs(limit=100000) if j.finished and j.finished >= since]
+    def _supervise(self, journal: JobStore, pool: WorkerPool) -> None:
+        """Restart dead workers; their jobs are re-queued at once; a worker's corrupt-journal exit is fatal."""
+        for ended in pool.supervise():
+            self._on_worker_ended(journal, ended)
+
+    def _on_worker_ended(self, journal: JobStore, ended: EndedWorker) -> None:
+        if ended.code == JournalError.exit_code:
+            raise self._journal_error()
+        log.error("worker %d ended (%s); restarting in %.0fs", ended.index, ended.how(), ended.restart_in)
+        settle_dead_worker(self.config, journal, ended)
+
+    def _journal_error(self) -> JournalError:
+        """The error a worker met: re-checked here, so the one line names the damage."""
+        try:
+            open_store(self.config.journal_path, readonly=True).close()
+        except JournalError as exc:
+            return exc
+        return JournalError(journal_corrupt_message(self.config.journal_path, "a worker could not read it"))
+
+    def _summary(self, journal: JobStore) -> None:
+        """One line per drained batch: every job that finished since the last such line, counted once."""
+        counts = journal.counts()
+        if (counts.done, counts.failed) == self._drained_counts:
+            return  # nothing finished since the last look: no need to read the jobs
+        self._drained_counts = (counts.done, counts.failed)
+        recent = [j for j in journal.jobs(limit=1_000_000) if j.finished and j.finished > self._drained_until]
+        if not recent:
+            return
+        self._drained_until = max(j.finished for j in recent)
         done = [j for j in recent if j.state == "done"]
         failed = [j for j in recent if j.state == "failed"]
         mean = sum(j.seconds or 0 for j in done) / len(done) if done else 0.0
+        began = min(j.started or j.finished for j in recent)
         log.info("queue drained: %d done, %d failed in %.0fs (%.1fs per job)", len(done), len(failed),
-                 time.time() - since, mean)
+                 time.time() - began, mean)
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
@@ -171,7 +204,7 @@ class Supervisor:
         if not settings.file:
             return
         self.config.logs_dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = QuietRotatingFileHandler(
             self.config.logs_dir / "style-daemon.log", maxBytes=settings.max_bytes, backupCount=settings.backups,
             encoding="utf-8",
         )
@@ -180,16 +213,4 @@ class Supervisor:
         self._file_handler = handler
 
     def _take_lock(self) -> None:
-        path = self.config.state / "daemon.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise ConfigError(
-                f"another style-daemon is already running with state folder {self.config.state}; "
-                "stop it first or give this one its own state folder"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
+        self._lock_fd = take_state_lock(self.config.state)

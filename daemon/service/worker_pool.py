@@ -9,19 +9,43 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+SUPERVISOR_PID_ENV = "STYLE_DAEMON_SUPERVISOR_PID"
 
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING,
            "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}
 
 
+@dataclass(frozen=True)
+class EndedWorker:
+    """A worker process seen ended without being asked to stop."""
+
+    index: int
+    pid: int
+    code: int
+    restart_in: float
+
+    def how(self) -> str:
+        """'signal 9, SIGKILL' or 'exit code 1'."""
+        if self.code < 0:
+            try:
+                return f"signal {-self.code}, {signal.Signals(-self.code).name}"
+            except ValueError:
+                return f"signal {-self.code}"
+        return f"exit code {self.code}"
+
+
 class WorkerProcess:
     """One `style-daemon worker` subprocess; its stderr lines are re-logged by the supervisor."""
 
-    def __init__(self, index: int, config_path: Path, gpu: str | None, exit_when_idle: bool) -> None:
+    def __init__(self, index: int, config_path: Path, gpu: str | None, exit_when_idle: bool,
+                 lock_fd: int | None = None) -> None:
         self.index = index
+        self.lock_fd = lock_fd
         self.config_path = config_path
         self.gpu = gpu
         self.exit_when_idle = exit_when_idle
@@ -33,14 +57,17 @@ class WorkerProcess:
 
     def start(self) -> None:
         """Spawn the worker."""
-        env = dict(os.environ, PYTHONUNBUFFERED="1", STYLE_DAEMON_WORKER="1")
+        # The worker compares its parent with this pid after PR_SET_PDEATHSIG, closing the start-up race.
+        env = dict(os.environ, PYTHONUNBUFFERED="1", STYLE_DAEMON_WORKER="1", **{SUPERVISOR_PID_ENV: str(os.getpid())})
         if self.gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.gpu
         command = [sys.executable, "-m", "daemon", "worker", "-c", str(self.config_path), "--index", str(self.index)]
         if self.exit_when_idle:
             command.append("--exit-when-idle")
+        # The worker inherits the state lock: no new supervisor can start while any worker of ours lives.
+        inherit = (self.lock_fd,) if self.lock_fd is not None else ()
         self.proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, errors="replace")
+                                     stderr=subprocess.PIPE, text=True, errors="replace", pass_fds=inherit)
         self._relay = threading.Thread(target=self._relay_lines, args=(self.proc,), daemon=True)
         self._relay.start()
 
@@ -100,8 +127,9 @@ class WorkerProcess:
 class WorkerPool:
     """All workers; restarts crashed ones with a growing delay."""
 
-    def __init__(self, count: int, config_path: Path, gpus: list[str] | None, exit_when_idle: bool = False) -> None:
-        self.workers = [WorkerProcess(i, config_path, gpus[i] if gpus else None, exit_when_idle)
+    def __init__(self, count: int, config_path: Path, gpus: list[str] | None, exit_when_idle: bool = False,
+                 lock_fd: int | None = None) -> None:
+        self.workers = [WorkerProcess(i, config_path, gpus[i] if gpus else None, exit_when_idle, lock_fd)
                         for i in range(count)]
 
     def start(self) -> None:
@@ -113,9 +141,10 @@ class WorkerPool:
         """PIDs of running workers."""
         return {w.proc.pid for w in self.workers if w.alive()}
 
-    def supervise(self) -> None:
-        """Restart workers that died (not on purpose), waiting longer after each crash."""
+    def supervise(self) -> list[EndedWorker]:
+        """Restart workers that died (not on purpose), waiting longer after each crash; returns new deaths."""
         now = time.monotonic()
+        ended = []
         for worker in self.workers:
             code = worker.exit_code()
             if worker.proc is None or code is None:
@@ -123,11 +152,12 @@ class WorkerPool:
             if worker.next_start == 0.0:
                 delay = min(60.0, 2.0 * 2**worker.restarts)
                 worker.next_start = now + delay
-                log.error("worker %d exited with code %s; restarting in %.0fs", worker.index, code, delay)
+                ended.append(EndedWorker(worker.index, worker.proc.pid, code, delay))
             elif now >= worker.next_start:
                 worker.restarts += 1
                 worker.next_start = 0.0
                 worker.start()
+        return ended
 
     def all_ended(self) -> bool:
         """True when no worker runs."""

@@ -13,15 +13,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from daemon.service.aftercare import record_failure, release_input
+from daemon.service.aftercare import record_failure, release_input, withdraw_stale_failures
 from daemon.config import Config, load_config
-from daemon.errors import BadInputError, StopRequested, StyleDaemonError, UnsafeInputError, is_out_of_memory
+from daemon.errors import BadInputError, JournalError, StopRequested, StyleDaemonError, UnsafeInputError, is_out_of_memory
+from daemon.service.environment import EnvironmentProblem, environment_problem
 from daemon.service.fingerprint import style_fingerprints
 from daemon.review.gallery import write_gallery
 from daemon.media.hashing import sha256_handle
 from daemon.media.names import display, from_text
 from daemon.media.safe_open import open_input
-from daemon.store import Job, JobStore, open_store, worker_id
+from daemon.store import Job, open_store, worker_id
+from daemon.service.worker_pool import SUPERVISOR_PID_ENV
 from daemon.review.progress import describe
 from daemon.media.stylize import StyleRef, StylizeRequest, run_stylize
 
@@ -67,6 +69,10 @@ class Worker:
         self.journal = open_store(self.config.journal_path)
         self._last_progress = 0.0
         self._state: tuple[str, float] = ("", 0.0)
+        self._parent = _expected_parent()
+        self._waits = 0  # environment failures in a row: the backoff grows with them
+        self._announced: dict[str, EnvironmentProblem] = {}  # causes already logged, until jobs run again
+        self._gallery_error = ""
 
     def install_signals(self) -> None:
         """SIGTERM/SIGINT stop at the next iteration; SIGHUP re-reads the config between jobs."""
@@ -87,6 +93,9 @@ class Worker:
                 self._set_state("waiting")
                 self.stop.wait(1.0)
                 continue
+            if self._parent is not None and os.getppid() != self._parent:
+                log.error("worker %d: the supervisor (pid %d) is gone; exiting", self.index, self._parent)
+                break  # an orphan must never take a job: a new supervisor may run its own workers
             job = self.journal.claim(self.id)
             if job is None:
                 if self.exit_when_idle and self.journal.counts().queued == 0:
@@ -158,11 +167,15 @@ class Worker:
         except BadInputError as exc:
             self._fail(job, source, str(exc), handle)
             return
+        except JournalError:
+            raise  # the journal itself is broken: nothing can be recorded, the worker must stop
         except Exception as exc:  # noqa: BLE001 - every failure must end in a recorded state
             self._handle_error(job, source, exc, handle)
             return
         self.journal.finish(job.id, outcome.seconds)
         log.info("job %d: done %s -> %s in %.1fs", job.id, job.rel_path, outcome.output, outcome.seconds)
+        self._environment_recovered()
+        withdraw_stale_failures(self.config, self.journal, job)
         release_input(self.config, self.journal, source, job.content_sha, self.fingerprints)
         self._update_gallery()
 
@@ -172,7 +185,11 @@ class Worker:
         try:
             write_gallery(self.config, self.journal)
         except OSError as exc:
-            log.warning("could not update the gallery: %s", exc)
+            if str(exc.strerror) != self._gallery_error:  # once per cause, not at every job on a full disk
+                log.warning("could not update the gallery: %s", exc)
+            self._gallery_error = str(exc.strerror)
+        else:
+            self._gallery_error = ""
 
     def _open_input(self, job: Job, source: Path) -> BinaryIO | None:
         """The input opened without following any link and checked against the job's hash; None if dropped."""
@@ -212,6 +229,10 @@ class Worker:
         return report
 
     def _handle_error(self, job: Job, source: Path, exc: Exception, handle: BinaryIO | None = None) -> None:
+        problem = environment_problem(exc, self.config)
+        if problem is not None:
+            self._wait_for_environment(job, problem)
+            return
         if is_transient(exc) and job.attempts < self.config.retries.max_attempts:
             delay = self.config.retries.backoff_seconds * 2 ** (job.attempts - 1)
             log.warning("job %d: %s; retry %d/%d in %.0fs", job.id, _one_line(exc), job.attempts + 1,
@@ -224,14 +245,36 @@ class Worker:
         log.exception("job %d: unexpected error", job.id)
         self._fail(job, source, f"unexpected error: {_one_line(exc)} (see the log for the traceback)", handle)
 
+    def _wait_for_environment(self, job: Job, problem: EnvironmentProblem) -> None:
+        """Keep the job queued without counting the attempt; say the cause once, not at every retry."""
+        retries = self.config.retries
+        delay = min(retries.max_wait_seconds, (retries.backoff_seconds or 1.0) * 2.0 ** min(self._waits, 30))
+        self._waits += 1
+        self.journal.retry_later(job.id, problem.reason, delay, count_attempt=False)
+        if problem.key not in self._announced:
+            log.warning("%s (job %d %s waits; tried again with growing delays up to %gs)", problem.reason,
+                        job.id, job.rel_path, retries.max_wait_seconds)
+            self._announced[problem.key] = problem
+        self._update_gallery()
+
+    def _environment_recovered(self) -> None:
+        self._waits = 0
+        for problem in self._announced.values():
+            log.info("resumed: no longer %s", problem.reason)
+        self._announced.clear()
+
     def _fail(self, job: Job, source: Path, message: str, handle: BinaryIO | None = None) -> None:
         message = display(message)  # one line of text, whatever bytes a name in it holds
-        self.journal.fail(job.id, message)
         try:
             report = record_failure(self.config, source, message, job.style_set, handle)
         except OSError as exc:
+            problem = environment_problem(exc, self.config)
+            if problem is not None:  # the failure cannot be recorded now: wait, record it once it can be
+                self._wait_for_environment(job, problem)
+                return
             report = None
             log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
+        self.journal.fail(job.id, message)
         log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message,
                   f" (see {report})" if report else "")
         self._update_gallery()
@@ -246,13 +289,21 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
+def _expected_parent() -> int | None:
+    """The supervisor's pid as it told us at spawn (None when started by hand)."""
+    value = os.environ.get(SUPERVISOR_PID_ENV, "")
+    return int(value) if value.isdigit() else None
+
+
 def die_with_parent() -> None:
     """Ask Linux to SIGKILL this process when its parent (the supervisor) dies, even by kill -9."""
-    parent = os.getppid()
+    # The parent pid comes from the supervisor itself: reading getppid() here would be too late when
+    # the supervisor died between spawning us and this call (we would already belong to init).
+    parent = _expected_parent()
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     except OSError:
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
+        pass
+    if parent is not None and os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)

@@ -39,8 +39,9 @@ class JobStore(Protocol):
     def fail(self, job_id: int, error: str) -> None:
         """Mark a job failed for good."""
 
-    def retry_later(self, job_id: int, error: str, delay: float) -> None:
-        """Queue a job again after a transient failure, not before `delay` seconds."""
+    def retry_later(self, job_id: int, error: str, delay: float, count_attempt: bool = True) -> None:
+        """Queue a job again after a transient failure, not before `delay` seconds (attempt given back
+        unless count_attempt)."""
 
     def requeue(self, job_id: int) -> None:
         """Return an interrupted job to the queue without counting the attempt."""

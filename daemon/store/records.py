@@ -65,6 +65,6 @@ class WorkerRecord:
     heartbeat: float
 
 
-def worker_id(index: int) -> str:
-    """A worker's identity in the journal: index and pid, unique across restarts."""
-    return f"w{index}:{os.getpid()}"
+def worker_id(index: int, pid: int | None = None) -> str:
+    """A worker's identity in the journal: index and pid (this process's by default), unique across restarts."""
+    return f"w{index}:{os.getpid() if pid is None else pid}"

@@ -8,13 +8,18 @@ often it is dropped or the daemon restarted.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Iterator
 
+from daemon.errors import JournalError, journal_corrupt_message
 from daemon.store.records import Counts, Job, JobSpec, State, WorkerRecord
+
+# "no such table": every open creates the tables, so a table missing later means the file was damaged.
+_CORRUPT_MARKERS = ("malformed", "not a database", "disk image", "corrupt", "no such table")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -61,6 +66,29 @@ CREATE TABLE IF NOT EXISTS files (
 """
 
 
+def _corruption_guarded(method):
+    """Turn SQLite's corruption errors into one JournalError line; other errors pass unchanged."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if not any(marker in str(exc) for marker in _CORRUPT_MARKERS):
+                raise
+            raise JournalError(journal_corrupt_message(self.path, str(exc))) from None
+
+    return guarded
+
+
+def _guard_public_methods(cls):
+    for name, value in list(vars(cls).items()):
+        if callable(value) and (name == "__init__" or not name.startswith("_")):
+            setattr(cls, name, _corruption_guarded(value))
+    return cls
+
+
+@_guard_public_methods
 class SqliteStore:
     """A connection to the SQLite journal; each process (supervisor, worker, status) opens its own."""
 
@@ -69,13 +97,21 @@ class SqliteStore:
         if readonly:
             uri = f"file:{self.path}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            self._check_integrity()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._check_integrity()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         self._db.row_factory = sqlite3.Row
+
+    def _check_integrity(self) -> None:
+        # A corrupt file must stop us at open with one clear line, not later in the middle of a job.
+        result = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise JournalError(journal_corrupt_message(self.path, f"quick_check: {result}"))
 
     def close(self) -> None:
         """Close the connection."""
@@ -186,12 +222,16 @@ class SqliteStore:
             db.execute("UPDATE jobs SET state='failed', finished=?, updated=?, error=?, worker=NULL "
                        "WHERE id=?", (now, now, error, job_id))
 
-    def retry_later(self, job_id: int, error: str, delay: float) -> None:
-        """Put a job back in the queue after a transient failure, not before `delay` seconds."""
+    def retry_later(self, job_id: int, error: str, delay: float, count_attempt: bool = True) -> None:
+        """Put a job back in the queue after a transient failure, not before `delay` seconds.
+
+        count_attempt=False gives the attempt back: the environment failed, not the photo.
+        """
         now = time.time()
         with self._write() as db:
-            db.execute("UPDATE jobs SET state='queued', updated=?, error=?, next_attempt=?, worker=NULL "
-                       "WHERE id=?", (now, error, now + delay, job_id))
+            db.execute("UPDATE jobs SET state='queued', updated=?, error=?, next_attempt=?, worker=NULL, "
+                       "attempts=MAX(attempts-?, 0) WHERE id=?",
+                       (now, error, now + delay, 0 if count_attempt else 1, job_id))
 
     def requeue(self, job_id: int) -> None:
         """Return an interrupted job to the queue without counting the attempt."""

@@ -4,13 +4,20 @@ service in seconds instead of minutes. It is not product code and no user-facing
 STYLE_DAEMON_FAKE_ENGINE=SECONDS makes each iteration take that long; STYLE_DAEMON_FAKE_HANG_AFTER=N
 makes the optimisation hang (ignoring stop requests) after N iterations, to test the watchdog;
 STYLE_DAEMON_FAKE_DISK_FULL=N makes the first N jobs of this process fail with ENOSPC (a transient error).
+Fault injection, for failures a test cannot cause for real (tests run as root):
+STYLE_DAEMON_FAKE_FAULT=ENOSPC|EDQUOT|EACCES|EIO|EAGAIN|...|OOM makes jobs fail with that errno (or with an
+accelerator out-of-memory error), for the first STYLE_DAEMON_FAKE_FAULT_TIMES jobs of this process (default
+every job), and only while the file STYLE_DAEMON_FAKE_FAULT_WHILE exists, if that is set (the "cause" a test
+then fixes by deleting it); STYLE_DAEMON_FAKE_CRASH=1 makes the worker kill itself (SIGKILL) in every job.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import signal
 import time
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -29,6 +36,19 @@ class FakeTransfer:
         self.hang_after = int(os.environ.get("STYLE_DAEMON_FAKE_HANG_AFTER", "0") or 0)
         self.source: WeightsSource = hed_weights()
         self.disk_full = int(os.environ.get("STYLE_DAEMON_FAKE_DISK_FULL", "0") or 0)
+        self.faults_left = int(os.environ.get("STYLE_DAEMON_FAKE_FAULT_TIMES", "0") or 0) or None
+
+    def _injected_fault(self) -> None:
+        fault = os.environ.get("STYLE_DAEMON_FAKE_FAULT")
+        switch = os.environ.get("STYLE_DAEMON_FAKE_FAULT_WHILE")
+        if not fault or (switch and not Path(switch).exists()) or self.faults_left == 0:
+            return
+        if self.faults_left is not None:
+            self.faults_left -= 1
+        if fault == "OOM":
+            raise RuntimeError("RESOURCE_EXHAUSTED: OOM when allocating tensor with shape[1,64,512,512]")
+        code = getattr(errno, fault)
+        raise OSError(code, os.strerror(code))
 
     def backend(self) -> str:
         """No Keras here."""
@@ -51,6 +71,9 @@ class FakeTransfer:
         if self.disk_full > 0:
             self.disk_full -= 1
             raise OSError(errno.ENOSPC, "No space left on device")
+        if os.environ.get("STYLE_DAEMON_FAKE_CRASH"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._injected_fault()
         start = time.perf_counter()
         image = resize_long_side(content, min(params.max_size, max(content.shape[:2])))
         tint = np.mean([s.rgb.reshape(-1, 3).mean(axis=0) for s in styles], axis=0)
