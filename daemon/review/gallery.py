@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import html
 import logging
 import os
@@ -20,9 +21,13 @@ from daemon.store import Job, JobStore
 log = logging.getLogger(__name__)
 
 def write_gallery(config: Config, journal: JobStore) -> Path:
-    """Rebuild OUTPUT/index.html atomically from the journal."""
+    """Rebuild OUTPUT/index.html atomically from the journal, one writer at a time."""
     target = config.output / "index.html"
-    write_atomic(target, render_gallery(config, journal))
+    # Without the lock, a worker that read the journal first could rename its page over a newer one
+    # (a failure recorded a moment later by another worker would then be missing until the next job).
+    with open(config.state / "gallery.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write_atomic(target, render_gallery(config, journal))
     return target
 
 
