@@ -12,7 +12,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from daemon.engine.params import TransferParams
+from daemon import folders
 from daemon.errors import ConfigError
+from daemon.folders import Need
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TEMPLATE_FIELDS = {"stem", "style", "ext", "name", "suffix"}
@@ -262,8 +264,12 @@ class Config(_Strict):
         return [self.output, self.state, self.failed_dir, self.processed_dir, self.logs_dir]
 
 
-def load_config(path: Path) -> Config:
-    """Read, validate and check a config file; raises ConfigError with the key path and the fix."""
+def load_config(path: Path, create_folders: bool = False) -> Config:
+    """Read, validate and check a config file; raises ConfigError with the key path and the fix.
+
+    Nothing is written unless `create_folders` (the service itself): validation never creates folders that
+    would then belong to whoever ran it (root running check-config would lock the service out).
+    """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -282,8 +288,21 @@ def load_config(path: Path) -> Config:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
-    check_filesystem(config, path)
+    check_filesystem(config, path, create_folders)
     return config
+
+
+def state_folder(path: Path) -> Path:
+    """Only the `state` folder of a config file, read leniently (the rest may be invalid); ConfigError if absent."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path} ({str(exc).splitlines()[0]}); fix it, then reload again") from None
+    state = _resolve_paths(raw, path.parent.resolve()).get("state") if isinstance(raw, dict) else None
+    if not isinstance(state, str):
+        raise ConfigError(f"{path}: state: required key is missing or not a path; fix it, then reload again")
+    return Path(state)
 
 
 def _resolve_paths(raw: dict, base: Path) -> dict:
@@ -340,26 +359,53 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
-def check_filesystem(config: Config, source: Path) -> None:
-    """Folders usable and style images present; ConfigError names the key and the fix."""
-    if config.input.exists() and not config.input.is_dir():
-        raise ConfigError(f"{source}: input: {config.input} is not a folder; fix the path")
-    folders = [("input", config.input), ("output", config.output), ("state", config.state),
-               ("failed", config.failed_dir)]
+def folder_needs(config: Config) -> list[Need]:
+    """Every folder the service writes (and the files it rewrites there), and the input folder it reads."""
+    edits_input = config.after_success != "keep" or config.on_failure == "move"
+    needs = [Need("input", config.input, write=edits_input), Need("output", config.output),
+             Need("state", config.state), Need("failed", config.failed_dir)]
     if config.after_success == "move":
-        folders.append(("processed", config.processed_dir))
-    for key, folder in folders:
+        needs.append(Need("processed", config.processed_dir))
+    if config.logging.file:
+        needs += [Need("logging.file", config.logs_dir),
+                  Need("logging.file", config.logs_dir / "style-daemon.log", folder=False)]
+    journal = config.journal_path
+    for name in (journal.name, journal.name + "-wal", journal.name + "-shm", "daemon.lock"):
+        needs.append(Need("state", config.state / name, folder=False))
+    return needs
+
+
+def check_filesystem(config: Config, source: Path, create_folders: bool = False) -> None:
+    """Folders usable and style images present, without writing anything unless `create_folders` (run).
+
+    ConfigError names the key, the path and the fix.
+    """
+    if not config.input.exists():
+        raise ConfigError(f"{source}: input: folder {config.input} does not exist; create it (mkdir -p "
+                          f"{config.input}) or fix the path")
+    if not config.input.is_dir():
+        raise ConfigError(f"{source}: input: {config.input} is not a folder; fix the path")
+    needs = folder_needs(config)
+    _refuse_problems(needs, source)
+    if create_folders:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folders.create(needs)
         except OSError as exc:
-            raise ConfigError(f"{source}: {key}: cannot create {folder} ({exc.strerror}); fix the path or its permissions") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ConfigError(f"{source}: {key}: folder {folder} is not writable by this user; fix its permissions")
+            raise ConfigError(f"{source}: cannot create {exc.filename} ({exc.strerror}); fix the path or its "
+                              "permissions") from None
+        _refuse_problems(needs, source)
     for name, style in config.styles.items():
         for index, image in enumerate(style.images):
             if not image.path.is_file():
                 raise ConfigError(f"{source}: styles.{name}.images.{index}: {image.path} not found; fix the path")
     _check_nesting(config, source)
+
+
+def _refuse_problems(needs: list[Need], source: Path) -> None:
+    for need in needs:
+        reason = folders.problem(need)
+        if reason:
+            raise ConfigError(f"{source}: {reason}")
 
 
 def _check_nesting(config: Config, source: Path) -> None:
