@@ -187,7 +187,11 @@ def cmd_reload(args: argparse.Namespace) -> int:
     from daemon.config import state_folder
     from daemon.service.reload_ack import request_reload
 
-    ack = request_reload(args.pid, state_folder(args.config), args.timeout)
+    try:
+        state = state_folder(args.config)
+    except ConfigError as exc:
+        raise ConfigError(f"reload refused, the old config is kept: {exc}") from None
+    ack = request_reload(args.pid, state, args.timeout)
     if ack.error:
         raise ConfigError(f"reload refused, the old config is kept: {ack.error}")
     log.info("reloaded %s (style-daemon pid %d)", args.config, args.pid)
