@@ -170,7 +170,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     import yaml
 
     from daemon.config import folder_needs, load_config
-    from daemon.folders import will_create
+    from daemon.media.folder_access import will_create
 
     config = load_config(args.config)  # writes nothing: run as root, it must not create root-owned folders
     effective = config.model_dump(mode="json", exclude_none=True)

@@ -12,9 +12,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from daemon.engine.params import TransferParams
-from daemon import folders
+from daemon.media import folder_access
 from daemon.errors import ConfigError
-from daemon.folders import Need
+from daemon.media.folder_access import Need
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TEMPLATE_FIELDS = {"stem", "style", "ext", "name", "suffix"}
@@ -389,7 +389,7 @@ def check_filesystem(config: Config, source: Path, create_folders: bool = False)
     _refuse_problems(needs, source)
     if create_folders:
         try:
-            folders.create(needs)
+            folder_access.create(needs)
         except OSError as exc:
             raise ConfigError(f"{source}: cannot create {exc.filename} ({exc.strerror}); fix the path or its "
                               "permissions") from None
@@ -403,7 +403,7 @@ def check_filesystem(config: Config, source: Path, create_folders: bool = False)
 
 def _refuse_problems(needs: list[Need], source: Path) -> None:
     for need in needs:
-        reason = folders.problem(need)
+        reason = folder_access.problem(need)
         if reason:
             raise ConfigError(f"{source}: {reason}")
 
