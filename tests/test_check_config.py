@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import CONTENT, STYLE
-from tests.helpers import ROOT, Daemon, drop, wait_until
+from tests.helpers import ROOT, Daemon, drop
 
 
 def _config(folder: Path, **overrides) -> Path:

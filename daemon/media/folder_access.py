@@ -47,10 +47,14 @@ def problem(need: Need) -> str | None:
         return _denied(need.key, parent, missing, f"cannot create {path}: ") if missing else None
     if need.folder and not path.is_dir():
         return f"{need.key}: {path} is not a folder; fix the path"
-    wanted = (_READ, _WRITE, _SEARCH) if need.folder and need.write else (_READ, _SEARCH) if need.folder else (
-        (_READ, _WRITE) if need.write else (_READ,))
-    missing = _missing(path, wanted)
+    missing = _missing(path, _wanted(need))
     return _denied(need.key, path, missing) if missing else None
+
+
+def _wanted(need: Need) -> tuple[str, ...]:
+    """A folder is listed (read) and entered (search); a file is read; writing is wanted when `need.write`."""
+    base = (_READ, _SEARCH) if need.folder else (_READ,)
+    return (*base, _WRITE) if need.write else base
 
 
 def will_create(needs: list[Need]) -> list[Need]:
@@ -80,7 +84,7 @@ def _denied(key: str, path: Path, missing: list[str], prefix: str = "") -> str:
     info = path.stat()
     owner = f"{_user_name(info.st_uid)}:{_group_name(info.st_gid)}"
     mode = stat.filemode(info.st_mode)
-    what = " and ".join(missing)
+    what = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
     return (f"{key}: {prefix}{path}: no {what} permission for {_whoami()}; it is owned by {owner} with mode "
             f"{mode}; fix: {_fix(path, missing, info)}")
 
