@@ -79,16 +79,38 @@ def test_reload_refuses_a_pid_that_is_not_this_daemon(running, tmp_path):
         sleeper.wait()
 
 
+def _holder(lock: Path) -> subprocess.Popen:
+    """A process that holds `lock` like a daemon would, and ignores SIGHUP (never answers)."""
+    code = ("import fcntl, os, signal, sys, time; f = open(sys.argv[1], 'w'); f.write(f'{os.getpid()}\\n'); "
+            "f.flush(); fcntl.flock(f, fcntl.LOCK_EX); signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+            "print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(lock)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
 def test_reload_times_out_when_the_daemon_does_not_answer(tmp_path):
     (tmp_path / "state").mkdir()
     config = write_config(tmp_path)
-    mute = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGHUP, "
-                             "signal.SIG_IGN); time.sleep(60)"])
+    mute = _holder(tmp_path / "state" / "daemon.lock")
     try:
-        (tmp_path / "state" / "daemon.lock").write_text(f"{mute.pid}\n")
         done = _reload(config, mute.pid, "--timeout", "1")
         assert done.returncode == 75
         assert f"no answer to the reload from style-daemon (pid {mute.pid}) within 1s" in _errors(done)[0]
     finally:
-        mute.send_signal(signal.SIGKILL)
+        mute.kill()
         mute.wait()
+
+
+def test_reload_never_signals_a_stale_pid_left_in_the_lock_file(tmp_path):
+    (tmp_path / "state").mkdir()
+    config = write_config(tmp_path)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "state" / "daemon.lock").write_text(f"{bystander.pid}\n")  # no daemon holds the lock
+        done = _reload(config, bystander.pid)
+        assert done.returncode == 78 and "it is not running (start it instead of reloading)" in _errors(done)[0]
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()

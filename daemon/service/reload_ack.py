@@ -8,6 +8,7 @@ config, so the requester knows the answer is about a read that began after its s
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -94,6 +95,21 @@ def _check_owner(pid: int, state: Path) -> None:
     if holder != str(pid):
         raise ConfigError(f"process {pid} is not the style-daemon of state folder {state} (that is pid "
                           f"{holder or 'none'}); a changed 'state' needs a restart, not a reload")
+    if not _lock_held(state / LOCK_FILE):  # a stale pid in the file may now be some other process
+        raise ConfigError(f"no style-daemon holds {state / LOCK_FILE}: it is not running (start it instead of "
+                          "reloading)")
+
+
+def _lock_held(path: Path) -> bool:
+    """True while a running daemon holds its exclusive lock on `path`."""
+    try:
+        with open(path, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _alive(pid: int) -> bool:
