@@ -169,15 +169,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate and print the effective configuration."""
     import yaml
 
-    from daemon.config import folder_needs, load_config
+    from daemon.config import check_filesystem, folder_needs, parse_config
     from daemon.media.folder_access import will_create
 
-    config = load_config(args.config)  # writes nothing: run as root, it must not create root-owned folders
+    config = parse_config(args.config)
+    for need in will_create(folder_needs(config)):  # said even when a later check fails
+        log.info("%s: %s does not exist yet; it will be created by run", need.key, need.path)
+    check_filesystem(config, args.config)  # writes nothing: as root it must not create root-owned folders
     effective = config.model_dump(mode="json", exclude_none=True)
     effective.update(failed=str(config.failed_dir), processed=str(config.processed_dir))
     print(yaml.safe_dump(effective, sort_keys=False), end="")
-    for need in will_create(folder_needs(config)):
-        log.info("%s: %s does not exist yet; it will be created by run", need.key, need.path)
     log.info("%s is valid", args.config)
     return 0
 

@@ -270,6 +270,13 @@ def load_config(path: Path, create_folders: bool = False) -> Config:
     Nothing is written unless `create_folders` (the service itself): validation never creates folders that
     would then belong to whoever ran it (root running check-config would lock the service out).
     """
+    config = parse_config(path)
+    check_filesystem(config, Path(path), create_folders)
+    return config
+
+
+def parse_config(path: Path) -> Config:
+    """Read and validate a config file without looking at the file system it names."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -285,11 +292,9 @@ def load_config(path: Path, create_folders: bool = False) -> Config:
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     raw = _resolve_paths(raw, path.parent.resolve())
     try:
-        config = Config.model_validate(raw)
+        return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
-    check_filesystem(config, path, create_folders)
-    return config
 
 
 def state_folder(path: Path) -> Path:

@@ -83,6 +83,9 @@ def test_a_missing_input_folder_is_an_error_for_check_config_and_run(tmp_path):
         assert line.endswith(f"ERROR style-daemon: {config}: input: folder {tmp_path / 'in'} does not exist; "
                              f"create it (mkdir -p {tmp_path / 'in'}) or fix the path"), done.stderr
         assert _tree(tmp_path) == before, command
+        if command == "check-config":  # the rest is still reported
+            for key, path in (("output", "out"), ("state", "state"), ("failed", "out/failed")):
+                assert f"{key}: {tmp_path / path} does not exist yet; it will be created by run" in done.stderr
 
 
 def test_run_creates_output_and_state_and_says_so_once(tmp_path):
