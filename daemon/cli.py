@@ -1,4 +1,4 @@
-"""The style-daemon command line: stylize (one-shot) and fetch-weights."""
+"""The style-daemon command line: the one-shot stylize, the service and its helpers (status, reload, ...)."""
 
 from __future__ import annotations
 
@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(handler={"run": cmd_run, "once": cmd_once, "status": cmd_status,
                                 "check-config": cmd_check_config}[name])
+
+    r = sub.add_parser("reload", help="make the running service re-read its config; waits until it is applied")
+    r.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default ./config.yaml)")
+    r.add_argument("--pid", type=int, required=True, help="the service's process id (systemd: $MAINPID)")
+    r.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the service's answer (default 60)")
+    r.set_defaults(handler=cmd_reload)
 
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
     w.add_argument("-c", "--config", type=Path, required=True)
@@ -151,11 +157,11 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the service's state from the journal."""
-    from daemon.config import load_config
+    from daemon.config import parse_config
     from daemon.review.status import collect, render_json, render_text
 
     # Read-only: status must work exactly when folders are full, read-only or unwritable.
-    report = collect(load_config(args.config, check_folders=False))
+    report = collect(parse_config(args.config))
     print(render_json(report) if args.json else render_text(report))
     return 0
 
@@ -164,14 +170,34 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate and print the effective configuration."""
     import yaml
 
-    from daemon.config import load_config
+    from daemon.config import check_filesystem, folder_needs, parse_config
+    from daemon.media.folder_access import will_create
 
-    config = load_config(args.config)
+    config = parse_config(args.config)
+    for need in will_create(folder_needs(config)):  # said even when a later check fails
+        log.info("%s: %s does not exist yet; it will be created by run", need.key, need.path)
+    check_filesystem(config, args.config)  # writes nothing: as root it must not create root-owned folders
     _check_journal(config.journal_path)
     effective = config.model_dump(mode="json", exclude_none=True)
     effective.update(failed=str(config.failed_dir), processed=str(config.processed_dir))
     print(yaml.safe_dump(effective, sort_keys=False), end="")
     log.info("%s is valid", args.config)
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """SIGHUP the service and wait for its answer: 0 once the new config is live, 78 if it was refused."""
+    from daemon.config import state_folder
+    from daemon.service.reload_ack import request_reload
+
+    try:
+        state = state_folder(args.config)
+    except ConfigError as exc:
+        raise ConfigError(f"reload refused, the old config is kept: {exc}") from None
+    ack = request_reload(args.pid, state, args.timeout)
+    if ack.error:
+        raise ConfigError(f"reload refused, the old config is kept: {ack.error}")
+    log.info("reloaded %s (style-daemon pid %d)", args.config, args.pid)
     return 0
 
 

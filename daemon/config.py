@@ -13,7 +13,9 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from daemon.engine.params import TransferParams
+from daemon.media import folder_access
 from daemon.errors import ConfigError
+from daemon.media.folder_access import Need
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TEMPLATE_FIELDS = {"stem", "style", "ext", "name", "suffix"}
@@ -269,11 +271,19 @@ class Config(_Strict):
         return [self.output, self.state, self.failed_dir, self.processed_dir, self.logs_dir]
 
 
-def load_config(path: Path, check_folders: bool = True) -> Config:
+def load_config(path: Path, create_folders: bool = False) -> Config:
     """Read, validate and check a config file; raises ConfigError with the key path and the fix.
 
-    check_folders=False (for `status`, which only reads) skips creating and testing the folders.
+    Nothing is written unless `create_folders` (the service itself): validation never creates folders that
+    would then belong to whoever ran it (root running check-config would lock the service out).
     """
+    config = parse_config(path)
+    check_filesystem(config, Path(path), create_folders)
+    return config
+
+
+def parse_config(path: Path) -> Config:
+    """Read and validate a config file without looking at the file system it names."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -289,12 +299,22 @@ def load_config(path: Path, check_folders: bool = True) -> Config:
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     raw = _resolve_paths(raw, path.parent.resolve())
     try:
-        config = Config.model_validate(raw)
+        return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
-    if check_folders:
-        check_filesystem(config, path)
-    return config
+
+
+def state_folder(path: Path) -> Path:
+    """Only the `state` folder of a config file, read leniently (the rest may be invalid); ConfigError if absent."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path} ({str(exc).splitlines()[0]}); fix it, then reload again") from None
+    state = _resolve_paths(raw, path.parent.resolve()).get("state") if isinstance(raw, dict) else None
+    if not isinstance(state, str):
+        raise ConfigError(f"{path}: state: required key is missing or not a path; fix it, then reload again")
+    return Path(state)
 
 
 def _resolve_paths(raw: dict, base: Path) -> dict:
@@ -354,21 +374,41 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
-def check_filesystem(config: Config, source: Path) -> None:
-    """Folders usable and style images present; ConfigError names the key and the fix."""
-    if config.input.exists() and not config.input.is_dir():
-        raise ConfigError(f"{source}: input: {config.input} is not a folder; fix the path")
-    folders = [("input", config.input), ("output", config.output), ("state", config.state),
-               ("failed", config.failed_dir)]
+def folder_needs(config: Config) -> list[Need]:
+    """Every folder the service writes (and the files it rewrites there), and the input folder it reads."""
+    edits_input = config.after_success != "keep" or config.on_failure == "move"
+    needs = [Need("input", config.input, write=edits_input), Need("output", config.output),
+             Need("state", config.state), Need("failed", config.failed_dir)]
     if config.after_success == "move":
-        folders.append(("processed", config.processed_dir))
-    for key, folder in folders:
+        needs.append(Need("processed", config.processed_dir))
+    if config.logging.file:
+        needs += [Need("logging.file", config.logs_dir),
+                  Need("logging.file", config.logs_dir / "style-daemon.log", folder=False)]
+    journal = config.journal_path
+    for name in (journal.name, journal.name + "-wal", journal.name + "-shm", "daemon.lock"):
+        needs.append(Need("state", config.state / name, folder=False))
+    return needs
+
+
+def check_filesystem(config: Config, source: Path, create_folders: bool = False) -> None:
+    """Folders usable and style images present, without writing anything unless `create_folders` (run).
+
+    ConfigError names the key, the path and the fix.
+    """
+    if not config.input.exists():
+        raise ConfigError(f"{source}: input: folder {config.input} does not exist; create it (mkdir -p "
+                          f"{config.input}) or fix the path")
+    if not config.input.is_dir():
+        raise ConfigError(f"{source}: input: {config.input} is not a folder; fix the path")
+    needs = folder_needs(config)
+    _refuse_problems(needs, source)
+    if create_folders:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder_access.create(needs)
         except OSError as exc:
-            raise ConfigError(f"{source}: {key}: cannot create {folder} ({exc.strerror}); fix the path or its permissions") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ConfigError(f"{source}: {key}: folder {folder} is not writable by this user; fix its permissions")
+            raise ConfigError(f"{source}: cannot create {exc.filename} ({exc.strerror}); fix the path or its "
+                              "permissions") from None
+        _refuse_problems(needs, source)
     for name, style in config.styles.items():
         for index, image in enumerate(style.images):
             _check_style_image(image.path, f"{source}: styles.{name}.images.{index}")
@@ -388,6 +428,13 @@ def _check_style_image(path: Path, where: str) -> None:
         raise ConfigError(f"{where}: {path} is too large to decode safely; use a smaller copy") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ConfigError(f"{where}: {path} is not a readable image ({exc}); replace it with a JPEG or PNG") from None
+
+
+def _refuse_problems(needs: list[Need], source: Path) -> None:
+    for need in needs:
+        reason = folder_access.problem(need)
+        if reason:
+            raise ConfigError(f"{source}: {reason}")
 
 
 def _check_nesting(config: Config, source: Path) -> None:

@@ -47,7 +47,7 @@ def test_unit_exposure_score_at_most_2(tmp_path):
 
 def test_unit_has_the_service_contract():
     text = UNIT.read_text()
-    for line in ("Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
+    for line in ("Type=notify", "ExecReload=/opt/style-daemon/venv/bin/style-daemon reload --pid $MAINPID -c ${STYLE_DAEMON_CONFIG}", "Restart=on-failure",
                  "RestartPreventExitStatus=78", "WatchdogSec=", "EnvironmentFile=-/etc/default/style-daemon",
                  "DevicePolicy=closed", "DeviceAllow=/dev/nvidiactl rw", "RestrictAddressFamilies=AF_UNIX"):
         assert line in text, line

@@ -21,6 +21,7 @@ from daemon.store import JobStore, open_store
 from daemon.review.metrics import MetricsExporter
 from daemon.service.health import HealthReporter
 from daemon.service.notify import Notifier
+from daemon.service.reload_ack import Acknowledger
 from daemon.service.worker_pool import EndedWorker, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class Supervisor:
         self.reload = threading.Event()
         self.notifier = Notifier()
         self.health = HealthReporter(self.notifier)
-        self.config: Config = load_config(config_path)
+        self.config: Config = load_config(config_path, create_folders=True)
         self._file_handler: logging.Handler | None = None
         self._lock_fd: int | None = None
         self._drained_until = time.time()  # jobs finished after this belong to the next drain summary
@@ -138,12 +139,14 @@ class Supervisor:
 
     def _reload(self, intake: Intake, journal: JobStore, pool: WorkerPool) -> Intake:
         self.reload.clear()
+        ack = Acknowledger(self.config.state)  # `style-daemon reload` (ExecReload) waits for its answer
         self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={int(time.monotonic() * 1e6)}")
         try:
-            config = load_config(self.config_path)
+            config = load_config(self.config_path, create_folders=True)
         except StyleDaemonError as exc:
             log.error("reload failed, keeping the old config: %s", exc)
             self.notifier.send("READY=1", "STATUS=reload failed; old config kept")
+            ack.finish(str(exc))
             return intake
         self.config = config
         intake.stop()
@@ -153,6 +156,7 @@ class Supervisor:
         pool.broadcast(signal.SIGHUP)
         log.info("reloaded %s", self.config_path)
         self.notifier.send("READY=1", "STATUS=reloaded")
+        ack.finish()
         return intake
 
     # -- plumbing -----------------------------------------------------------------------
