@@ -8,6 +8,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 from daemon.media.atomic import write_atomic
+from daemon.media.naming import fit_path
 from daemon.config import Config
 from daemon.service.fingerprint import style_fingerprints
 from daemon.store import JobStore
@@ -18,11 +19,15 @@ log = logging.getLogger(__name__)
 
 def all_outputs_written(config: Config, journal: JobStore, source: Path, content_sha: str,
                         fingerprints: dict[str, str]) -> bool:
-    """True when every job the routing gives this file is done and its output exists."""
+    """True when every style set the routing gives this file has a done job whose output exists.
+
+    Any parameters count: settings changed later apply to new arrivals, not to photos already done.
+    """
     rel = PurePosixPath(source.relative_to(config.input).as_posix())
-    wanted = {(s, fingerprints[s]) for s in style_sets_for(rel, config)}
-    done = {(j.style_set, j.params_hash): j for j in journal.jobs_for_content(content_sha) if j.state == "done"}
-    return bool(wanted) and all(key in done and Path(done[key].output_path).is_file() for key in wanted)
+    wanted = set(style_sets_for(rel, config))
+    done = {j.style_set for j in journal.jobs_for_content(content_sha)
+            if j.state == "done" and Path(j.output_path).is_file()}
+    return bool(wanted) and wanted <= done
 
 
 def release_input(config: Config, journal: JobStore, source: Path, content_sha: str,
@@ -51,7 +56,9 @@ def record_failure(config: Config, source: Path, message: str, style_set: str) -
     """Copy (or move) the input into failed/ beside a .error.txt saying what went wrong and what to do."""
     folder = config.failed_dir
     folder.mkdir(parents=True, exist_ok=True)
-    target = _free_name(folder / source.name) if source.exists() else folder / source.name
+    # Room for -N and .error.txt: a 255-byte name still gets its copy and its report.
+    base = fit_path(folder / source.name, _REPORT_ROOM)
+    target = _free_name(base) if source.exists() else base
     if source.exists():
         try:
             if config.on_failure == "move":
@@ -72,12 +79,15 @@ def record_failure(config: Config, source: Path, message: str, style_set: str) -
     return report
 
 
+_REPORT_ROOM = len(".error.txt") + 6
+
+
 def _free_name(path: Path) -> Path:
-    """`path`, or path with -1, -2 ... before the suffix if it is taken."""
+    """`path`, or path with -1, -2 ... before the suffix if it is taken (shortened to fit if need be)."""
     if not path.exists():
         return path
     for n in range(1, 10_000):
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        candidate = fit_path(path.with_name(f"{path.stem}-{n}{path.suffix}"), _REPORT_ROOM)
         if not candidate.exists():
             return candidate
     raise OSError(f"no free name for {path}")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 from daemon.config import Config
+from daemon.media.naming import DERIVED_ROOM, fit_path, variants
+from daemon.media.sidecar import sidecar_path
 
 
 def style_sets_for(rel_path: PurePosixPath, config: Config) -> list[str]:
@@ -22,10 +25,20 @@ def style_sets_for(rel_path: PurePosixPath, config: Config) -> list[str]:
 
 
 def output_path_for(rel_path: PurePosixPath, style_set: str, config: Config) -> Path:
-    """Result path: the input's subfolders mirrored under the output folder, named by the template."""
+    """Result path: the input's subfolders mirrored under the output folder, named by the template.
+
+    A name too long for the filesystem is shortened (prefix + hash) with room left for .json and .sheet.jpg.
+    """
     naming = config.naming
     name = naming.template.format(
         stem=rel_path.stem, style=style_set, ext=naming.format, name=rel_path.name,
         suffix=rel_path.suffix.lstrip("."),
     )
-    return config.output.joinpath(*rel_path.parts[:-1], name)
+    return fit_path(config.output.joinpath(*rel_path.parts[:-1], name), DERIVED_ROOM)
+
+
+def free_output_names(base: Path) -> Iterator[str]:
+    """`base`, holiday.starry.2.jpg, .3 ... skipping names a result or a sidecar already occupies on disk."""
+    for path in variants(base, DERIVED_ROOM):
+        if not path.exists() and not sidecar_path(path).exists():
+            yield str(path)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from daemon.media.atomic import sweep_temp_files
+from daemon.service.adopt import adopt_results
 from daemon.config import Config, load_config
 from daemon.errors import ConfigError, StyleDaemonError
 from daemon.service.fingerprint import style_fingerprints
@@ -54,6 +55,7 @@ class Supervisor:
         swept = sweep_temp_files(self.config.output)
         if swept:
             log.info("removed %d partial output file(s) left by an interrupted write", swept)
+        adopt_results(self.config, journal)
         intake = Intake(self.config, journal, style_fingerprints(self.config))
         started = time.time()
         try:
@@ -142,8 +144,7 @@ class Supervisor:
         self.config = config
         intake.stop()
         intake = Intake(config, journal, style_fingerprints(config))
-        intake.start()
-        intake.scan_all(force=True)  # re-route every file under the new rules
+        intake.start()  # its scan queues photos only for style sets newly routed to them
         pool.broadcast(signal.SIGHUP)
         log.info("reloaded %s", self.config_path)
         self.notifier.send("READY=1", "STATUS=reloaded")

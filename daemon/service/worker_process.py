@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from daemon.service.aftercare import record_failure, release_input
 from daemon.config import Config, load_config
@@ -21,6 +21,7 @@ from daemon.media.hashing import sha256_file
 from daemon.store import Job, JobStore, open_store, worker_id
 from daemon.review.progress import describe
 from daemon.media.stylize import StyleRef, StylizeRequest, run_stylize
+from daemon.service.routing import free_output_names, output_path_for
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +121,21 @@ class Worker:
 
     def process(self, engine, job: Job) -> None:
         """Run one job to done, failed, retry-later or re-queued (on stop)."""
-        source = Path(job.source_path)
-        if not self._input_still_there(job, source):
+        located = self._locate_source(job)
+        if located is None:
             return
+        job, source = located
         style = self.config.styles.get(job.style_set)
-        if style is None or self.fingerprints.get(job.style_set) != job.params_hash:
-            log.info("job %d: style set %s changed or was removed since it was queued; dropped", job.id, job.style_set)
+        if style is None:
+            log.info("job %d: style set %s was removed since it was queued; dropped", job.id, job.style_set)
             self.journal.drop(job.id)
             return
+        params_hash = self.fingerprints[job.style_set]
+        if params_hash != job.params_hash:
+            # Settings apply to every photo not yet started, including those queued before the change.
+            self.journal.reparam(job.id, params_hash)
+            job = self.journal.get(job.id) or job
+            log.info("job %d: runs with the current settings of style set %s", job.id, job.style_set)
         request = StylizeRequest(
             content=source,
             styles=tuple(StyleRef(i.path, i.weight) for i in style.images),
@@ -138,6 +146,9 @@ class Worker:
             max_input_pixels=self.config.max_input_pixels,
             contact_sheet=self.config.gallery.contact_sheets,
             content_sha256=job.content_sha,  # verified against the file just above
+            params_hash=params_hash,
+            generation=job.generation,
+            name_taken=self._held_by_another(job.id),
         )
         log.info("job %d: start %s with style %s (attempt %d)", job.id, job.rel_path, job.style_set, job.attempts)
         try:
@@ -152,10 +163,18 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - every failure must end in a recorded state
             self._handle_error(job, source, exc)
             return
-        self.journal.finish(job.id, outcome.seconds)
+        self.journal.finish(job.id, outcome.seconds, str(outcome.output))
         log.info("job %d: done %s -> %s in %.1fs", job.id, job.rel_path, outcome.output, outcome.seconds)
-        release_input(self.config, self.journal, source, job.content_sha, self.fingerprints)
+        if source.is_relative_to(self.config.input):  # a redo may run from the processed folder
+            release_input(self.config, self.journal, source, job.content_sha, self.fingerprints)
         self._update_gallery()
+
+    def _held_by_another(self, job_id: int):
+        """A predicate for run_stylize: is this output name reserved by another job?"""
+        def held(path: Path) -> bool:
+            holder = self.journal.job_for_output(str(path))
+            return holder is not None and holder.id != job_id
+        return held
 
     def _update_gallery(self) -> None:
         if not self.config.gallery.index:
@@ -165,16 +184,28 @@ class Worker:
         except OSError as exc:
             log.warning("could not update the gallery: %s", exc)
 
-    def _input_still_there(self, job: Job, source: Path) -> bool:
-        try:
-            same = source.is_file() and sha256_file(source) == job.content_sha
-        except OSError:
-            same = False
-        if not same:
-            log.info("job %d: %s vanished or changed while queued; dropped (a new file makes a new job)",
-                     job.id, job.rel_path)
-            self.journal.drop(job.id)
-        return same
+    def _locate_source(self, job: Job) -> tuple[Job, Path] | None:
+        """The job's photo, or another known copy of the same content; drops the job only when none is left."""
+        paths = [job.source_path] + [p for p in self.journal.copies_of(job.content_sha) if p != job.source_path]
+        for path in map(Path, paths):
+            if not _holds(path, job.content_sha):
+                if not path.exists():
+                    self.journal.forget_file(str(path))
+                continue
+            if str(path) == job.source_path:
+                return job, path
+            if not path.is_relative_to(self.config.input):
+                continue
+            rel = PurePosixPath(path.relative_to(self.config.input).as_posix())
+            base = output_path_for(rel, job.style_set, self.config)
+            moved = self.journal.move_source(job.id, str(path), str(rel), free_output_names(base))
+            log.info("job %d: %s vanished or changed while queued; running from its copy %s", job.id,
+                     job.rel_path, rel)
+            return (moved or job), path
+        log.warning("job %d: %s vanished or changed while queued and no other copy of it is left in the input "
+                    "folder; dropped (dropping the photo again makes a new job)", job.id, job.rel_path)
+        self.journal.drop(job.id)
+        return None
 
     def _progress(self, job: Job):
         every = self.config.logging.progress_every
@@ -214,6 +245,14 @@ class Worker:
         log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message,
                   f" (see {report})" if report else "")
         self._update_gallery()
+
+
+def _holds(path: Path, content_sha: str) -> bool:
+    """True if `path` is a regular file whose content hashes to `content_sha`."""
+    try:
+        return path.is_file() and sha256_file(path) == content_sha
+    except OSError:
+        return False
 
 
 def _one_line(exc: BaseException) -> str:
