@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "redo", help="queue earlier photos again under the current settings; new results beside the old ones",
-        description="Queue photos again with the current style settings. The new results get new names "
-                    "(photo.starry.2.jpg, ...); earlier results are never touched. Works whether the service "
+        description="Queue photos again with the current style settings. The new results are written beside "
+                    "the old ones under new names (photo.starry.2.jpg, ...); earlier results are never touched. Works whether the service "
                     "runs or not: a running service picks the jobs up, otherwise the next run or once does.")
     r.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default ./config.yaml)")
     r.add_argument("--style", metavar="SET", help="only this style set (default: the sets each photo's routing gives)")

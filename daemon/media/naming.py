@@ -14,7 +14,7 @@ NAME_MAX = 255  # bytes, for ext4, xfs, btrfs, zfs, NTFS and most others
 # Room a result name leaves for what is appended to it: ".json", ".sheet.jpg", ".iter0100" and a counter.
 DERIVED_ROOM = 24
 _ENCODING = ("utf-8", "surrogateescape")
-_MAX_KEPT_SUFFIX = 16
+_MAX_KEPT_SUFFIX = 64  # bytes of ".starry.2.jpg" kept whole when a name is shortened
 
 
 def name_bytes(name: str) -> int:
@@ -26,11 +26,21 @@ def fit_name(name: str, limit: int = NAME_MAX) -> str:
     """`name` if it fits in `limit` bytes, else a readable prefix + '~' + hash of the full name + suffix."""
     if name_bytes(name) <= limit:
         return name
-    stem, dot, ext = name.rpartition(".")
-    suffix = f".{ext}" if dot and stem and name_bytes(ext) < _MAX_KEPT_SUFFIX else ""
+    suffix = _kept_suffix(name)
     marker = "~" + hashlib.sha256(name.encode(*_ENCODING)).hexdigest()[:10]
     budget = limit - name_bytes(marker) - name_bytes(suffix)
     return _prefix(name[: len(name) - len(suffix)], budget) + marker + suffix
+
+
+def _kept_suffix(name: str) -> str:
+    """The last (up to) three dotted parts, e.g. ".starry.2.jpg", if short enough to keep readable."""
+    parts = name.split(".")
+    for count in (3, 2, 1):
+        if len(parts) > count and parts[0]:
+            suffix = "." + ".".join(parts[-count:])
+            if name_bytes(suffix) <= _MAX_KEPT_SUFFIX:
+                return suffix
+    return ""
 
 
 def _prefix(text: str, budget: int) -> str:
@@ -57,6 +67,23 @@ def numbered(path: Path, number: int, room: int = 0) -> Path:
     stem, dot, ext = path.name.rpartition(".")
     name = f"{stem}.{number}.{ext}" if dot and stem else f"{path.name}.{number}"
     return path.with_name(fit_name(name, NAME_MAX - room))
+
+
+ERROR_REPORT = ".error.txt"
+_FAILED_ROOM = len(ERROR_REPORT) + 6  # and a -N counter
+
+
+def failed_copy_path(folder: Path, name: str, number: int = 0) -> Path:
+    """Where a failed input's copy goes (name, or name-N), short enough for its .error.txt beside it."""
+    path = folder / name
+    if number:
+        path = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return fit_path(path, _FAILED_ROOM)
+
+
+def error_report_path(copy: Path) -> Path:
+    """The .error.txt beside a failed input's copy."""
+    return copy.with_name(copy.name + ERROR_REPORT)
 
 
 def variants(path: Path, room: int = 0) -> Iterator[Path]:

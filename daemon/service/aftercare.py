@@ -8,7 +8,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 from daemon.media.atomic import write_atomic
-from daemon.media.naming import fit_path
+from daemon.media.naming import error_report_path, failed_copy_path, fit_path
 from daemon.config import Config
 from daemon.service.fingerprint import style_fingerprints
 from daemon.store import JobStore
@@ -56,9 +56,8 @@ def record_failure(config: Config, source: Path, message: str, style_set: str) -
     """Copy (or move) the input into failed/ beside a .error.txt saying what went wrong and what to do."""
     folder = config.failed_dir
     folder.mkdir(parents=True, exist_ok=True)
-    # Room for -N and .error.txt: a 255-byte name still gets its copy and its report.
-    base = fit_path(folder / source.name, _REPORT_ROOM)
-    target = _free_name(base) if source.exists() else base
+    # Shortened when need be: a 255-byte name still gets its copy and its report.
+    target = _free_failed_name(folder, source.name) if source.exists() else failed_copy_path(folder, source.name)
     if source.exists():
         try:
             if config.on_failure == "move":
@@ -67,7 +66,7 @@ def record_failure(config: Config, source: Path, message: str, style_set: str) -
                 shutil.copy2(source, target)
         except OSError as exc:
             log.warning("could not %s %s to %s: %s", config.on_failure, source, folder, exc)
-    report = target.with_name(target.name + ".error.txt")
+    report = error_report_path(target)
     write_atomic(report, (
         f"file: {source}\n"
         f"style set: {style_set}\n"
@@ -79,7 +78,13 @@ def record_failure(config: Config, source: Path, message: str, style_set: str) -
     return report
 
 
-_REPORT_ROOM = len(".error.txt") + 6
+def _free_failed_name(folder: Path, name: str) -> Path:
+    """The failed/ copy's path, or name-1, name-2 ... if it is taken."""
+    for n in range(10_000):
+        candidate = failed_copy_path(folder, name, n)
+        if not candidate.exists():
+            return candidate
+    raise OSError(f"no free name for {name} in {folder}")
 
 
 def _free_name(path: Path) -> Path:
@@ -87,7 +92,7 @@ def _free_name(path: Path) -> Path:
     if not path.exists():
         return path
     for n in range(1, 10_000):
-        candidate = fit_path(path.with_name(f"{path.stem}-{n}{path.suffix}"), _REPORT_ROOM)
+        candidate = fit_path(path.with_name(f"{path.stem}-{n}{path.suffix}"))
         if not candidate.exists():
             return candidate
     raise OSError(f"no free name for {path}")
