@@ -426,3 +426,63 @@ def test_lost_journal_is_rebuilt_from_sidecars_without_redoing_anything(folder, 
     daemon.stop()
     assert "adopted" not in daemon.output()
     assert len(journal_rows(folder)) == 8
+
+
+# -- the pieces under the rules ------------------------------------------------------------------
+
+def test_concurrent_publishers_never_overwrite_each_other(tmp_path):
+    """Eight threads publish to one name at once: eight files, each whole, none replaced."""
+    import threading
+
+    from daemon.media.atomic import publish_exclusive
+    from daemon.media.naming import variants
+
+    (tmp_path / "r.jpg").write_bytes(b"already here")
+    published: list[Path] = []
+    start = threading.Barrier(8)
+
+    def publish(index: int) -> None:
+        start.wait()
+        published.append(publish_exclusive(variants(tmp_path / "r.jpg"), lambda h: h.write(b"%d" % index * 1000)))
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(published)) == 8 and tmp_path / "r.jpg" not in published
+    assert (tmp_path / "r.jpg").read_bytes() == b"already here"
+    assert sorted({p.read_bytes()[:1] for p in published}) == sorted(b"%d" % i for i in range(8))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp file left behind"
+
+
+def test_a_journal_from_before_generations_is_migrated_in_place(folder):
+    """An existing journal (old key, no generation) keeps its jobs and gets the new key."""
+    import sqlite3
+
+    path = folder / "state" / "journal.sqlite3"
+    path.parent.mkdir(parents=True)
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE jobs (id INTEGER PRIMARY KEY, content_sha TEXT NOT NULL, style_set TEXT NOT NULL,
+            params_hash TEXT NOT NULL, source_path TEXT NOT NULL, rel_path TEXT NOT NULL, output_path TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'queued', attempts INTEGER NOT NULL DEFAULT 0, error TEXT,
+            created REAL NOT NULL, updated REAL NOT NULL, started REAL, finished REAL,
+            next_attempt REAL NOT NULL DEFAULT 0, worker TEXT, heartbeat REAL, progress_iteration INTEGER,
+            progress_total INTEGER, progress_loss REAL, progress_eta REAL, seconds REAL,
+            UNIQUE (content_sha, style_set, params_hash));
+        INSERT INTO jobs (content_sha, style_set, params_hash, source_path, rel_path, output_path, state,
+            created, updated) VALUES ('ab', 'starry', 'p1', '/in/a.png', 'a.png', '/out/a.starry.jpg', 'done', 1, 1);
+    """)
+    db.commit()
+    db.close()
+    from daemon.store import JobSpec, open_store
+
+    store = open_store(path)
+    try:
+        assert [(j.id, j.state, j.generation) for j in store.jobs()] == [(1, "done", 0)]
+        redo = store.enqueue(JobSpec("ab", "starry", "p1", "/in/a.png", "a.png", "/out/a.starry.jpg"),
+                             names=iter(["/out/a.starry.2.jpg"]), redo=True)
+        assert redo is not None and redo.generation == 1 and redo.output_path == "/out/a.starry.2.jpg"
+    finally:
+        store.close()
