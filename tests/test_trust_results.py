@@ -486,3 +486,22 @@ def test_a_journal_from_before_generations_is_migrated_in_place(folder):
         assert redo is not None and redo.generation == 1 and redo.output_path == "/out/a.starry.2.jpg"
     finally:
         store.close()
+
+
+def test_exclusive_publish_without_hard_links_still_never_overwrites(tmp_path, monkeypatch):
+    """On filesystems without hard links (some SMB/FAT mounts) an exclusive create reserves the name."""
+    import errno
+
+    from daemon.media import atomic
+    from daemon.media.naming import variants
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(atomic.os, "link", no_links)
+    (tmp_path / "r.jpg").write_bytes(b"already here")
+    first = atomic.publish_exclusive(variants(tmp_path / "r.jpg"), lambda h: h.write(b"one"))
+    second = atomic.publish_exclusive(variants(tmp_path / "r.jpg"), lambda h: h.write(b"two"))
+    assert (first.name, second.name) == ("r.2.jpg", "r.3.jpg")
+    assert [(tmp_path / n).read_bytes() for n in ("r.jpg", "r.2.jpg", "r.3.jpg")] == [b"already here", b"one", b"two"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.2.jpg", "r.3.jpg", "r.jpg"]

@@ -13,7 +13,7 @@ from daemon.media.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, encode_image
 from daemon.media.hashing import sha256_file
 from daemon.media.naming import DERIVED_ROOM, variants
 from daemon.media.sidecar import BackboneRecord, InputRecord, build_sidecar, sidecar_path, write_sidecar
-from daemon.review.contact_sheet import write_contact_sheet
+from daemon.review.contact_sheet import sheet_path, write_contact_sheet
 from daemon.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,19 @@ def snapshot_path(output: Path, iteration: int) -> Path:
     return output.with_name(f"{output.stem}.iter{iteration:04d}{output.suffix}")
 
 
+def occupied(path: Path) -> bool:
+    """True if a result, its sidecar or its contact sheet already exists under this name."""
+    return path.exists() or sidecar_path(path).exists() or sheet_path(path).exists()
+
+
 def free_names(path: Path, taken: Callable[[Path], bool] | None = None) -> Iterator[Path]:
-    """`path` and its numbered variants, skipping those whose sidecar exists or that `taken` says are held."""
+    """`path` and its numbered variants, skipping names whose sidecar or sheet exists or that `taken` holds.
+
+    The result's own name is not checked here: publishing it fails rather than replace a file.
+    """
     for candidate in variants(path, DERIVED_ROOM):
-        if not sidecar_path(candidate).exists() and not (taken and taken(candidate)):
+        if not (sidecar_path(candidate).exists() or sheet_path(candidate).exists()) and \
+                not (taken and taken(candidate)):
             yield candidate
 
 

@@ -8,7 +8,7 @@ from typing import Iterator
 
 from daemon.config import Config
 from daemon.media.naming import DERIVED_ROOM, fit_path, variants
-from daemon.media.sidecar import sidecar_path
+from daemon.media.stylize import occupied
 
 
 def style_sets_for(rel_path: PurePosixPath, config: Config) -> list[str]:
@@ -38,7 +38,7 @@ def output_path_for(rel_path: PurePosixPath, style_set: str, config: Config) -> 
 
 
 def free_output_names(base: Path) -> Iterator[str]:
-    """`base`, holiday.starry.2.jpg, .3 ... skipping names a result or a sidecar already occupies on disk."""
+    """`base`, holiday.starry.2.jpg, .3 ... skipping names a result, sidecar or sheet occupies on disk."""
     for path in variants(base, DERIVED_ROOM):
-        if not path.exists() and not sidecar_path(path).exists():
+        if not occupied(path):
             yield str(path)
