@@ -202,7 +202,7 @@ def test_restart_processes_a_photo_whose_job_was_dropped_while_it_was_away(folde
 
 @pytest.mark.parametrize("template", ["{stem}.{style}.{ext}", "{style}.{ext}"])
 def test_different_photos_that_would_share_a_result_name_get_distinct_names(folder, template):
-    config = write_config(folder, naming={"template": template})
+    config = write_config(folder, naming={"template": template}, workers=2)  # two workers race for the name
     daemon = Daemon(config)
     daemon.wait_ready()
     inp = folder / "in"
