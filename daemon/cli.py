@@ -1,4 +1,4 @@
-"""The style-daemon command line: the one-shot stylize, the service and its helpers (status, reload, ...)."""
+"""The style-daemon command line: stylize (one-shot), the service (run, once, status, reload, redo), fetch-weights."""
 
 from __future__ import annotations
 
@@ -81,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the service's answer (default 60)")
     r.set_defaults(handler=cmd_reload)
 
+    r = sub.add_parser(
+        "redo", help="queue earlier photos again under the current settings; new results beside the old ones",
+        description="Queue photos again with the current style settings. The new results are written beside "
+                    "the old ones under new names (photo.starry.2.jpg, ...); earlier results are never touched. Works whether the service "
+                    "runs or not: a running service picks the jobs up, otherwise the next run or once does.")
+    r.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default ./config.yaml)")
+    r.add_argument("--style", metavar="SET", help="only this style set (default: the sets each photo's routing gives)")
+    r.add_argument("--since", type=_parse_since, metavar="DATE",
+                   help="only photos that first arrived on or after DATE, YYYY-MM-DD or YYYY-MM-DDTHH:MM "
+                        "(default: all)")
+    r.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                   help="photos or folders under the input (or processed) folder (default: the whole input folder)")
+    r.set_defaults(handler=cmd_redo)
+
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
     w.add_argument("-c", "--config", type=Path, required=True)
     w.add_argument("--index", type=int, default=0)
@@ -91,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--weights", type=Path, help="check this file instead of downloading")
     f.set_defaults(handler=cmd_fetch_weights)
     return parser
+
+
+def _parse_since(text: str):
+    """DATE for --since: ISO date or date and time, local time."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
 
 
 def _params_from_args(args: argparse.Namespace):
@@ -163,6 +187,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     # Read-only: status must work exactly when folders are full, read-only or unwritable.
     report = collect(parse_config(args.config))
     print(render_json(report) if args.json else render_text(report))
+    return 0
+
+
+def cmd_redo(args: argparse.Namespace) -> int:
+    """Queue photos again into the store; print what was queued."""
+    from daemon.config import load_config
+    from daemon.service.redo import RedoRequest, queue_redo
+    from daemon.store import open_store
+
+    config = load_config(args.config)
+    journal = open_store(config.journal_path)
+    try:
+        queued = queue_redo(config, journal, RedoRequest(tuple(args.paths), args.style, args.since))
+    finally:
+        journal.close()
+    for item in queued:
+        print(f"queued job {item.job_id}: {item.photo} [{item.style_set}] -> {item.output}")
+    print(f"{len(queued)} job(s) queued; a running service picks them up, otherwise the next run or once does")
     return 0
 
 

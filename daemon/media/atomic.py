@@ -1,12 +1,20 @@
-"""Atomic file writes: temp file in the target folder, fsync, rename, fsync the folder."""
+"""Atomic file writes: temp file in the target folder, fsync, rename (or link, never overwriting), fsync the folder."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
+
+from daemon.media.naming import NAME_MAX, fit_name
+
+# mkstemp adds 8 random characters; with the leading dot and the .tmp suffix a temp name is 13 bytes longer.
+_TEMP_ROOM = 16
+# Filesystems without hard links (some network and FAT mounts) answer these to os.link.
+_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
 @contextlib.contextmanager
@@ -14,8 +22,7 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces `path` only if the block completes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A hidden name with a .tmp suffix so the watcher (and people) ignore it.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_file(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -28,6 +35,62 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def _temp_file(path: Path) -> tuple[int, str]:
+    # A hidden name with a .tmp suffix so the watcher (and people) ignore it, short enough for any name.
+    prefix = "." + fit_name(path.name, NAME_MAX - _TEMP_ROOM) + "."
+    return tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+
+
+def publish_exclusive(candidates: Iterable[Path], writer: Callable[[BinaryIO], None]) -> Path:
+    """Write once, then publish under the first candidate name not taken; never replaces a file.
+
+    All candidates must be in one folder. A hard link fails with EEXIST when the name exists, so
+    two writers (or a writer and a person) can never overwrite each other's file.
+    """
+    names = iter(candidates)
+    first = next(names)
+    first.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _temp_file(first)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            writer(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        for candidate in _chain(first, names):
+            if _claim_name(tmp, candidate):
+                _fsync_dir(candidate.parent)
+                return candidate
+        raise OSError(errno.EEXIST, "no free name", str(first))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _chain(first: Path, rest: Iterator[Path]) -> Iterator[Path]:
+    yield first
+    yield from rest
+
+
+def _claim_name(tmp: str, target: Path) -> bool:
+    """Link `tmp` to `target`; False if `target` exists. Without hard links: exclusive create, then replace."""
+    try:
+        os.link(tmp, target)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
+    try:
+        # The empty placeholder reserves the name; the rename then fills it whole.
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    os.replace(tmp, target)
+    return True
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:

@@ -57,12 +57,16 @@ def build_sidecar(
     result: TransferResult,
     device: str,
     keras_backend: str,
+    params_hash: str | None = None,
+    generation: int = 0,
 ) -> dict:
-    """The sidecar document as plain JSON-ready data."""
+    """The sidecar document as plain JSON-ready data; content sha256, style set and params hash identify the job."""
     return {
         "output": to_text(output),  # names with undecodable bytes stay valid JSON (see media/names.py)
         "content": dataclasses.asdict(content),
         "style_set": style_set,
+        "params_hash": params_hash,
+        "generation": generation,
         "styles": [dataclasses.asdict(s) for s in styles],
         "backbone": dataclasses.asdict(backbone),
         "parameters": dataclasses.asdict(params),
@@ -91,3 +95,34 @@ def write_sidecar(output: Path, document: dict) -> Path:
     path = sidecar_path(output)
     write_atomic(path, json.dumps(document, indent=2, sort_keys=False) + "\n")
     return path
+
+
+@dataclass(frozen=True)
+class SidecarKey:
+    """What identifies the job a sidecar was written for."""
+
+    content_sha: str
+    content_path: str
+    style_set: str
+    params_hash: str | None
+    generation: int
+    seconds: float | None
+
+
+def read_sidecar_key(path: Path) -> SidecarKey | None:
+    """The job key recorded in a sidecar, or None if it is not one of ours (or is unreadable)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        content = document["content"]
+        sha, style_set = content["sha256"], document["style_set"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not (isinstance(sha, str) and len(sha) == 64 and isinstance(style_set, str) and style_set):
+        return None
+    params_hash = document.get("params_hash")
+    generation = document.get("generation")
+    seconds = (document.get("result") or {}).get("seconds") if isinstance(document.get("result"), dict) else None
+    return SidecarKey(sha, str(content.get("path", "")), style_set,
+                      params_hash if isinstance(params_hash, str) else None,
+                      generation if isinstance(generation, int) else 0,
+                      seconds if isinstance(seconds, (int, float)) else None)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 from daemon.engine.params import MIN_SIDE, Progress, StyleImage, TransferParams
-from daemon.media.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, load_image, save_image
+from daemon.media.atomic import publish_exclusive
+from daemon.media.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, encode_image, load_image
 from daemon.media.hashing import sha256_file, sha256_handle
 from daemon.media.names import display, to_text
-from daemon.media.sidecar import BackboneRecord, InputRecord, build_sidecar, write_sidecar
-from daemon.review.contact_sheet import write_contact_sheet
+from daemon.media.naming import DERIVED_ROOM, variants
+from daemon.media.sidecar import BackboneRecord, InputRecord, build_sidecar, sidecar_path, write_sidecar
+from daemon.review.contact_sheet import sheet_path, write_contact_sheet
 from daemon.errors import BadInputError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,9 @@ class StylizeRequest:
     contact_sheet: bool = False
     content_sha256: str | None = None  # already known (the daemon's job key): not hashed again
     content_file: BinaryIO | None = None  # the daemon's input, opened by safe_open: read only through it
+    params_hash: str | None = None  # the daemon's fingerprint of the style set, recorded in the sidecar
+    generation: int = 0
+    name_taken: Callable[[Path], bool] | None = None  # names held by other queued jobs (the daemon's store)
 
 
 @dataclass(frozen=True)
@@ -64,12 +69,34 @@ def snapshot_path(output: Path, iteration: int) -> Path:
     return output.with_name(f"{output.stem}.iter{iteration:04d}{output.suffix}")
 
 
+def occupied(path: Path) -> bool:
+    """True if a result, its sidecar or its contact sheet already exists under this name."""
+    return path.exists() or sidecar_path(path).exists() or sheet_path(path).exists()
+
+
+def free_names(path: Path, taken: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """`path` and its numbered variants, skipping names whose sidecar or sheet exists or that `taken` holds.
+
+    The result's own name is not checked here: publishing it fails rather than replace a file.
+    """
+    for candidate in variants(path, DERIVED_ROOM):
+        if not (sidecar_path(candidate).exists() or sheet_path(candidate).exists()) and \
+                not (taken and taken(candidate)):
+            yield candidate
+
+
+def _publish(rgb, path: Path, request: StylizeRequest, alpha=None) -> Path:
+    """Encode and publish under `path` or the next free variant; an existing file is never replaced."""
+    data = encode_image(rgb, path.suffix, request.quality, alpha)
+    return publish_exclusive(free_names(path, request.name_taken), lambda handle: handle.write(data))
+
+
 def _snapshot_writer(request: StylizeRequest):
     if not request.params.save_every:
         return None
 
     def write(iteration: int, image) -> None:
-        save_image(image, snapshot_path(request.output, iteration), request.quality)
+        _publish(image, snapshot_path(request.output, iteration), request)
 
     return write
 
@@ -105,10 +132,12 @@ def run_stylize(
     ]
     result = engine.stylize(content.rgb, styles, request.params, on_progress, should_stop,
                             on_snapshot=_snapshot_writer(request))
-    save_image(result.rgb, request.output, request.quality, content.alpha)
+    output = _publish(result.rgb, request.output, request, content.alpha)
+    if output != request.output:
+        log.info("%s is taken; wrote the result as %s", request.output.name, output.name)
     source = engine.source
     document = build_sidecar(
-        output=request.output,
+        output=output,
         content=InputRecord(to_text(request.content), request.content_sha256 or _content_sha(request)),
         styles=[InputRecord(to_text(s.path), sha256_file(s.path), s.weight) for s in request.styles],
         style_set=request.style_set,
@@ -117,10 +146,12 @@ def run_stylize(
         result=result,
         device=engine.device(),
         keras_backend=engine.backend(),
+        params_hash=request.params_hash,
+        generation=request.generation,
     )
-    sidecar = write_sidecar(request.output, document)
+    sidecar = write_sidecar(output, document)
     if request.contact_sheet:
-        write_contact_sheet(request.output, content.rgb, [(s.path.name, img.rgb) for s, img in
+        write_contact_sheet(output, content.rgb, [(s.path.name, img.rgb) for s, img in
                             zip(request.styles, styles)], result.rgb, request.content.name,
                             request.style_set, request.params, source.backbone, result.seconds)
-    return StylizeOutcome(request.output, sidecar, result.seconds, result.iterations, source.backbone)
+    return StylizeOutcome(output, sidecar, result.seconds, result.iterations, source.backbone)

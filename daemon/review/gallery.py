@@ -14,6 +14,7 @@ from urllib.parse import quote
 from daemon.media.atomic import write_atomic
 from daemon.media.names import display, from_text
 from daemon.config import Config
+from daemon.media.naming import error_report_path, failed_copy_path
 from daemon.review.contact_sheet import sheet_path
 from daemon.review.status import WAITING_PREFIX
 from daemon.store import Job, JobStore
@@ -93,7 +94,7 @@ def _result_card(config: Config, job: Job) -> str:
 
 
 def _failed_item(config: Config, job: Job) -> str:
-    report = config.failed_dir / (from_text(job.rel_path).name + ".error.txt")
+    report = error_report_path(failed_copy_path(config.failed_dir, from_text(job.rel_path).name))
     link = f" <a href=\"{html.escape(_href(config, report))}\">details</a>" if report.exists() else ""
     return (f"<li><span class=name>{html.escape(display(job.rel_path))}</span> [{html.escape(job.style_set)}]: "
             f"{html.escape(display(job.error or 'unknown error'))}{link}</li>")

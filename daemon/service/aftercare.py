@@ -15,6 +15,7 @@ from daemon.errors import UnsafeInputError
 from daemon.media.atomic import write_atomic, write_atomic_with
 from daemon.media.names import display, from_text, to_text
 from daemon.media.safe_open import open_input
+from daemon.media.naming import ERROR_REPORT, error_report_path, failed_copy_path, fit_path
 from daemon.config import Config
 from daemon.service.environment import ENVIRONMENT_ERRNOS
 from daemon.service.fingerprint import style_fingerprints
@@ -26,11 +27,15 @@ log = logging.getLogger(__name__)
 
 def all_outputs_written(config: Config, journal: JobStore, source: Path, content_sha: str,
                         fingerprints: dict[str, str]) -> bool:
-    """True when every job the routing gives this file is done and its output exists."""
+    """True when every style set the routing gives this file has a done job whose output exists.
+
+    Any parameters count: settings changed later apply to new arrivals, not to photos already done.
+    """
     rel = PurePosixPath(source.relative_to(config.input).as_posix())
-    wanted = {(s, fingerprints[s]) for s in style_sets_for(rel, config)}
-    done = {(j.style_set, j.params_hash): j for j in journal.jobs_for_content(content_sha) if j.state == "done"}
-    return bool(wanted) and all(key in done and from_text(done[key].output_path).is_file() for key in wanted)
+    wanted = set(style_sets_for(rel, config))
+    done = {j.style_set for j in journal.jobs_for_content(content_sha)
+            if j.state == "done" and from_text(j.output_path).is_file()}
+    return bool(wanted) and wanted <= done
 
 
 def release_input(config: Config, journal: JobStore, source: Path, content_sha: str,
@@ -65,7 +70,8 @@ def record_failure(config: Config, source: Path, message: str, style_set: str,
     """
     folder = config.failed_dir
     folder.mkdir(parents=True, exist_ok=True)
-    target = _free_name(folder / source.name) if _regular(source) else folder / source.name
+    # Shortened when need be: a 255-byte name still gets its copy and its report.
+    target = _free_failed_name(folder, source.name) if _regular(source) else failed_copy_path(folder, source.name)
     placed = False
     try:
         with _reopen(config, source, handle) as opened:
@@ -76,7 +82,7 @@ def record_failure(config: Config, source: Path, message: str, style_set: str,
         if exc.errno in ENVIRONMENT_ERRNOS:
             raise
         log.warning("could not %s %s to %s: %s", config.on_failure, display(source), folder, exc)
-    report = target.with_name(target.name + ".error.txt")
+    report = error_report_path(target)
     try:
         write_atomic(report, (
             f"file: {display(source)}\n"
@@ -162,7 +168,7 @@ def _remove_failed_entries(config: Config, source: Path, style_set: str) -> None
             continue
         if lines != wanted:
             continue
-        copy = report.with_name(report.name.removesuffix(".error.txt"))
+        copy = report.with_name(report.name.removesuffix(ERROR_REPORT))
         if config.on_failure == "move" and copy.exists() and not _is_prefix_of(config, copy, source):
             continue  # a moved input that is not merely a truncated version of the file: keep it
         with contextlib.suppress(FileNotFoundError):
@@ -187,12 +193,21 @@ def _same_file(path: Path, info: os.stat_result) -> bool:
     return (here.st_dev, here.st_ino) == (info.st_dev, info.st_ino)
 
 
+def _free_failed_name(folder: Path, name: str) -> Path:
+    """The failed/ copy's path, or name-1, name-2 ... if it is taken."""
+    for n in range(10_000):
+        candidate = failed_copy_path(folder, name, n)
+        if not candidate.exists():
+            return candidate
+    raise OSError(f"no free name for {name} in {folder}")
+
+
 def _free_name(path: Path) -> Path:
-    """`path`, or path with -1, -2 ... before the suffix if it is taken."""
+    """`path`, or path with -1, -2 ... before the suffix if it is taken (shortened to fit if need be)."""
     if not path.exists():
         return path
     for n in range(1, 10_000):
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        candidate = fit_path(path.with_name(f"{path.stem}-{n}{path.suffix}"))
         if not candidate.exists():
             return candidate
     raise OSError(f"no free name for {path}")

@@ -1,4 +1,8 @@
-"""From files to jobs: the startup scan, the periodic rescan and the watch loop feed the journal."""
+"""From files to jobs: the startup scan, the periodic rescan and the watch loop feed the journal.
+
+A photo gets one job per style set its routing names, once: a (content, style set) that already has
+a job, whatever its parameters, is seen. Changed settings apply to new arrivals; `redo` re-does.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from daemon.service.aftercare import release_input
 from daemon.config import Config
 from daemon.store import JobSpec, JobStore
-from daemon.service.routing import output_path_for, style_sets_for
+from daemon.service.routing import free_output_names, output_path_for, style_sets_for
 from daemon.errors import UnsafeInputError
 from daemon.media.hashing import sha256_handle
 from daemon.media.names import to_text
@@ -47,7 +51,7 @@ class Intake:
             self.watcher = None
 
     def scan_all(self, force: bool = False) -> int:
-        """Put acceptable files under the input folder on the stability tracker (all of them with force)."""
+        """Put files under the input folder that may need a job on the stability tracker (all with force)."""
         self._last_rescan = time.monotonic()
         count = 0
         for path in scan(self.config.input, self.filter):
@@ -93,8 +97,14 @@ class Intake:
             stat = os.lstat(path)
         except OSError:
             return False
-        return self.journal.known_file(to_text(path), stat.st_size, stat.st_mtime_ns) is None or \
-            self.config.after_success != "keep"
+        sha = self.journal.known_file(to_text(path), stat.st_size, stat.st_mtime_ns)
+        return sha is None or self.config.after_success != "keep" or bool(self._unserved(path, sha))
+
+    def _unserved(self, path: Path, sha: str) -> list[str]:
+        """Style sets routed to this photo that have no job for its content (new routes, dropped jobs)."""
+        rel = PurePosixPath(path.relative_to(self.config.input).as_posix())
+        served = {j.style_set for j in self.journal.jobs_for_content(sha)}
+        return [s for s in style_sets_for(rel, self.config) if s not in served]
 
     def _identify(self, path: Path) -> tuple[str, bool]:
         """(content sha256, whether it was already known) read through a descriptor that follows no link."""
@@ -127,9 +137,10 @@ class Intake:
             return 0
         added = 0
         for style_set in sets:
-            spec = JobSpec(sha, style_set, self.fingerprints[style_set], to_text(path), to_text(rel),
-                           to_text(output_path_for(rel, style_set, self.config)))
-            job = self.journal.enqueue(spec, retry_failed=not known)
+            base = output_path_for(rel, style_set, self.config)
+            names = free_output_names(base)
+            spec = JobSpec(sha, style_set, self.fingerprints[style_set], to_text(path), to_text(rel), next(names))
+            job = self.journal.enqueue(spec, retry_failed=not known, names=names)
             if job is not None:
                 added += 1
                 log.info("queued %s with style %s (job %d)", rel, style_set, job.id)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
 from daemon.config import Config
+from daemon.media.names import to_text
+from daemon.media.naming import DERIVED_ROOM, fit_path, variants
+from daemon.media.stylize import occupied
 
 
 def style_sets_for(rel_path: PurePosixPath, config: Config) -> list[str]:
@@ -22,10 +26,20 @@ def style_sets_for(rel_path: PurePosixPath, config: Config) -> list[str]:
 
 
 def output_path_for(rel_path: PurePosixPath, style_set: str, config: Config) -> Path:
-    """Result path: the input's subfolders mirrored under the output folder, named by the template."""
+    """Result path: the input's subfolders mirrored under the output folder, named by the template.
+
+    A name too long for the filesystem is shortened (prefix + hash) with room left for .json and .sheet.jpg.
+    """
     naming = config.naming
     name = naming.template.format(
         stem=rel_path.stem, style=style_set, ext=naming.format, name=rel_path.name,
         suffix=rel_path.suffix.lstrip("."),
     )
-    return config.output.joinpath(*rel_path.parts[:-1], name)
+    return fit_path(config.output.joinpath(*rel_path.parts[:-1], name), DERIVED_ROOM)
+
+
+def free_output_names(base: Path) -> Iterator[str]:
+    """`base`, holiday.starry.2.jpg, .3 ... skipping names a result, sidecar or sheet occupies on disk."""
+    for path in variants(base, DERIVED_ROOM):
+        if not occupied(path):
+            yield to_text(path)  # the store's form of a name (media/names.py)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from daemon.media.atomic import sweep_temp_files
+from daemon.service.adopt import adopt_results
 from daemon.config import Config, load_config
 from daemon.errors import ConfigError, JournalError, StyleDaemonError, journal_corrupt_message
 from daemon.logs import make_formatter
@@ -58,6 +59,7 @@ class Supervisor:
         swept = sweep_temp_files(self.config.output)
         if swept:
             log.info("removed %d partial output file(s) left by an interrupted write", swept)
+        adopt_results(self.config, journal)
         intake = Intake(self.config, journal, style_fingerprints(self.config))
         started = self._drained_until = time.time()
         try:
@@ -151,8 +153,7 @@ class Supervisor:
         self.config = config
         intake.stop()
         intake = Intake(config, journal, style_fingerprints(config))
-        intake.start()
-        intake.scan_all(force=True)  # re-route every file under the new rules
+        intake.start()  # its scan queues photos only for style sets newly routed to them
         pool.broadcast(signal.SIGHUP)
         log.info("reloaded %s", self.config_path)
         self.notifier.send("READY=1", "STATUS=reloaded")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
 from daemon.config import Config
+from daemon.media.names import from_text
 from daemon.service.aftercare import record_failure
 from daemon.service.worker_pool import EndedWorker
 from daemon.store import JobStore, worker_id
@@ -29,7 +28,7 @@ def settle_dead_worker(config: Config, journal: JobStore, ended: EndedWorker) ->
                    "or exhausts memory: try a smaller engine.max_size, or check the photo")
         journal.fail(job.id, message)
         try:
-            report = record_failure(config, Path(job.source_path), message, job.style_set)
+            report = record_failure(config, from_text(job.source_path), message, job.style_set)
         except OSError as exc:
             report = None
             log.warning("job %d: could not write to the failed folder: %s", job.id, exc)

@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from daemon.service.aftercare import record_failure, release_input, withdraw_stale_failures
@@ -20,12 +20,13 @@ from daemon.service.environment import EnvironmentProblem, environment_problem
 from daemon.service.fingerprint import style_fingerprints
 from daemon.review.gallery import write_gallery
 from daemon.media.hashing import sha256_handle
-from daemon.media.names import display, from_text
+from daemon.media.names import display, from_text, to_text
 from daemon.media.safe_open import open_input
 from daemon.store import Job, open_store, worker_id
 from daemon.service.worker_pool import SUPERVISOR_PID_ENV
 from daemon.review.progress import describe
 from daemon.media.stylize import StyleRef, StylizeRequest, run_stylize
+from daemon.service.routing import free_output_names, output_path_for
 
 log = logging.getLogger(__name__)
 
@@ -132,19 +133,25 @@ class Worker:
 
     def process(self, engine, job: Job) -> None:
         """Run one job to done, failed, retry-later or re-queued (on stop)."""
-        source = from_text(job.source_path)  # the name's real bytes (media/names.py)
-        handle = self._open_input(job, source)
-        if handle is None:
+        located = self._locate_source(job)
+        if located is None:
             return
+        job, source, handle = located
         with handle:
             self._run(engine, job, source, handle)
 
     def _run(self, engine, job: Job, source: Path, handle: BinaryIO) -> None:
         style = self.config.styles.get(job.style_set)
-        if style is None or self.fingerprints.get(job.style_set) != job.params_hash:
-            log.info("job %d: style set %s changed or was removed since it was queued; dropped", job.id, job.style_set)
+        if style is None:
+            log.info("job %d: style set %s was removed since it was queued; dropped", job.id, job.style_set)
             self.journal.drop(job.id)
             return
+        params_hash = self.fingerprints[job.style_set]
+        if params_hash != job.params_hash:
+            # Settings apply to every photo not yet started, including those queued before the change.
+            self.journal.reparam(job.id, params_hash)
+            job = self.journal.get(job.id) or job
+            log.info("job %d: runs with the current settings of style set %s", job.id, job.style_set)
         request = StylizeRequest(
             content=source,
             styles=tuple(StyleRef(i.path, i.weight) for i in style.images),
@@ -156,6 +163,9 @@ class Worker:
             contact_sheet=self.config.gallery.contact_sheets,
             content_sha256=job.content_sha,  # verified against the descriptor just above
             content_file=handle,  # decoded from the descriptor that was hashed, never re-opened by name
+            params_hash=params_hash,
+            generation=job.generation,
+            name_taken=self._held_by_another(job.id),
         )
         log.info("job %d: start %s with style %s (attempt %d)", job.id, job.rel_path, job.style_set, job.attempts)
         try:
@@ -172,12 +182,38 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - every failure must end in a recorded state
             self._handle_error(job, source, exc, handle)
             return
-        self.journal.finish(job.id, outcome.seconds)
+        self.journal.finish(job.id, outcome.seconds, str(outcome.output))
         log.info("job %d: done %s -> %s in %.1fs", job.id, job.rel_path, outcome.output, outcome.seconds)
         self._environment_recovered()
         withdraw_stale_failures(self.config, self.journal, job)
-        release_input(self.config, self.journal, source, job.content_sha, self.fingerprints)
+        if source.is_relative_to(self.config.input):  # a redo may run from the processed folder
+            release_input(self.config, self.journal, source, job.content_sha, self.fingerprints)
         self._update_gallery()
+
+    def _open_checked(self, job: Job, path: Path) -> BinaryIO | None:
+        """`path` opened by safe_open below its root (input, or processed for a redo) if it holds the job's content."""
+        root = self.config.input if path.is_relative_to(self.config.input) else self.config.processed_dir
+        try:
+            handle = open_input(root, path)
+        except UnsafeInputError as exc:
+            log.warning("job %d: not reading %s: %s", job.id, display(path), exc)
+            return None
+        except OSError:
+            return None
+        try:
+            if sha256_handle(handle) == job.content_sha:
+                return handle
+        except OSError:
+            pass
+        handle.close()
+        return None
+
+    def _held_by_another(self, job_id: int):
+        """A predicate for run_stylize: is this output name reserved by another job?"""
+        def held(path: Path) -> bool:
+            holder = self.journal.job_for_output(to_text(path))
+            return holder is not None and holder.id != job_id
+        return held
 
     def _update_gallery(self) -> None:
         if not self.config.gallery.index:
@@ -191,25 +227,30 @@ class Worker:
         else:
             self._gallery_error = ""
 
-    def _open_input(self, job: Job, source: Path) -> BinaryIO | None:
-        """The input opened without following any link and checked against the job's hash; None if dropped."""
-        try:
-            handle = open_input(self.config.input, source)
-        except UnsafeInputError as exc:
-            log.warning("job %d: dropped: %s", job.id, exc)
-            self.journal.drop(job.id)
-            return None
-        except OSError:
-            handle = None
-        if handle is not None:
-            try:
-                if sha256_handle(handle) == job.content_sha:
-                    return handle
-            except OSError:
-                pass
-            handle.close()
-        log.info("job %d: %s vanished or changed while queued; dropped (a new file makes a new job)",
-                 job.id, job.rel_path)
+    def _locate_source(self, job: Job) -> tuple[Job, Path, BinaryIO] | None:
+        """The job's photo, or another known copy of the same content, opened without following any link and
+        checked against the job's hash; drops the job only when no copy is left."""
+        paths = [job.source_path] + [p for p in self.journal.copies_of(job.content_sha) if p != job.source_path]
+        for text in paths:
+            path = from_text(text)
+            handle = self._open_checked(job, path)
+            if handle is None:
+                if not os.path.lexists(path):
+                    self.journal.forget_file(text)
+                continue
+            if text == job.source_path:
+                return job, path, handle
+            if not path.is_relative_to(self.config.input):
+                handle.close()
+                continue
+            rel = PurePosixPath(path.relative_to(self.config.input).as_posix())
+            base = output_path_for(rel, job.style_set, self.config)
+            moved = self.journal.move_source(job.id, text, to_text(rel), free_output_names(base))
+            log.info("job %d: %s vanished or changed while queued; running from its copy %s", job.id,
+                     job.rel_path, rel)
+            return (moved or job), path, handle
+        log.warning("job %d: %s vanished or changed while queued and no other copy of it is left in the input "
+                    "folder; dropped (dropping the photo again makes a new job)", job.id, job.rel_path)
         self.journal.drop(job.id)
         return None
 

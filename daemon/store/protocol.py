@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Iterable, Protocol
 
 from daemon.store.records import Counts, Job, JobSpec, State, WorkerRecord
 
 
 class JobStore(Protocol):
-    """Jobs keyed by (content sha256, style set, parameter hash), claimed by workers, crash-safely."""
+    """Jobs keyed by (content sha256, style set, parameter hash, generation), claimed by workers, crash-safely.
+
+    Every job holds a distinct output path, reserved when it is queued.
+    """
 
     def close(self) -> None:
         """Release the connection."""
@@ -23,8 +26,18 @@ class JobStore(Protocol):
     def forget_file(self, path: str) -> None:
         """Drop the record of a path."""
 
-    def enqueue(self, spec: JobSpec, retry_failed: bool = False) -> Job | None:
-        """Add a job; the job if new (or re-queued), None if its key exists."""
+    def enqueue(self, spec: JobSpec, retry_failed: bool = False, names: Iterable[str] = (),
+                redo: bool = False) -> Job | None:
+        """Add a job unless its (content, style set) has one (always with redo); output: first free name."""
+
+    def adopt(self, spec: JobSpec, generation: int, finished: float, seconds: float | None) -> Job | None:
+        """Record a result found on disk as done; None if its key or output is already known."""
+
+    def copies_of(self, content_sha: str) -> list[str]:
+        """Paths last seen holding this content."""
+
+    def job_for_output(self, output_path: str) -> Job | None:
+        """The job holding this output path, if any."""
 
     # -- workers --------------------------------------------------------------------------
     def claim(self, worker: str) -> Job | None:
@@ -33,8 +46,14 @@ class JobStore(Protocol):
     def progress(self, job_id: int, iteration: int, total: int, loss: float, eta: float) -> None:
         """Record the running job's progress (also its heartbeat)."""
 
-    def finish(self, job_id: int, seconds: float) -> None:
-        """Mark a job done."""
+    def finish(self, job_id: int, seconds: float, output_path: str | None = None) -> None:
+        """Mark a job done, recording the name its result was published under."""
+
+    def move_source(self, job_id: int, source_path: str, rel_path: str, names: Iterable[str]) -> Job | None:
+        """Run a job from another copy of its content; its output becomes the first free of `names`."""
+
+    def reparam(self, job_id: int, params_hash: str) -> None:
+        """Record that a queued job runs with the current parameters."""
 
     def fail(self, job_id: int, error: str) -> None:
         """Mark a job failed for good."""

@@ -41,6 +41,7 @@ class Job(JobSpec):
     progress_loss: float | None
     progress_eta: float | None
     seconds: float | None
+    generation: int = 0  # 0 for the first job of a (content, style set); redo adds the next
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,21 @@
 """The SQLite job store: one file (WAL) that the watcher fills and the workers drain, crash-safely.
 
-A job is keyed by (sha256 of the content, style set, hash of the effective parameters), so the
-same photo with the same style and parameters is processed once, whatever its name and however
-often it is dropped or the daemon restarted.
+A job is keyed by (sha256 of the content, style set, hash of the effective parameters, generation),
+so the same photo with the same style is processed once, whatever its name and however often it is
+dropped or the daemon restarted; `redo` adds a job of the next generation. Each job holds its own
+output path: no two jobs share one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from daemon.errors import JournalError, journal_corrupt_message
 from daemon.store.records import Counts, Job, JobSpec, State, WorkerRecord
@@ -45,9 +47,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress_loss REAL,
     progress_eta REAL,
     seconds REAL,
-    UNIQUE (content_sha, style_set, params_hash)
+    generation INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (content_sha, style_set, params_hash, generation)
 );
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, next_attempt, id);
 CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,
     pid INTEGER NOT NULL,
@@ -64,6 +66,18 @@ CREATE TABLE IF NOT EXISTS files (
     seen REAL NOT NULL
 );
 """
+
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, next_attempt, id);
+CREATE INDEX IF NOT EXISTS jobs_content ON jobs (content_sha, style_set);
+CREATE INDEX IF NOT EXISTS jobs_output ON jobs (output_path);
+CREATE INDEX IF NOT EXISTS files_sha ON files (sha);
+"""
+
+# Columns a journal written before generations existed has; its rows become generation 0.
+_OLD_COLUMNS = ("id, content_sha, style_set, params_hash, source_path, rel_path, output_path, state, attempts, "
+                "error, created, updated, started, finished, next_attempt, worker, heartbeat, progress_iteration, "
+                "progress_total, progress_loss, progress_eta, seconds")
 
 
 def _corruption_guarded(method):
@@ -97,15 +111,33 @@ class SqliteStore:
         if readonly:
             uri = f"file:{self.path}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
             self._check_integrity()
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._check_integrity()
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._check_integrity()
         self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._migrate()
+        self._db.executescript(_INDEXES)
+
+    def _migrate(self) -> None:
+        """Give a journal from before generations the new key (SQLite cannot alter a UNIQUE constraint)."""
+        if "generation" in self._columns():
+            return
+        with self._write() as db:
+            if "generation" in self._columns():  # another process migrated it meanwhile
+                return
+            db.execute("ALTER TABLE jobs RENAME TO jobs_old")
+            db.execute(_SCHEMA.split("CREATE TABLE IF NOT EXISTS workers")[0].strip().removesuffix(";"))
+            db.execute(f"INSERT INTO jobs ({_OLD_COLUMNS}) SELECT {_OLD_COLUMNS} FROM jobs_old")
+            db.execute("DROP TABLE jobs_old")
+
+    def _columns(self) -> set[str]:
+        return {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
 
     def _check_integrity(self) -> None:
         # A corrupt file must stop us at open with one clear line, not later in the middle of a job.
@@ -152,34 +184,71 @@ class SqliteStore:
         with self._write() as db:
             db.execute("DELETE FROM files WHERE path=?", (path,))
 
-    def enqueue(self, spec: JobSpec, retry_failed: bool = False) -> Job | None:
-        """Add a job; returns it if new (or re-queued), None if this key already exists."""
+    def enqueue(self, spec: JobSpec, retry_failed: bool = False, names: Iterable[str] = (),
+                redo: bool = False) -> Job | None:
+        """Add a job unless this (content, style set) has one; returns it if new (or re-queued), else None.
+
+        With redo, always add one (the next generation). Its output is spec.output_path, or the first
+        of `names` when another job holds that path. retry_failed re-queues the latest job if it failed.
+        """
         now = time.time()
         with self._write() as db:
-            row = db.execute(
-                "SELECT * FROM jobs WHERE content_sha=? AND style_set=? AND params_hash=?",
-                (spec.content_sha, spec.style_set, spec.params_hash),
-            ).fetchone()
+            rows = db.execute("SELECT * FROM jobs WHERE content_sha=? AND style_set=? ORDER BY generation DESC, "
+                              "id DESC", (spec.content_sha, spec.style_set)).fetchall()
+            if rows and not redo:
+                latest = rows[0]
+                if not (retry_failed and latest["state"] == "failed"):
+                    return None
+                db.execute("UPDATE jobs SET state='queued', attempts=0, error=NULL, next_attempt=0, "
+                           "source_path=?, rel_path=?, updated=? WHERE id=?",
+                           (spec.source_path, spec.rel_path, now, latest["id"]))
+                return self._get(db, latest["id"])
+            generation = max((r["generation"] for r in rows), default=-1) + 1
+            output = self._free_output(db, itertools.chain([spec.output_path], names))  # names may be endless
+            cursor = db.execute(
+                "INSERT INTO jobs (content_sha, style_set, params_hash, generation, source_path, rel_path, "
+                "output_path, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (spec.content_sha, spec.style_set, spec.params_hash, generation, spec.source_path,
+                 spec.rel_path, output, now, now),
+            )
+            return self._get(db, cursor.lastrowid)
+
+    def _free_output(self, db: sqlite3.Connection, names: Iterable[str], own: int | None = None) -> str:
+        """The first of `names` no other job holds (checked under the write lock, so race-free)."""
+        for name in names:
+            row = db.execute("SELECT id FROM jobs WHERE output_path=? AND id IS NOT ?", (name, own)).fetchone()
             if row is None:
-                cursor = db.execute(
-                    "INSERT INTO jobs (content_sha, style_set, params_hash, source_path, rel_path, "
-                    "output_path, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (spec.content_sha, spec.style_set, spec.params_hash, spec.source_path,
-                     spec.rel_path, spec.output_path, now, now),
-                )
-                return self._get(db, cursor.lastrowid)
-            if retry_failed and row["state"] == "failed":
-                db.execute(
-                    "UPDATE jobs SET state='queued', attempts=0, error=NULL, next_attempt=0, "
-                    "source_path=?, rel_path=?, output_path=?, updated=? WHERE id=?",
-                    (spec.source_path, spec.rel_path, spec.output_path, now, row["id"]),
-                )
-                return self._get(db, row["id"])
-            if row["state"] == "queued" and row["source_path"] != spec.source_path:
-                # The same photo under a new name while still queued: follow the file.
-                db.execute("UPDATE jobs SET source_path=?, rel_path=?, output_path=?, updated=? WHERE id=?",
-                           (spec.source_path, spec.rel_path, spec.output_path, now, row["id"]))
-            return None
+                return name
+        raise ValueError("no free output name offered")
+
+    def adopt(self, spec: JobSpec, generation: int, finished: float, seconds: float | None) -> Job | None:
+        """Record a result found on disk as a done job; None if its key or its output is already known."""
+        with self._write() as db:
+            known = db.execute(
+                "SELECT id FROM jobs WHERE output_path=? OR (content_sha=? AND style_set=? AND params_hash=? "
+                "AND generation=?)", (spec.output_path, spec.content_sha, spec.style_set, spec.params_hash,
+                                      generation)).fetchone()
+            if known is not None:
+                return None
+            cursor = db.execute(
+                "INSERT INTO jobs (content_sha, style_set, params_hash, generation, source_path, rel_path, "
+                "output_path, state, attempts, created, updated, finished, seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'done', 1, ?, ?, ?, ?)",
+                (spec.content_sha, spec.style_set, spec.params_hash, generation, spec.source_path, spec.rel_path,
+                 spec.output_path, finished, finished, finished, seconds),
+            )
+            return self._get(db, cursor.lastrowid)
+
+    def copies_of(self, content_sha: str) -> list[str]:
+        """Paths last seen holding this content (the files table), oldest record first."""
+        rows = self._db.execute("SELECT path FROM files WHERE sha=? ORDER BY seen", (content_sha,)).fetchall()
+        return [r["path"] for r in rows]
+
+    def job_for_output(self, output_path: str) -> Job | None:
+        """The job holding this output path, if any."""
+        row = self._db.execute("SELECT * FROM jobs WHERE output_path=? ORDER BY id LIMIT 1",
+                               (output_path,)).fetchone()
+        return Job(**dict(row)) if row else None
 
     # -- the workers' side --------------------------------------------------------------
 
@@ -208,12 +277,32 @@ class SqliteStore:
             (iteration, total, loss, eta, time.time(), job_id),
         )
 
-    def finish(self, job_id: int, seconds: float) -> None:
-        """Mark a job done."""
+    def finish(self, job_id: int, seconds: float, output_path: str | None = None) -> None:
+        """Mark a job done; output_path is the name the result was published under, if not the reserved one."""
         now = time.time()
         with self._write() as db:
             db.execute("UPDATE jobs SET state='done', finished=?, updated=?, seconds=?, error=NULL, "
-                       "worker=NULL WHERE id=?", (now, now, seconds, job_id))
+                       "worker=NULL, output_path=COALESCE(?, output_path) WHERE id=?",
+                       (now, now, seconds, output_path, job_id))
+
+    def move_source(self, job_id: int, source_path: str, rel_path: str, names: Iterable[str]) -> Job | None:
+        """Run a job from another copy of its content; its output becomes the first free of `names`."""
+        with self._write() as db:
+            output = self._free_output(db, names, own=job_id)
+            db.execute("UPDATE jobs SET source_path=?, rel_path=?, output_path=?, updated=? WHERE id=?",
+                       (source_path, rel_path, output, time.time(), job_id))
+            return self._get(db, job_id)
+
+    def reparam(self, job_id: int, params_hash: str) -> None:
+        """A queued job runs with the current parameters: record their hash (in a generation of its own)."""
+        with self._write() as db:
+            row = db.execute("SELECT content_sha, style_set FROM jobs WHERE id=?", (job_id,)).fetchone()
+            if row is None:
+                return
+            top = db.execute("SELECT MAX(generation) FROM jobs WHERE content_sha=? AND style_set=?",
+                             (row["content_sha"], row["style_set"])).fetchone()[0]
+            db.execute("UPDATE jobs SET params_hash=?, generation=?, updated=? WHERE id=?",
+                       (params_hash, (top or 0) + 1, time.time(), job_id))
 
     def fail(self, job_id: int, error: str) -> None:
         """Mark a job failed for good."""

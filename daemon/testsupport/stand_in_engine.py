@@ -86,6 +86,8 @@ class FakeTransfer:
             loss = 1.0 / step
             if step % params.log_every == 0 or step == params.iterations:
                 history.append(LossRecord(step, 1, loss, loss / 2, loss / 2, 0.0))
+            if on_snapshot is not None and params.save_every and step % params.save_every == 0:
+                on_snapshot(step, (0.5 * image + 0.5 * tint).astype(np.float32))
             if on_progress is not None:
                 elapsed = time.perf_counter() - start
                 on_progress(Progress(step, params.iterations, 1, 1, (image.shape[1], image.shape[0]), loss,
