@@ -182,7 +182,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - every failure must end in a recorded state
             self._handle_error(job, source, exc, handle)
             return
-        self.journal.finish(job.id, outcome.seconds, str(outcome.output))
+        self.journal.finish(job.id, outcome.seconds, to_text(outcome.output))
         log.info("job %d: done %s -> %s in %.1fs", job.id, job.rel_path, outcome.output, outcome.seconds)
         self._environment_recovered()
         withdraw_stale_failures(self.config, self.journal, job)
