@@ -25,7 +25,8 @@ import numpy as np
 from daemon.engine.params import LossRecord, Progress, StyleImage, TransferParams, TransferResult
 from daemon.engine.weights import WeightsSource, hed_weights
 from daemon.errors import StopRequested
-from daemon.media.images import resize_long_side
+from daemon.engine.transfer import _scale_sizes
+from daemon.media.images import resize_to
 
 
 class FakeTransfer:
@@ -75,7 +76,9 @@ class FakeTransfer:
             os.kill(os.getpid(), signal.SIGKILL)
         self._injected_fault()
         start = time.perf_counter()
-        image = resize_long_side(content, min(params.max_size, max(content.shape[:2])))
+        # The real engine's scale plan: a small photo is not upscaled and runs fewer scales.
+        sizes = _scale_sizes(content.shape, min(params.max_size, max(content.shape[:2])), params)
+        image = resize_to(content, sizes[-1])
         tint = np.mean([s.rgb.reshape(-1, 3).mean(axis=0) for s in styles], axis=0)
         history = []
         for step in range(1, params.iterations + 1):
@@ -96,4 +99,4 @@ class FakeTransfer:
                 raise StopRequested("stopped at a shutdown request; the job will be re-queued")
         result = (0.5 * image + 0.5 * tint).astype(np.float32)
         return TransferResult(result, params.iterations, params.iterations, time.perf_counter() - start,
-                              (image.shape[1], image.shape[0]), history[-1], history)
+                              (image.shape[1], image.shape[0]), history[-1], history, scale_sizes=tuple(sizes))
