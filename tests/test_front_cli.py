@@ -361,15 +361,6 @@ def test_printing_commands_stop_quietly_when_the_reader_goes(tmp_path):
         assert done.returncode in (0, 141), (argv, done.returncode, done.stderr)
 
 
-def test_status_into_head_prints_no_traceback(tmp_path):
-    config = _config(tmp_path)
-    environment = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run(["sh", "-c", f'"{sys.executable}" -m daemon status -c "{config}" | head -1'],
-                          capture_output=True, text=True, timeout=60, env=environment, cwd=tmp_path)
-    assert done.returncode == 0 and len(done.stdout.splitlines()) == 1
-    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
-
-
 # 6 and 7. What the sidecar records --------------------------------------------------------------------------------
 
 
