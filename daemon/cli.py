@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), metavar="FILE", help="config file")
+    p.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), metavar="FILE",
+                   help="config file (default: ./config.yaml)")
 
 
 def _add_stylize(s: argparse.ArgumentParser) -> None:
@@ -166,7 +167,7 @@ def _add_stylize(s: argparse.ArgumentParser) -> None:
                    help="style image size relative to the result: smaller gives finer brush strokes")
     s.add_argument("--preserve-colors", nargs="?", const="luminance", default=d.preserve_colors,
                    choices=["none", "luminance", "histogram"],
-                   help="keep the photo's colours (luminance transfer, the value without a word; or histogram matching)")
+                   help="keep the photo's colours: luminance transfer (also without a value) or histogram matching")
     s.add_argument("--init", choices=["content", "noise", "style"], default=d.init,
                    help="start from the photo, from seeded noise or from the style image")
     s.add_argument("--optimizer", choices=["lbfgs", "adam"], default=d.optimizer,
@@ -222,8 +223,6 @@ def _option_wording(message: str) -> str:
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     """Stylise one photo and write the result with its sidecar; every input is checked before the model loads."""
-    import shlex
-
     from daemon.engine.backbones import CLI_WEIGHTS_HINT, resolve_backbone
     from daemon.media.stylize import StylizeRequest, check_output_path, load_inputs, run_stylize
     from daemon.review.progress import ProgressReporter
@@ -234,10 +233,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         args.parser.error(str(exc))
     if not 1 <= args.quality <= 100:
         args.parser.error(f"--quality must be between 1 and 100, not {args.quality}")
+    _check_output_folder(args)
     params = _params_from_args(args)
     request = StylizeRequest(args.content.absolute(), tuple(_absolute(s) for s in args.style),
-                             args.output.absolute(), params, args.quality,
-                             command_line=shlex.join(sys.argv))
+                             args.output.absolute(), params, args.quality, command_line=_command_line())
     inputs = load_inputs(request)  # a bad image is reported now, not after 7 s of model loading
     source = resolve_backbone(args.backbone, args.weights, weights_hint=CLI_WEIGHTS_HINT)
     from daemon.engine.transfer import StyleTransfer
@@ -249,6 +248,25 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     log.info("wrote %s and %s in %.1fs (%d iterations, backbone %s)", outcome.output,
              outcome.sidecar.name, outcome.seconds, outcome.iterations, outcome.backbone)
     return 0
+
+
+def _check_output_folder(args: argparse.Namespace) -> None:
+    """Usage error now, not after the model has loaded, if the result cannot be written where asked."""
+    if args.output.is_dir():
+        args.parser.error(f"output {args.output} is a folder; give a file name such as {args.output / 'result.jpg'}")
+    folder = args.output.absolute().parent
+    if not folder.is_dir():
+        args.parser.error(f"output folder {folder} does not exist; create it or choose another")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        args.parser.error(f"output folder {folder} is not writable; choose another or fix its permissions")
+
+
+def _command_line() -> str:
+    """The stylize command as typed, for the sidecar (python -m daemon spelled so, not as __main__.py)."""
+    import shlex
+
+    program = [sys.executable, "-m", "daemon"] if sys.argv[0].endswith("__main__.py") else sys.argv[:1]
+    return shlex.join(program + sys.argv[1:])
 
 
 def _absolute(style: StyleRef) -> StyleRef:
@@ -341,7 +359,7 @@ def _compute_lines(config) -> list[str]:
         plan = plan_backbone(engine.backbone, engine.weights)
     except WeightsError as exc:
         raise ConfigError(f"engine.backbone {engine.backbone}: {exc}") from None
-    where = (f"weights to be downloaded into the Keras cache on first use (or run 'style-daemon fetch-weights')"
+    where = ("weights to be downloaded into the Keras cache on first use (or run 'style-daemon fetch-weights')"
              if plan.path is None else f"weights {plan.path} ({plan.origin})")
     return [f"backbone: {engine.backbone} -> {plan.backbone}, {where}",
             f"keras backend: {keras_backend()}",

@@ -144,6 +144,8 @@ def test_readme_exit_codes_match_the_program():
     ["stylize", "x.jpg", "-s", str(STARRY), "-o", "o.jpg", "--quality", "0"],
     ["stylize", "x.jpg", "-s", str(STARRY), "-o", "o.gif"],
     ["stylize", "x.jpg", "-s", str(STARRY), "-o", "o.jpg", "--init", "zeros"],
+    ["stylize", str(CONTENT / "chelsea.png"), "-s", str(STARRY), "-o", "/nonexistent-folder/o.jpg"],
+    ["stylize", str(CONTENT / "chelsea.png"), "-s", str(STARRY), "-o", "/tmp"],
     ["run", "--bogus"], ["status", "-c"], ["reload", "-c", "config.yaml"], ["redo", "--since", "yesterday"],
     ["check-config", "--log-level", "LOUD"], ["fetch-weights", "--bogus"], ["nonsense"], [],
 ])
@@ -402,8 +404,11 @@ def test_contact_sheet_caption_counts_the_scales_that_ran(tmp_path, monkeypatch)
 
     captions = []
     real = contact_sheet.contact_sheet
-    monkeypatch.setattr(contact_sheet, "contact_sheet",
-                        lambda panels, height=240, caption="": captions.append(caption) or real(panels, height, caption))
+    def spy(panels, height=240, caption=""):
+        captions.append(caption)
+        return real(panels, height, caption)
+
+    monkeypatch.setattr(contact_sheet, "contact_sheet", spy)
     image = np.zeros((300, 451, 3), np.float32)
     contact_sheet.write_contact_sheet(tmp_path / "a.jpg", image, [("s.jpg", image)], image, "a.png", "starry",
                                       TransferParams(max_size=8000, scales=3), "vgg16-hed", 1.0,
