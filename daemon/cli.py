@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -33,60 +34,85 @@ def parse_style(text: str) -> StyleRef:
     return StyleRef(Path(text))
 
 
+EXIT_CODES = (
+    (0, "done (once: no job failed; reload: the new config is live)"),
+    (1, "a job failed (once), or an unexpected error"),
+    (2, "bad command line (unknown option, missing or invalid argument)"),
+    (65, "an input image is missing, unreadable or not an image"),
+    (69, "backbone weights unavailable (missing, offline, download failed)"),
+    (75, "does not fit in memory, or the state folder is in use by another service"),
+    (76, "the job journal is corrupt"),
+    (78, "invalid config file (reload: the new config was refused)"),
+    (130, "interrupted (Ctrl-C)"),
+    (141, "the reader of the output went away (e.g. `| head`)"),
+)
+PUBLIC_COMMANDS = ("stylize", "run", "once", "status", "check-config", "reload", "redo", "fetch-weights")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default; descriptions and the epilog keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "(default" in text or action.required or not action.option_strings:
+            return text
+        if action.default is argparse.SUPPRESS or action.default is None:
+            return text
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        return f"{text} (default: %(default)s)"
+
+
+def _epilog() -> str:
+    lines = ["exit codes:"] + [f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="style-daemon", description="Neural style transfer, one-shot or as a hot-folder service.")
+    """The argument parser with every subcommand; `worker` is internal and left out of the help."""
+    parser = argparse.ArgumentParser(prog="style-daemon", formatter_class=_HelpFormatter, epilog=_epilog(),
+                                     description="Neural style transfer, one-shot or as a hot-folder service.")
     parser.add_argument("--version", action="version", version=f"style-daemon {__version__}")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, help="how much to log on stderr")
+    # Also accepted after the subcommand; SUPPRESS keeps it from overriding the main option's value.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS,
+                        help="how much to log on stderr (default: INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands",
+                                metavar="{" + ",".join(PUBLIC_COMMANDS) + "}")
 
-    s = sub.add_parser("stylize", help="stylise one photo now")
-    s.add_argument("content", type=Path, help="the photo")
-    s.add_argument("--style", "-s", action="append", type=parse_style, required=True,
-                   metavar="IMAGE[:WEIGHT]", help="style image, repeat to blend several")
-    s.add_argument("-o", "--output", type=Path, required=True, help="result (.jpg, .png or .webp)")
-    s.add_argument("--size", type=int, help="long side of the result in pixels (default 512)")
-    s.add_argument("--iterations", type=int, help="optimiser iterations per scale (default 100)")
-    s.add_argument("--scales", type=int, help="coarse-to-fine scales (default 3)")
-    s.add_argument("--style-weight", type=float)
-    s.add_argument("--content-weight", type=float)
-    s.add_argument("--tv-weight", type=float)
-    s.add_argument("--style-scale", type=float, help="style image size relative to the result")
-    s.add_argument("--preserve-colors", nargs="?", const="luminance", choices=["none", "luminance", "histogram"],
-                   help="keep the photo's colours (luminance transfer, or histogram matching)")
-    s.add_argument("--init", choices=["content", "noise", "style"])
-    s.add_argument("--optimizer", choices=["lbfgs", "adam"])
-    s.add_argument("--seed", type=int)
-    s.add_argument("--backbone", choices=["auto", "vgg19", "vgg16-hed"], default="auto")
-    s.add_argument("--weights", type=Path, help="a Keras VGG19 notop weights file (offline servers)")
-    s.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality (default 92)")
-    s.add_argument("--save-every", type=int, metavar="N", help="also write OUT.iterNNNN.EXT every N iterations")
-    s.add_argument("--downsize", action="store_true", help="shrink an image that would not fit in memory instead of refusing it")
-    s.set_defaults(handler=cmd_stylize)
+    def command(name: str, summary: str, description: str = "") -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=summary, description=description or summary[0].upper() + summary[1:] + ".",
+                              parents=[common], formatter_class=_HelpFormatter, epilog=_epilog())
 
-    for name, text in (("run", "run the folder-watching service"),
+    _add_stylize(command("stylize", "stylise one photo now and write the result with its sidecar",
+                         "Stylise one photo now. All inputs are checked before the model loads; an existing "
+                         "result is never replaced:\nthe new one is written as OUT.2.EXT (then .3, ...)."))
+    for name, text in (("run", "run the folder-watching service until stopped"),
                        ("once", "process everything waiting, then exit (1 if any job failed)"),
                        ("status", "show the queue, the running job and recent errors"),
-                       ("check-config", "validate the config and print the effective settings")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default ./config.yaml)")
+                       ("check-config", "validate the config (writes nothing), print the effective settings, "
+                                        "the backbone, Keras backend and device that will be used")):
+        p = command(name, text)
+        _add_config(p)
         if name == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(handler={"run": cmd_run, "once": cmd_once, "status": cmd_status,
                                 "check-config": cmd_check_config}[name])
 
-    r = sub.add_parser("reload", help="make the running service re-read its config; waits until it is applied")
-    r.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default ./config.yaml)")
+    r = command("reload", "make the running service re-read its config; waits until it is applied")
+    _add_config(r)
     r.add_argument("--pid", type=int, required=True, help="the service's process id (systemd: $MAINPID)")
-    r.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the service's answer (default 60)")
+    r.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the service's answer")
     r.set_defaults(handler=cmd_reload)
 
-    r = sub.add_parser(
-        "redo", help="queue earlier photos again under the current settings; new results beside the old ones",
-        description="Queue photos again with the current style settings. The new results are written beside "
-                    "the old ones under new names (photo.starry.2.jpg, ...); earlier results are never touched. Works whether the service "
-                    "runs or not: a running service picks the jobs up, otherwise the next run or once does.")
-    r.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default ./config.yaml)")
+    r = command(
+        "redo", "queue earlier photos again under the current settings; new results beside the old ones",
+        "Queue photos again with the current style settings. The new results are written beside "
+        "the old ones under new names (photo.starry.2.jpg, ...); earlier results are never touched. Works whether the service "
+        "runs or not: a running service picks the jobs up, otherwise the next run or once does.")
+    _add_config(r)
     r.add_argument("--style", metavar="SET", help="only this style set (default: the sets each photo's routing gives)")
     r.add_argument("--since", type=_parse_since, metavar="DATE",
                    help="only photos that first arrived on or after DATE, YYYY-MM-DD or YYYY-MM-DDTHH:MM "
@@ -95,16 +121,69 @@ def build_parser() -> argparse.ArgumentParser:
                    help="photos or folders under the input (or processed) folder (default: the whole input folder)")
     r.set_defaults(handler=cmd_redo)
 
-    w = sub.add_parser("worker", help=argparse.SUPPRESS)
-    w.add_argument("-c", "--config", type=Path, required=True)
-    w.add_argument("--index", type=int, default=0)
-    w.add_argument("--exit-when-idle", action="store_true")
-    w.set_defaults(handler=cmd_worker)
-
-    f = sub.add_parser("fetch-weights", help="download VGG19 weights once, for offline use")
-    f.add_argument("--weights", type=Path, help="check this file instead of downloading")
+    f = command("fetch-weights", "download VGG19 weights once into the Keras cache, for offline use",
+                "Download VGG19 weights once into the Keras cache, for offline use. With STYLE_DAEMON_OFFLINE=1 "
+                "nothing is downloaded.")
+    f.add_argument("--weights", type=Path, metavar="FILE",
+                   help="check this file instead of downloading (default: the cached file, else a download)")
     f.set_defaults(handler=cmd_fetch_weights)
+
+    # Internal (started by the service): no help=, so it is not listed among the commands.
+    w = sub.add_parser("worker", parents=[common], formatter_class=_HelpFormatter,
+                       description="A worker process, started by the service; not for use by hand.")
+    w.add_argument("-c", "--config", type=Path, required=True, help="the service's config file")
+    w.add_argument("--index", type=int, default=0, help="worker number")
+    w.add_argument("--exit-when-idle", action="store_true", help="exit once the queue is empty")
+    w.set_defaults(handler=cmd_worker)
     return parser
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), metavar="FILE",
+                   help="config file (default: ./config.yaml)")
+
+
+def _add_stylize(s: argparse.ArgumentParser) -> None:
+    from daemon.engine.params import TransferParams
+
+    d = TransferParams()
+    s.add_argument("content", type=Path, help="the photo")
+    s.add_argument("--style", "-s", action="append", type=parse_style, required=True,
+                   metavar="IMAGE[:WEIGHT]", help="style image, repeat to blend several")
+    s.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                   help="result (.jpg, .png or .webp); if it exists, OUT.2.EXT (then .3, ...) is written instead")
+    s.add_argument("--size", type=int, default=d.max_size, metavar="N",
+                   help="long side of the result in pixels; a smaller photo is not upscaled")
+    s.add_argument("--iterations", type=int, default=d.iterations, metavar="N", help="optimiser iterations per scale")
+    s.add_argument("--scales", type=int, default=d.scales, metavar="N",
+                   help="coarse-to-fine scales (fewer run when the photo is small)")
+    s.add_argument("--style-weight", type=float, default=d.style_weight, metavar="W",
+                   help="weight of the style loss: higher gives more paint")
+    s.add_argument("--content-weight", type=float, default=d.content_weight, metavar="W",
+                   help="weight of the content loss: higher keeps more of the photo")
+    s.add_argument("--tv-weight", type=float, default=d.tv_weight, metavar="W",
+                   help="weight of the total-variation loss: higher smooths pixel noise")
+    s.add_argument("--style-scale", type=float, default=d.style_scale, metavar="S",
+                   help="style image size relative to the result: smaller gives finer brush strokes")
+    s.add_argument("--preserve-colors", nargs="?", const="luminance", default=d.preserve_colors,
+                   choices=["none", "luminance", "histogram"],
+                   help="keep the photo's colours: luminance transfer (also without a value) or histogram matching")
+    s.add_argument("--init", choices=["content", "noise", "style"], default=d.init,
+                   help="start from the photo, from seeded noise or from the style image")
+    s.add_argument("--optimizer", choices=["lbfgs", "adam"], default=d.optimizer,
+                   help="L-BFGS needs far fewer iterations; adam is there for comparison")
+    s.add_argument("--seed", type=int, default=d.seed, metavar="N",
+                   help="random seed: identical input and seed give identical output on CPU")
+    s.add_argument("--backbone", choices=["auto", "vgg19", "vgg16-hed"], default="auto",
+                   help="feature network: auto is VGG19 if its weights are at hand or can be fetched, else vgg16-hed")
+    s.add_argument("--weights", type=Path, metavar="FILE",
+                   help="a Keras VGG19 notop weights file, for offline servers (default: the Keras cache)")
+    s.add_argument("--quality", type=int, default=92, metavar="Q", help="JPEG/WebP quality")
+    s.add_argument("--save-every", type=int, default=d.save_every, metavar="N",
+                   help="also write OUT.iterNNNN.EXT every N iterations; 0 is off")
+    s.add_argument("--downsize", action="store_true",
+                   help="shrink an image that would not fit in memory instead of refusing it")
+    s.set_defaults(handler=cmd_stylize, parser=s)
 
 
 def _parse_since(text: str):
@@ -118,42 +197,82 @@ def _parse_since(text: str):
 
 
 def _params_from_args(args: argparse.Namespace):
+    """TransferParams from the stylize options; a value the engine refuses is a usage error (exit 2)."""
     from daemon.engine.params import TransferParams
 
-    mapping = {
-        "max_size": args.size, "iterations": args.iterations, "scales": args.scales,
-        "style_weight": args.style_weight, "content_weight": args.content_weight,
-        "tv_weight": args.tv_weight, "style_scale": args.style_scale,
-        "preserve_colors": args.preserve_colors, "init": args.init,
-        "optimizer": args.optimizer, "seed": args.seed,
-        "on_too_large": "downsize" if args.downsize else None,
-        "save_every": args.save_every,
-    }
-    return TransferParams(**{k: v for k, v in mapping.items() if v is not None})
+    try:
+        return TransferParams(
+            max_size=args.size, iterations=args.iterations, scales=args.scales, style_weight=args.style_weight,
+            content_weight=args.content_weight, tv_weight=args.tv_weight, style_scale=args.style_scale,
+            preserve_colors=args.preserve_colors, init=args.init, optimizer=args.optimizer, seed=args.seed,
+            on_too_large="downsize" if args.downsize else "refuse", save_every=args.save_every)
+    except ConfigError as exc:
+        args.parser.error(_option_wording(str(exc).removeprefix("invalid engine parameter: ")))
+
+
+# Engine parameter names as the stylize options spell them.
+_OPTION_OF = {"max_size": "--size", "iterations": "--iterations", "scales": "--scales",
+              "style_scale": "--style-scale", "save_every": "--save-every"}
+
+
+def _option_wording(message: str) -> str:
+    import re
+
+    return re.sub(r"\b(" + "|".join(_OPTION_OF) + r")\b", lambda m: _OPTION_OF[m.group(1)], message)
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
-    """Stylise one photo and write the result with its sidecar."""
-    from daemon.engine.backbones import resolve_backbone
+    """Stylise one photo and write the result with its sidecar; every input is checked before the model loads."""
+    from daemon.engine.backbones import CLI_WEIGHTS_HINT, resolve_backbone
+    from daemon.media.stylize import StylizeRequest, check_output_path, load_inputs, run_stylize
     from daemon.review.progress import ProgressReporter
-    from daemon.media.stylize import StylizeRequest, check_output_path, run_stylize
 
-    check_output_path(args.output)
-    for path in [args.content, *(s.path for s in args.style)]:
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such file; check the path")
+    try:
+        check_output_path(args.output)
+    except ConfigError as exc:
+        args.parser.error(str(exc))
+    if not 1 <= args.quality <= 100:
+        args.parser.error(f"--quality must be between 1 and 100, not {args.quality}")
+    _check_output_folder(args)
     params = _params_from_args(args)
-    source = resolve_backbone(args.backbone, args.weights)
+    request = StylizeRequest(args.content.absolute(), tuple(_absolute(s) for s in args.style),
+                             args.output.absolute(), params, args.quality, command_line=_command_line())
+    inputs = load_inputs(request)  # a bad image is reported now, not after 7 s of model loading
+    source = resolve_backbone(args.backbone, args.weights, weights_hint=CLI_WEIGHTS_HINT)
     from daemon.engine.transfer import StyleTransfer
 
     log.info("loading backbone %s (%s weights from %s)", source.backbone, source.origin, source.path)
     engine = StyleTransfer(source)
-    request = StylizeRequest(args.content, tuple(args.style), args.output, params, args.quality)
     reporter = ProgressReporter(args.content.name, params.log_every, sys.stderr)
-    outcome = run_stylize(engine, request, reporter)
+    outcome = run_stylize(engine, request, reporter, inputs=inputs)
     log.info("wrote %s and %s in %.1fs (%d iterations, backbone %s)", outcome.output,
              outcome.sidecar.name, outcome.seconds, outcome.iterations, outcome.backbone)
     return 0
+
+
+def _check_output_folder(args: argparse.Namespace) -> None:
+    """Usage error now, not after the model has loaded, if the result cannot be written where asked."""
+    if args.output.is_dir():
+        args.parser.error(f"output {args.output} is a folder; give a file name such as {args.output / 'result.jpg'}")
+    folder = args.output.absolute().parent
+    if not folder.is_dir():
+        args.parser.error(f"output folder {folder} does not exist; create it or choose another")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        args.parser.error(f"output folder {folder} is not writable; choose another or fix its permissions")
+
+
+def _command_line() -> str:
+    """The stylize command as typed, for the sidecar (python -m daemon spelled so, not as __main__.py)."""
+    import shlex
+
+    program = [sys.executable, "-m", "daemon"] if sys.argv[0].endswith("__main__.py") else sys.argv[:1]
+    return shlex.join(program + sys.argv[1:])
+
+
+def _absolute(style: StyleRef) -> StyleRef:
+    from dataclasses import replace
+
+    return replace(style, path=style.path.absolute())
 
 
 def cmd_fetch_weights(args: argparse.Namespace) -> int:
@@ -223,8 +342,28 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     effective = config.model_dump(mode="json", exclude_none=True)
     effective.update(failed=str(config.failed_dir), processed=str(config.processed_dir))
     print(yaml.safe_dump(effective, sort_keys=False), end="")
+    for line in _compute_lines(config):  # YAML comments: the output stays a valid config
+        print(f"# {line}")
     log.info("%s is valid", args.config)
     return 0
+
+
+def _compute_lines(config) -> list[str]:
+    """Which backbone (and weights), Keras backend and device will compute; nothing is loaded or fetched."""
+    from daemon.engine.backbones import plan_backbone
+    from daemon.engine.probe import device_guess, keras_backend
+    from daemon.errors import WeightsError
+
+    engine = config.engine
+    try:
+        plan = plan_backbone(engine.backbone, engine.weights)
+    except WeightsError as exc:
+        raise ConfigError(f"engine.backbone {engine.backbone}: {exc}") from None
+    where = ("weights to be downloaded into the Keras cache on first use (or run 'style-daemon fetch-weights')"
+             if plan.path is None else f"weights {plan.path} ({plan.origin})")
+    return [f"backbone: {engine.backbone} -> {plan.backbone}, {where}",
+            f"keras backend: {keras_backend()}",
+            f"device: {device_guess()}"]
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
@@ -269,17 +408,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     from daemon.logs import setup_logging
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.log_level, plain=args.command == "worker")
     try:
-        return args.handler(args)
-    except StyleDaemonError as exc:
-        log.error("%s", exc)
-        return exc.exit_code
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help, --version, or a usage error (2)
+            sys.stdout.flush()
+            return done.code if isinstance(done.code, int) else 2
+        setup_logging(args.log_level, plain=args.command == "worker")
+        try:
+            code = args.handler(args)
+        except StyleDaemonError as exc:
+            log.error("%s", exc)
+            code = exc.exit_code
+        sys.stdout.flush()  # a closed pipe shows up here, inside the try, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (`| head`): stop quietly, as a C program killed by SIGPIPE would."""
+    # Python's own recipe: point stdout at /dev/null so the final flush at exit cannot raise again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 if __name__ == "__main__":

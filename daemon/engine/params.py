@@ -122,3 +122,4 @@ class TransferResult:
     losses: LossRecord
     history: list[LossRecord]
     downsized_from: tuple[int, int] | None = None
+    scale_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) of each scale that actually ran, coarse to fine

@@ -134,7 +134,7 @@ class StyleTransfer:
         return TransferResult(
             rgb=image, iterations=iterations, evaluations=evaluations,
             seconds=time.perf_counter() - start, size=sizes[-1], losses=final,
-            history=history, downsized_from=downsized,
+            history=history, downsized_from=downsized, scale_sizes=tuple(sizes),
         )
 
     def _feature_model(self, params: TransferParams):

@@ -35,6 +35,22 @@ class BackboneRecord:
     weights_sha256: str
 
 
+@dataclass(frozen=True)
+class JobTimes:
+    """When the job ran: UTC ISO 8601 start and end."""
+
+    started: str
+    finished: str
+
+
+@dataclass(frozen=True)
+class EncodingRecord:
+    """How the result was encoded: Pillow format name, and quality for the lossy formats (None for PNG)."""
+
+    format: str
+    quality: int | None
+
+
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages that shape the result."""
     versions = {"python": platform.python_version()}
@@ -59,9 +75,12 @@ def build_sidecar(
     keras_backend: str,
     params_hash: str | None = None,
     generation: int = 0,
+    times: JobTimes | None = None,
+    encoding: EncodingRecord | None = None,
+    command_line: str | None = None,
 ) -> dict:
     """The sidecar document as plain JSON-ready data; content sha256, style set and params hash identify the job."""
-    return {
+    document = {
         "output": to_text(output),  # names with undecodable bytes stay valid JSON (see media/names.py)
         "content": dataclasses.asdict(content),
         "style_set": style_set,
@@ -73,6 +92,10 @@ def build_sidecar(
         "result": {
             "size": list(result.size),
             "downsized_from": list(result.downsized_from) if result.downsized_from else None,
+            "size_requested": params.max_size,
+            "scales_requested": params.scales,
+            # What ran, not what was asked: a photo smaller than max_size is not upscaled and runs fewer scales.
+            "scales_run": [list(size) for size in result.scale_sizes],
             "iterations": result.iterations,
             "evaluations": result.evaluations,
             "seconds": round(result.seconds, 3),
@@ -82,7 +105,13 @@ def build_sidecar(
         "device": device,
         "keras_backend": keras_backend,
         "versions": package_versions(),
+        "started": times.started if times else None,
+        "finished": times.finished if times else None,
+        "encoding": dataclasses.asdict(encoding) if encoding else None,
     }
+    if command_line is not None:
+        document["command_line"] = command_line  # stylize only: the command as typed
+    return document
 
 
 def sidecar_path(output: Path) -> Path:

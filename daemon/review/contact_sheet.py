@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -78,14 +79,16 @@ def sheet_path(output: Path) -> Path:
 
 def write_contact_sheet(output: Path, content: np.ndarray, styles: list[tuple[str, np.ndarray]],
                         result: np.ndarray, content_name: str, style_set: str, params: TransferParams,
-                        backbone: str, seconds: float) -> Path:
+                        backbone: str, seconds: float, scales_run: Sequence[tuple[int, int]] = ()) -> Path:
     """content | style(s) | result, labelled with names and the key parameters, as a small JPEG."""
     # Names may hold any bytes, newlines included: labels show them escaped on one line.
     panels = [Panel(content, display(content_name))]
     panels += [Panel(rgb, display(name)) for name, rgb in styles]
     panels.append(Panel(result, display(f"{style_set}: {output.name}")))
-    caption = (f"{backbone}, {result.shape[1]}x{result.shape[0]} px, {params.iterations} it x {params.scales} "
-               f"scales, style weight {params.style_weight:g}, colors {params.preserve_colors}, {seconds:.0f}s")
+    # The scales that ran, not those asked: a small photo is not upscaled and runs fewer.
+    scales = len(scales_run) or params.scales
+    caption = (f"{backbone}, {result.shape[1]}x{result.shape[0]} px, {params.iterations} it x {scales} "
+               f"scale{'s' if scales != 1 else ''}, style weight {params.style_weight:g}, colors {params.preserve_colors}, {seconds:.0f}s")
     sheet = contact_sheet(panels, height=160, caption=caption)
     target = sheet_path(output)
     buffer = io.BytesIO()

@@ -24,8 +24,9 @@ import numpy as np
 
 from daemon.engine.params import LossRecord, Progress, StyleImage, TransferParams, TransferResult
 from daemon.engine.weights import WeightsSource, hed_weights
-from daemon.errors import StopRequested
-from daemon.media.images import resize_long_side
+from daemon.errors import BadInputError, StopRequested
+from daemon.engine.transfer import _scale_sizes
+from daemon.media.images import resize_long_side, resize_to
 
 
 class FakeTransfer:
@@ -75,7 +76,8 @@ class FakeTransfer:
             os.kill(os.getpid(), signal.SIGKILL)
         self._injected_fault()
         start = time.perf_counter()
-        image = resize_long_side(content, min(params.max_size, max(content.shape[:2])))
+        sizes = _planned_sizes(content, params)
+        image = resize_to(content, sizes[-1])
         tint = np.mean([s.rgb.reshape(-1, 3).mean(axis=0) for s in styles], axis=0)
         history = []
         for step in range(1, params.iterations + 1):
@@ -96,4 +98,15 @@ class FakeTransfer:
                 raise StopRequested("stopped at a shutdown request; the job will be re-queued")
         result = (0.5 * image + 0.5 * tint).astype(np.float32)
         return TransferResult(result, params.iterations, params.iterations, time.perf_counter() - start,
-                              (image.shape[1], image.shape[0]), history[-1], history)
+                              (image.shape[1], image.shape[0]), history[-1], history, scale_sizes=tuple(sizes))
+
+
+def _planned_sizes(content: np.ndarray, params: TransferParams) -> list[tuple[int, int]]:
+    """The real engine's scale plan (a small photo is not upscaled and runs fewer scales).
+
+    Unlike the real engine it accepts results under MIN_SIDE: daemon tests use tiny photos for speed."""
+    long_side = min(params.max_size, max(content.shape[:2]))
+    try:
+        return _scale_sizes(content.shape, long_side, params)
+    except BadInputError:
+        return [tuple(resize_long_side(content, long_side).shape[1::-1])]
