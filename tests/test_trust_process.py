@@ -197,13 +197,17 @@ def test_environment_faults_keep_the_job_waiting_without_burning_attempts(tmp_pa
         return len(tries) >= 4  # more tries than max_attempts allows for a photo's fault
     wait_until(waited_often, timeout=30, what="the job to wait through several tries")
 
-    row = journal_rows(tmp_path)[0]
-    assert row["state"] == "queued" and row["attempts"] == 0 and row["next_attempt"] > row["updated"]
+    # Between two tries the job is briefly running: read it while it waits (the backoff keeps growing).
+    row = wait_until(lambda: next((r for r in journal_rows(tmp_path) if r["state"] == "queued"), None),
+                     timeout=30, what="the job back in the queue")
+    assert row["attempts"] == 0 and row["next_attempt"] > row["updated"]
     assert words in row["error"], row["error"]
-    report = status_json(config)
+    report = wait_until(lambda: (r := status_json(config))["waiting_jobs"] and r, timeout=30,
+                        what="status to show the waiting job")
     assert report["failed"] == 0 and report["waiting_jobs"][0]["input"] == "chelsea.png"
-    text = run_cli("status", "-c", str(config)).stdout
-    assert "waiting: " in text and words in text and "resumes by itself" in text, text
+    text = wait_until(lambda: (t := run_cli("status", "-c", str(config)).stdout) if "waiting: " in t else None,
+                      timeout=30, what="status text to show the waiting job")
+    assert words in text and "resumes by itself" in text, text
     assert words in (tmp_path / "out" / "index.html").read_text()
     assert daemon.output().count("waiting: ") == 1, "the cause must be logged once, not at every retry"
     assert failed_files(tmp_path) == []
