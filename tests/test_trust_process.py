@@ -205,7 +205,7 @@ def test_environment_faults_keep_the_job_waiting_without_burning_attempts(tmp_pa
     report = wait_until(lambda: (r := status_json(config))["waiting_jobs"] and r, timeout=30,
                         what="status to show the waiting job")
     assert report["failed"] == 0 and report["waiting_jobs"][0]["input"] == "chelsea.png"
-    text = wait_until(lambda: (t := run_cli("status", "-c", str(config)).stdout) if "waiting: " in t else None,
+    text = wait_until(lambda: t if "waiting: " in (t := run_cli("status", "-c", str(config)).stdout) else None,
                       timeout=30, what="status text to show the waiting job")
     assert words in text and "resumes by itself" in text, text
     assert words in (tmp_path / "out" / "index.html").read_text()
