@@ -109,3 +109,87 @@ def test_heic_and_avif_dropped_in_the_input_folder_are_processed(tmp_path, heif_
     rotated = next(Path(j["output_path"]) for j in jobs if j["rel_path"].endswith(".HEIC"))
     with Image.open(rotated) as result:
         assert result.height > result.width  # the EXIF orientation was applied before stylising
+
+
+# --- 4. ETA --------------------------------------------------------------------------------------------
+
+class _FakeClock:
+    """A clock that moves only when told: simulated iteration costs."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _simulate(pixels, iterations, cost_per_pixel, spike, spike_iterations=1, noise=0.0, overhead=0.0, seed=0):
+    """Run an EtaEstimator over a simulated job; returns [(done, eta, remaining_true)] after every iteration."""
+    from daemon.engine.eta import EtaEstimator
+
+    rng = np.random.default_rng(seed)
+    clock = _FakeClock()
+    estimator = EtaEstimator(pixels, iterations, now=clock)
+    steps = []
+    for index, p in enumerate(pixels):
+        for i in range(iterations):
+            took = overhead + cost_per_pixel * p * (1 + noise * rng.uniform(-1, 1))
+            if i < spike_iterations:
+                took += spike / (i + 1)  # tracing/compiling: the first iteration(s) of every scale
+            steps.append(took)
+    times = np.cumsum(steps)
+    records = []
+    for n, took in enumerate(steps):
+        clock.t += took
+        estimator.tick(n // iterations)
+        records.append((n + 1, estimator.eta(), float(times[-1] - times[n])))
+    return records
+
+
+@pytest.mark.parametrize("pixels", [
+    [128 * 96, 256 * 192, 512 * 384],          # three scales, each four times the pixels of the one before
+    [64 * 64, 128 * 128, 256 * 256, 512 * 512],  # four scales
+    [200 * 150, 400 * 300],                    # two scales
+])
+@pytest.mark.parametrize("spike, spike_iterations, noise", [
+    (30.0, 1, 0.0),    # a heavy compile on the first iteration of each scale
+    (8.0, 2, 0.2),     # a compile spread over two iterations, noisy steps
+    (0.5, 1, 0.3),     # barely any compile, very noisy steps
+])
+def test_eta_at_one_third_is_within_30_percent_of_the_time_left(pixels, spike, spike_iterations, noise):
+    iterations = 60
+    records = _simulate(pixels, iterations, 2e-6, spike, spike_iterations, noise)
+    total = len(records)
+    for fraction in (1 / 3, 1 / 2, 2 / 3, 0.9):
+        done, eta, remaining = records[round(total * fraction) - 1]
+        assert eta is not None
+        assert abs(eta - remaining) <= 0.3 * remaining, (fraction, eta, remaining)
+
+
+def test_eta_is_estimating_until_the_rate_is_measured_not_a_compile_spike():
+    records = _simulate([128 * 128, 256 * 256, 512 * 512], 100, 1e-6, spike=60.0)
+    assert records[0][1] is None  # the first iteration is only compilation: no ETA from it
+    first = next(r for r in records if r[1] is not None)
+    assert first[0] <= 10  # an estimate soon after the warm-up
+    done, eta, remaining = first
+    assert abs(eta - remaining) <= 0.3 * remaining, first
+
+
+def test_eta_refines_when_per_iteration_cost_has_a_fixed_part():
+    """Later scales are predicted by pixel ratio, then corrected by a line through the measured scales."""
+    records = _simulate([64 * 64, 128 * 128, 256 * 256], 60, 1e-6, spike=2.0, overhead=0.004)
+    done, eta, remaining = records[round(len(records) * 0.5) - 1]  # mid second scale: two scales measured
+    assert abs(eta - remaining) <= 0.15 * remaining, (eta, remaining)
+
+
+def test_progress_eta_is_none_or_positive_in_the_engine_clock():
+    from daemon.engine.eta import EtaEstimator
+
+    clock = _FakeClock()
+    estimator = EtaEstimator([100, 400], 4, now=clock)
+    etas = []
+    for n in range(8):
+        clock.t += 1.0
+        estimator.tick(n // 4)
+        etas.append(estimator.eta())
+    assert etas[-1] == 0.0 and all(e is None or e >= 0 for e in etas)
