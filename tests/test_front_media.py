@@ -193,3 +193,32 @@ def test_progress_eta_is_none_or_positive_in_the_engine_clock():
         estimator.tick(n // 4)
         etas.append(estimator.eta())
     assert etas[-1] == 0.0 and all(e is None or e >= 0 for e in etas)
+
+
+# --- 7. warnings ---------------------------------------------------------------------------------------
+
+def _pytest(*args: str) -> str:
+    """Run pytest in a subprocess with the project's own configuration; its whole output."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
+                             "-c", str(ROOT / "pyproject.toml"), *args], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    return result.stdout + result.stderr
+
+
+def test_keras_copy_keyword_deprecation_is_not_in_the_test_output():
+    output = _pytest("tests/test_weights.py::test_user_weights_file_written_by_the_test_is_loaded")
+    assert "1 passed" in output, output
+    assert "DeprecationWarning" not in output and "warnings summary" not in output, output
+
+
+def test_other_deprecation_warnings_are_still_shown(tmp_path):
+    probe = tmp_path / "test_probe.py"
+    probe.write_text(
+        "import warnings\n"
+        "def test_warns():\n"
+        "    warnings.warn(\"__array__ implementation doesn't accept a copy keyword, so passing copy=False failed\","
+        " DeprecationWarning)\n"  # the same words from our own code: not silenced (the filter names keras)
+        "    warnings.warn('something else is deprecated', DeprecationWarning)\n")
+    output = _pytest(str(probe))
+    assert "something else is deprecated" in output, output
+    assert "passing copy=False failed" in output, output
