@@ -222,3 +222,80 @@ def test_other_deprecation_warnings_are_still_shown(tmp_path):
     output = _pytest(str(probe))
     assert "something else is deprecated" in output, output
     assert "passing copy=False failed" in output, output
+
+
+# --- 5. the terminal progress bar ----------------------------------------------------------------------
+
+_FEED = """
+import logging, sys
+from daemon.engine.params import Progress
+from daemon.review.progress import ProgressReporter
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+reporter = ProgressReporter(sys.argv[1], 10, sys.stderr)
+total = 30
+for i in range(1, total + 1):
+    eta = None if i < 4 else 123456.0 / i
+    reporter(Progress(i, total, 1 + (i - 1) // 10, 3, (1024, 768), 123456.789 / i, 1234.5, 98765.4, 12.3,
+                      float(i), eta))
+"""
+
+_ANSI = __import__("re").compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _in_pty(label: str, columns: int) -> str:
+    """Run the progress feed with stderr on a pseudo-terminal `columns` wide; what the terminal received."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = dict(os.environ, COLUMNS=str(columns))
+    proc = subprocess.Popen([sys.executable, "-c", _FEED, label], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, b"".join(chunks)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("columns", [40, 80, 132])
+@pytest.mark.parametrize("label", ["chelsea.jpg", "a very long photo name from a camera roll " * 3 + ".HEIC"])
+def test_progress_bar_never_wider_than_the_terminal(columns, label):
+    screen = _in_pty(label, columns)
+    lines = [_ANSI.sub("", part) for part in screen.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    shown = [line for line in lines if line.strip()]
+    assert shown, screen
+    assert max(len(line) for line in shown) <= columns, [line for line in shown if len(line) > columns]
+    assert any("30/30" in line for line in shown)  # the bar reached its end
+    assert any("%|" in line for line in shown)     # a bar, not log lines
+
+
+def test_progress_on_a_pipe_is_plain_log_lines():
+    result = subprocess.run([sys.executable, "-c", _FEED, "chelsea.jpg"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert [line.split(": iter ")[1].split()[0] for line in lines] == ["10/30", "20/30", "30/30"], lines
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr
+
+
+def test_eta_shows_estimating_before_it_is_known():
+    from daemon.engine.params import Progress
+    from daemon.review.progress import describe
+
+    early = Progress(1, 300, 1, 3, (64, 48), 1.0, 0.5, 0.5, 0.0, 12.0, None)
+    assert describe(early).endswith("eta estimating")
+    later = Progress(100, 300, 1, 3, (64, 48), 1.0, 0.5, 0.5, 0.0, 12.0, 125.0)
+    assert describe(later).endswith("eta 2m05s")
