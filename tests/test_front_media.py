@@ -299,3 +299,51 @@ def test_eta_shows_estimating_before_it_is_known():
     assert describe(early).endswith("eta estimating")
     later = Progress(100, 300, 1, 3, (64, 48), 1.0, 0.5, 0.5, 0.0, 12.0, 125.0)
     assert describe(later).endswith("eta 2m05s")
+
+
+# --- 6. contact sheet labels ---------------------------------------------------------------------------
+
+def _label_cap_height(sheet: Image.Image, panel_bottom: int, x_range: tuple[int, int]) -> int:
+    """Height in pixels of the first line of dark text under the panels, within `x_range`."""
+    band = np.asarray(sheet.convert("L"))[panel_bottom:, x_range[0]:x_range[1]]
+    dark = np.where((band < 110).any(axis=1))[0]
+    assert dark.size, "no label text found under the panels"
+    run_end = dark[0]
+    while run_end + 1 in dark:
+        run_end += 1
+    return int(run_end - dark[0] + 1)
+
+
+def _gallery_width() -> int:
+    """The largest width the gallery page shows a sheet at, read from the page's own CSS."""
+    import re
+
+    from daemon.review import gallery
+
+    return int(re.search(r"figure img\{[^}]*max-width:(\d+)px", gallery._HEAD).group(1))
+
+
+@pytest.mark.parametrize("result_size, styles", [
+    ((64, 48), 1),        # a small result, one style
+    ((3000, 2000), 1),    # a large result
+    ((4000, 1000), 2),    # a panorama with two styles: a very wide sheet
+    ((600, 1800), 1),     # a tall portrait: a narrow sheet
+])
+def test_sheet_labels_are_legible_at_the_gallery_size(tmp_path, result_size, styles):
+    from daemon.engine.params import TransferParams
+    from daemon.review.contact_sheet import write_contact_sheet
+
+    width, height = result_size
+    rng = np.random.default_rng(1)
+    # Pale pictures: the only dark pixels under the panels are the label's.
+    picture = lambda w, h: rng.uniform(180, 255, (h, w, 3)).astype(np.float32)  # noqa: E731
+    output = tmp_path / "HIGH.starry.jpg"
+    path = write_contact_sheet(output, picture(width, height), [(f"S{k}", picture(300, 200)) for k in range(styles)],
+                               picture(width, height), "HIGH", "starry", TransferParams(), "vgg16-hed", 12.0)
+    with Image.open(path) as sheet:
+        shown = min(_gallery_width(), sheet.width) / sheet.width  # the page scales wide sheets down
+        panel_width = round(width * 160 / height)
+        cap = _label_cap_height(sheet, 6 + 160 + 1, (6, 6 + panel_width))
+    # The capital letters of the label, as displayed on the page: at least 9 px (about a 12-13 px font).
+    assert cap * shown >= 9, (sheet.size, cap, shown)
+    assert cap <= 0.25 * 160  # and never larger than a quarter of the pictures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +23,26 @@ class Panel:
     label: str
 
 
+# The gallery page shows sheets at most this wide (review/gallery.py's CSS uses the same number).
+GALLERY_WIDTH = 520
+# Labels stay at least this many pixels tall as shown on the gallery page (browsers' small text is ~11-12 px).
+MIN_LABEL_PX = 13
+
+
+def label_font_size(sheet_width: int, display_width: int = GALLERY_WIDTH) -> int:
+    """Font size (px) for a sheet `sheet_width` wide, so that labels read MIN_LABEL_PX once the page scales it down."""
+    shrink = max(sheet_width / display_width, 1.0)
+    return math.ceil(MIN_LABEL_PX * shrink)
+
+
 def contact_sheet(panels: list[Panel], height: int = 240, caption: str = "") -> Image.Image:
     """Panels scaled to one height, side by side, each labelled underneath; optional caption."""
-    font = _font()
-    label_h = 18
-    caption_h = label_h if caption else 0
     images = [_scaled(p.rgb, height) for p in panels]
     gap = 6
     width = sum(i.width for i in images) + gap * (len(images) + 1)
+    font = _font(label_font_size(width))
+    label_h = round(font.size * 1.4)  # a line of text with its descenders, and a little air
+    caption_h = label_h if caption else 0
     sheet = Image.new("RGB", (width, height + label_h + caption_h + 2 * gap), "white")
     draw = ImageDraw.Draw(sheet)
     x = gap

@@ -15,7 +15,7 @@ from daemon.media.atomic import write_atomic
 from daemon.media.names import display, from_text
 from daemon.config import Config
 from daemon.media.naming import error_report_path, failed_copy_path
-from daemon.review.contact_sheet import sheet_path
+from daemon.review.contact_sheet import GALLERY_WIDTH, sheet_path
 from daemon.review.status import WAITING_PREFIX
 from daemon.store import Job, JobStore
 
@@ -106,9 +106,9 @@ _HEAD = """<!doctype html><html lang=en><head><meta charset=utf-8>
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
 h1{font-size:1.4em;margin:0}.counts{color:#555}h2{font-size:1.1em;border-bottom:1px solid #ddd}
 .grid{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0;background:#fff;padding:6px;border:1px solid #ddd}
-figure img{display:block;max-width:520px;height:auto}figcaption{font-size:12px;color:#444;max-width:520px}
+figure img{display:block;max-width:%dpx;height:auto}figcaption{font-size:12px;color:#444;max-width:%dpx}
 .failed li{margin:.3em 0}.name{font-weight:600}
-</style></head><body>"""
+</style></head><body>""" % (GALLERY_WIDTH, GALLERY_WIDTH)  # sheets' labels are sized for this width
 
 # Marks the page with how many images loaded, for people (broken thumbnails stand out) and for tests.
 _FOOT = """<script>
