@@ -347,3 +347,103 @@ def test_sheet_labels_are_legible_at_the_gallery_size(tmp_path, result_size, sty
     # The capital letters of the label, as displayed on the page: at least 9 px (about a 12-13 px font).
     assert cap * shown >= 9, (sheet.size, cap, shown)
     assert cap <= 0.25 * 160  # and never larger than a quarter of the pictures
+
+
+# --- 2. and 3. ignored and arriving files in the log, `status` and the gallery -------------------------
+
+def _status(config: Path, *extra: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "daemon", "status", "-c", str(config), *extra], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _status_json(config: Path) -> dict:
+    return json.loads(_status(config, "--json"))
+
+
+NOT_PHOTOS = {
+    "notes.txt": "not a photo format style-daemon reads (.txt); supported: .avif, .bmp",
+    "IMG_0002.CR2": "camera RAW files are not read (.cr2); export a JPEG or TIFF",
+    "sub/DSC_0001.nef": "camera RAW files are not read (.nef); export a JPEG or TIFF",
+    "clip.MOV": "a video, not a photo (.mov)",
+    "README": "not a photo format style-daemon reads (no extension)",
+}
+
+
+def test_files_not_taken_are_logged_once_with_the_reason_and_counted(tmp_path):
+    config = write_config(tmp_path)
+    inbox = tmp_path / "in"
+    (inbox / "before.psd").write_bytes(b"8BPS layered")  # there before the service starts: the scan sees it
+    daemon = Daemon(config)
+    try:
+        daemon.wait_ready()
+        for name in NOT_PHOTOS:
+            (inbox / name).parent.mkdir(parents=True, exist_ok=True)
+            (inbox / name).write_bytes(b"not a photo " * 10)
+        # Normal in an input folder, not "ignored photos": hidden files, our temp files, downloads in flight.
+        (inbox / ".DS_Store").write_bytes(b"x")
+        (inbox / "photo.jpg.part").write_bytes(b"x")
+        (inbox / "big.jpg.crdownload").write_bytes(b"x")
+        Image.open(CONTENT / "chelsea.png").convert("RGB").save(inbox / "chelsea.jpg")
+        wait_until(lambda: all(f"ignored {n}: {r}" in daemon.output() for n, r in NOT_PHOTOS.items()),
+                   what="a log line for each file not taken")
+        assert "ignored before.psd: not a photo format style-daemon reads (.psd)" in daemon.output()
+        wait_until(lambda: done_jobs(tmp_path), what="the photo beside them processed")
+        with open(inbox / "notes.txt", "ab") as handle:  # more writes to it: still said only once
+            handle.write(b"more")
+        (inbox / "later.doc").write_bytes(b"x")
+        wait_until(lambda: "ignored later.doc" in daemon.output(), what="the next refusal")
+        assert daemon.output().count("ignored notes.txt") == 1
+        assert not any(f"ignored {n}" in daemon.output() for n in (".DS_Store", "photo.jpg.part", "big.jpg"))
+
+        report = _status_json(config)
+        assert report["ignored_count"] == 7
+        names = {item["name"]: item["reason"] for item in report["ignored"]}
+        assert set(names) == {*NOT_PHOTOS, "before.psd", "later.doc"}
+        assert names["IMG_0002.CR2"].startswith("camera RAW files are not read")
+        text = _status(config)
+        assert "7 files ignored" in text and "ignored  clip.MOV: a video, not a photo" in text
+        page = wait_until(lambda: "later.doc" in (tmp_path / "out" / "index.html").read_text()
+                          and (tmp_path / "out" / "index.html").read_text(), what="the gallery lists them")
+        assert "7 ignored" in page and "<h2>Ignored</h2>" in page and "camera RAW files are not read" in page
+
+        (inbox / "notes.txt").unlink()  # the user cleaned up: no longer counted
+        wait_until(lambda: _status_json(config)["ignored_count"] == 6, what="count down after a delete")
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+
+
+def test_status_without_ignored_files_says_nothing_about_them(tmp_path):
+    config = write_config(tmp_path)
+    daemon = Daemon(config)
+    try:
+        daemon.wait_ready()
+        Image.open(CONTENT / "chelsea.png").convert("RGB").save(tmp_path / "in" / "chelsea.jpg")
+        wait_until(lambda: done_jobs(tmp_path), what="photo processed")
+        wait_until(lambda: _status_json(config)["arriving"] == 0, what="nothing arriving")
+        report = _status_json(config)
+        text = _status(config)
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+    assert report["ignored_count"] == 0 and report["ignored"] == []
+    assert "ignored" not in text and "arriving" not in text
+    assert "Ignored" not in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_status_shows_files_still_arriving_until_they_settle(tmp_path):
+    config = write_config(tmp_path, watch={"settle_seconds": 5, "rescan_seconds": 300})
+    daemon = Daemon(config)
+    try:
+        daemon.wait_ready()
+        photo = Image.open(CONTENT / "chelsea.png").convert("RGB")
+        photo.save(tmp_path / "in" / "one.jpg")
+        photo.save(tmp_path / "in" / "two.png")
+        text = wait_until(lambda: "2 files arriving" in (t := _status(config)) and t, timeout=4.5,
+                          what="status says the two files are arriving")
+        assert _status_json(config)["arriving"] == 2, text
+        wait_until(lambda: _status_json(config)["arriving"] == 0, timeout=30, what="arrived")
+        wait_until(lambda: len(done_jobs(tmp_path)) == 2, what="both processed")
+        assert "arriving" not in _status(config)
+    finally:
+        assert daemon.stop() == 0, daemon.output()
