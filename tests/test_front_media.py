@@ -123,17 +123,18 @@ class _FakeClock:
         return self.t
 
 
-def _simulate(pixels, iterations, cost_per_pixel, spike, spike_iterations=1, noise=0.0, overhead=0.0, seed=0):
+def _simulate(pixels, iterations, cost_per_pixel, spike, spike_iterations=1, noise=0.0, overhead=0.0, seed=0,
+              exponent=1.0, model=None):
     """Run an EtaEstimator over a simulated job; returns [(done, eta, remaining_true)] after every iteration."""
     from daemon.engine.eta import EtaEstimator
 
     rng = np.random.default_rng(seed)
     clock = _FakeClock()
-    estimator = EtaEstimator(pixels, iterations, now=clock)
+    estimator = EtaEstimator(pixels, iterations, now=clock, model=model)
     steps = []
     for index, p in enumerate(pixels):
         for i in range(iterations):
-            took = overhead + cost_per_pixel * p * (1 + noise * rng.uniform(-1, 1))
+            took = overhead + cost_per_pixel * p ** exponent * (1 + noise * rng.uniform(-1, 1))
             if i < spike_iterations:
                 took += spike / (i + 1)  # tracing/compiling: the first iteration(s) of every scale
             steps.append(took)
@@ -180,6 +181,31 @@ def test_eta_refines_when_per_iteration_cost_has_a_fixed_part():
     records = _simulate([64 * 64, 128 * 128, 256 * 256], 60, 1e-6, spike=2.0, overhead=0.004)
     done, eta, remaining = records[round(len(records) * 0.5) - 1]  # mid second scale: two scales measured
     assert abs(eta - remaining) <= 0.15 * remaining, (eta, remaining)
+
+
+@pytest.mark.parametrize("exponent", [0.6, 0.8, 1.2])
+def test_eta_learns_how_step_time_grows_with_size_from_earlier_jobs(exponent):
+    """Small images (CPU) or a fast GPU: steps cost less than their pixel ratio; the next job knows it."""
+    from daemon.engine.eta import CostModel
+
+    model = CostModel()
+    pixels = [96 * 72, 192 * 144, 384 * 288]
+    _simulate(pixels, 40, 1e-4, spike=3.0, noise=0.1, exponent=exponent, model=model, seed=1)
+    assert abs(model.exponent - exponent) < 0.1
+    records = _simulate(pixels, 40, 1e-4, spike=3.0, noise=0.1, exponent=exponent, model=model, seed=2)
+    done, eta, remaining = records[round(len(records) / 3) - 1]
+    assert abs(eta - remaining) <= 0.3 * remaining, (eta, remaining)
+
+
+def test_real_engine_eta_at_one_third_is_within_30_percent(hed_engine):
+    """vgg16-hed, three scales up to 192 px: a short job first (it compiles and learns), then the measured one."""
+    from bench.eta import at_one_third, run
+
+    warm = run(hed_engine, 192, 3, 12)
+    assert warm[0].eta is None  # no ETA from a first iteration that is mostly compilation
+    samples = run(hed_engine, 192, 3, 24)
+    eta, remaining = at_one_third(samples)
+    assert eta is not None and abs(eta - remaining) <= 0.3 * remaining, (eta, remaining)
 
 
 def test_progress_eta_is_none_or_positive_in_the_engine_clock():
