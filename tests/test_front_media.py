@@ -89,6 +89,20 @@ def test_heic_of_a_real_photo_keeps_its_pixels(tmp_path, heif_writer):
     assert np.abs(loaded.rgb - np.asarray(original, np.float32)).mean() < 8  # lossy, but the same picture
 
 
+@pytest.mark.parametrize("suffix", [".heic", ".avif"])
+@pytest.mark.parametrize("keep", [0.5, 0.1])
+def test_truncated_heic_and_avif_are_refused_with_one_line(tmp_path, heif_writer, suffix, keep):
+    from daemon.errors import BadInputError
+    from daemon.media.images import load_image
+
+    whole = _save(_two_colour(), tmp_path / f"whole{suffix}").read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole[: int(len(whole) * keep)])
+    with pytest.raises(BadInputError) as info:
+        load_image(cut)
+    assert "\n" not in str(info.value) and str(cut) in str(info.value)
+
+
 def test_heic_and_avif_dropped_in_the_input_folder_are_processed(tmp_path, heif_writer):
     config = write_config(tmp_path)
     photo = Image.open(CONTENT / "chelsea.png").convert("RGB")
@@ -446,6 +460,29 @@ def test_files_not_taken_are_logged_once_with_the_reason_and_counted(tmp_path):
         wait_until(lambda: _status_json(config)["ignored_count"] == 6, what="count down after a delete")
     finally:
         assert daemon.stop() == 0, daemon.output()
+
+
+def test_which_files_count_as_ignored(tmp_path):
+    """Only files someone put there to be read: not hidden or temporary files, our outputs, or folders."""
+    import os
+
+    from daemon.service.watcher import InputFilter
+
+    root = tmp_path / "in"
+    (root / "out").mkdir(parents=True)
+    (root / "album").mkdir()
+    files = {"a.txt": "(.txt)", "b.JPG": None, "c.heic": None, "d.Cr3": "camera RAW", "e.mp4": "a video",
+             ".hidden.txt": None, "f.txt.part": None, "g.tmp": None, "out/h.json": None, "album/i.psd": "(.psd)",
+             "~$j.docx": None}
+    for name in files:
+        (root / name).write_bytes(b"x")
+    os.symlink(root / "b.JPG", root / "link.jpg")
+    accept = InputFilter(root, [root / "out"])
+    for name, reason in files.items():
+        got = accept.refusal(root / name)
+        assert (got is None) if reason is None else (reason in got), (name, got)
+    assert "links are not followed" in accept.refusal(root / "link.jpg")
+    assert accept.refusal(root / "album") is None
 
 
 def test_status_without_ignored_files_says_nothing_about_them(tmp_path):
