@@ -42,7 +42,9 @@ def contact_sheet(panels: list[Panel], height: int = 240, caption: str = "") -> 
     width = sum(i.width for i in images) + gap * (len(images) + 1)
     font = _font(label_font_size(width))
     label_h = round(font.size * 1.4)  # a line of text with its descenders, and a little air
-    caption_h = label_h if caption else 0
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    caption_lines = _wrap(measure, caption, width - 2 * gap, font) if caption else []
+    caption_h = label_h * len(caption_lines)
     sheet = Image.new("RGB", (width, height + label_h + caption_h + 2 * gap), "white")
     draw = ImageDraw.Draw(sheet)
     x = gap
@@ -50,9 +52,23 @@ def contact_sheet(panels: list[Panel], height: int = 240, caption: str = "") -> 
         sheet.paste(image, (x, gap))
         draw.text((x, gap + height + 3), _fit(draw, panel.label, image.width, font), fill="black", font=font)
         x += image.width + gap
-    if caption:
-        draw.text((gap, gap + height + label_h + 2), _fit(draw, caption, width - 2 * gap, font), fill="#444", font=font)
+    for row, line in enumerate(caption_lines):
+        draw.text((gap, gap + height + label_h * (row + 1) + 2), line, fill="#444", font=font)
     return sheet
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, width: int, font, max_lines: int = 2) -> list[str]:
+    """`text` in lines that fit `width`, broken after commas; the last line shortened if still too long."""
+    lines: list[str] = []
+    for part in text.split(", "):
+        joined = f"{lines[-1]}, {part}" if lines else part
+        if lines and draw.textlength(joined, font=font) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 1] + [", ".join(lines[max_lines - 1:])]
+    return [_fit(draw, line, width, font) for line in lines]
 
 
 # Pillow's built-in font has no accents; a system DejaVu (most Linux machines) labels any Latin name.
