@@ -503,14 +503,14 @@ def test_status_without_ignored_files_says_nothing_about_them(tmp_path):
 
 
 def test_status_shows_files_still_arriving_until_they_settle(tmp_path):
-    config = write_config(tmp_path, watch={"settle_seconds": 5, "rescan_seconds": 300})
+    config = write_config(tmp_path, watch={"settle_seconds": 8, "rescan_seconds": 300})
     daemon = Daemon(config)
     try:
         daemon.wait_ready()
         photo = Image.open(CONTENT / "chelsea.png").convert("RGB")
         photo.save(tmp_path / "in" / "one.jpg")
         photo.save(tmp_path / "in" / "two.png")
-        text = wait_until(lambda: "2 files arriving" in (t := _status(config)) and t, timeout=4.5,
+        text = wait_until(lambda: "2 files arriving" in (t := _status(config)) and t, timeout=7,
                           what="status says the two files are arriving")
         assert _status_json(config)["arriving"] == 2, text
         wait_until(lambda: _status_json(config)["arriving"] == 0, timeout=30, what="arrived")
