@@ -95,7 +95,7 @@ class Progress:
     style_loss: float
     tv_loss: float
     elapsed: float
-    eta: float
+    eta: float | None  # seconds left; None while still estimating (the first iterations)
 
 
 @dataclass(frozen=True)

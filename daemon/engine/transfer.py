@@ -14,6 +14,7 @@ from daemon.engine import backend, memory
 from daemon.engine.color import keep_content_colors, match_color_histogram
 from daemon.engine.losses import LossSpec, gram_numpy, loss_terms, preprocess, weighted_total
 from daemon.engine.optimize import adam, lbfgs
+from daemon.engine.eta import CostModel, EtaEstimator
 from daemon.engine.params import MIN_SIDE, LossRecord, Progress, StyleImage, TransferParams, TransferResult
 from daemon.engine.weights import WeightsSource, build_model
 from daemon.errors import BadInputError, ConfigError, ResourceError, StopRequested, is_out_of_memory
@@ -35,6 +36,7 @@ class StyleTransfer:
         self.convs_per_block = _convs_per_block(self.model)
         self._compiled: dict[tuple, Callable] = {}
         self._feature_models: dict[tuple, tuple] = {}
+        self._cost_model = CostModel()  # how step time grows with size here, learned job after job (ETA)
 
     def backend(self) -> str:
         """The Keras backend computing the loss."""
@@ -108,7 +110,7 @@ class StyleTransfer:
         feature_model, spec = self._feature_model(params)
         sizes = _scale_sizes(content.shape, long_side, params)
         styles = _prepare_styles(styles, content, params)
-        clock = _Clock(sizes, params.iterations)
+        clock = _Clock(sizes, params.iterations, self._cost_model)
         history: list[LossRecord] = []
         image = None
         evaluations = iterations = 0
@@ -229,28 +231,23 @@ class _Hooks:
 
 
 class _Clock:
-    """Counts iterations and estimates the time left, weighting each scale by its pixel count."""
+    """Counts iterations; the time left comes from an EtaEstimator (compile time kept out of the rate)."""
 
-    def __init__(self, sizes: list[tuple[int, int]], iterations: int) -> None:
-        self.cost = [w * h for w, h in sizes]
-        self.iterations = iterations
+    def __init__(self, sizes: list[tuple[int, int]], iterations: int, model: CostModel) -> None:
         self.total = iterations * len(sizes)
         self.done = 0
-        self.work_done = 0.0
         self.start = time.perf_counter()
+        self.estimator = EtaEstimator([w * h for w, h in sizes], iterations, model=model)
 
     def tick(self, index: int) -> None:
         self.done += 1
-        self.work_done += self.cost[index]
+        self.estimator.tick(index)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
-    def eta(self) -> float:
-        total_work = sum(c * self.iterations for c in self.cost)
-        if self.work_done <= 0:
-            return 0.0
-        return max(self.elapsed() / self.work_done * (total_work - self.work_done), 0.0)
+    def eta(self) -> float | None:
+        return self.estimator.eta()
 
 
 def _scale_sizes(shape, long_side: int, params: TransferParams) -> list[tuple[int, int]]:

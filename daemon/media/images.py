@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from daemon.media.atomic import write_atomic
@@ -18,9 +19,14 @@ from daemon.media.names import display
 
 log = logging.getLogger(__name__)
 
+# HEIC/HEIF (iPhones, many cameras) through pillow-heif; AVIF is read by Pillow itself (its own libavif).
+pillow_heif.register_heif_opener()
+
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+    {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif", ".hif", ".avif"}
 )
+# The formats in words, for messages: what a user may drop into the input folder.
+READABLE_FORMATS = "JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC/HEIF, AVIF"
 OUTPUT_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 DEFAULT_MAX_PIXELS = 64_000_000
 
@@ -124,7 +130,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, Image.DecompressionBombError):
         return "image has too many pixels (possible decompression bomb); refusing to decode it"
     if isinstance(exc, UnidentifiedImageError) or "cannot identify image" in text:
-        return "not an image Pillow can read (JPEG, PNG, WebP, TIFF, BMP, GIF); check the file"
+        return f"not an image Pillow can read ({READABLE_FORMATS}); check the file"
     if "truncated" in text or "broken data stream" in text or "image file is truncated" in text:
         return "image data is truncated (incomplete copy?); copy the photo again"
     return f"cannot decode image ({text}); re-export it as JPEG or PNG"

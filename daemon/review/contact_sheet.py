@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,14 +24,28 @@ class Panel:
     label: str
 
 
+# The gallery page shows sheets at most this wide (review/gallery.py's CSS uses the same number).
+GALLERY_WIDTH = 520
+# Labels stay at least this many pixels tall as shown on the gallery page (browsers' small text is ~11-12 px).
+MIN_LABEL_PX = 13
+
+
+def label_font_size(sheet_width: int, display_width: int = GALLERY_WIDTH) -> int:
+    """Font size (px) for a sheet `sheet_width` wide, so that labels read MIN_LABEL_PX once the page scales it down."""
+    shrink = max(sheet_width / display_width, 1.0)
+    return math.ceil(MIN_LABEL_PX * shrink)
+
+
 def contact_sheet(panels: list[Panel], height: int = 240, caption: str = "") -> Image.Image:
     """Panels scaled to one height, side by side, each labelled underneath; optional caption."""
-    font = _font()
-    label_h = 18
-    caption_h = label_h if caption else 0
     images = [_scaled(p.rgb, height) for p in panels]
     gap = 6
     width = sum(i.width for i in images) + gap * (len(images) + 1)
+    font = _font(label_font_size(width))
+    label_h = round(font.size * 1.4)  # a line of text with its descenders, and a little air
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    caption_lines = _wrap(measure, caption, width - 2 * gap, font) if caption else []
+    caption_h = label_h * len(caption_lines)
     sheet = Image.new("RGB", (width, height + label_h + caption_h + 2 * gap), "white")
     draw = ImageDraw.Draw(sheet)
     x = gap
@@ -38,9 +53,23 @@ def contact_sheet(panels: list[Panel], height: int = 240, caption: str = "") -> 
         sheet.paste(image, (x, gap))
         draw.text((x, gap + height + 3), _fit(draw, panel.label, image.width, font), fill="black", font=font)
         x += image.width + gap
-    if caption:
-        draw.text((gap, gap + height + label_h + 2), _fit(draw, caption, width - 2 * gap, font), fill="#444", font=font)
+    for row, line in enumerate(caption_lines):
+        draw.text((gap, gap + height + label_h * (row + 1) + 2), line, fill="#444", font=font)
     return sheet
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, width: int, font, max_lines: int = 2) -> list[str]:
+    """`text` in lines that fit `width`, broken after commas; the last line shortened if still too long."""
+    lines: list[str] = []
+    for part in text.split(", "):
+        joined = f"{lines[-1]}, {part}" if lines else part
+        if lines and draw.textlength(joined, font=font) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 1] + [", ".join(lines[max_lines - 1:])]
+    return [_fit(draw, line, width, font) for line in lines]
 
 
 # Pillow's built-in font has no accents; a system DejaVu (most Linux machines) labels any Latin name.

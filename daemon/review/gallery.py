@@ -15,7 +15,8 @@ from daemon.media.atomic import write_atomic
 from daemon.media.names import display, from_text
 from daemon.config import Config
 from daemon.media.naming import error_report_path, failed_copy_path
-from daemon.review.contact_sheet import sheet_path
+from daemon.review.contact_sheet import GALLERY_WIDTH, sheet_path
+from daemon.review.intake_report import IntakeReport, read_report
 from daemon.review.status import WAITING_PREFIX
 from daemon.store import Job, JobStore
 
@@ -39,10 +40,12 @@ def render_gallery(config: Config, journal: JobStore) -> str:
     failed = [j for j in jobs if j.state == "failed"]
     waiting = [j for j in jobs if j.state == "queued" and (j.error or "").startswith(WAITING_PREFIX)]
     counts = journal.counts()
+    intake = read_report(config.state)
     mean = sum(j.seconds or 0 for j in done) / len(done) if done else 0.0
+    ignored = f" &middot; {intake.ignored_count} ignored" if intake.ignored_count else ""
     parts = [_HEAD, "<header><h1>style-daemon results</h1>",
              f"<p class=counts>{counts.done} done &middot; {counts.failed} failed &middot; {counts.queued} queued "
-             f"&middot; {counts.running} running &middot; {mean:.0f} s per job &middot; updated "
+             f"&middot; {counts.running} running{ignored} &middot; {mean:.0f} s per job &middot; updated "
              f"{html.escape(time.strftime('%Y-%m-%d %H:%M'))}</p></header>"]
     if waiting:
         # The environment, not the photos: said first and in words, with how it resolves itself.
@@ -58,6 +61,8 @@ def render_gallery(config: Config, journal: JobStore) -> str:
         parts.append("<h2>Failed</h2><ul class=failed>")
         parts.extend(_failed_item(config, job) for job in failed)
         parts.append("</ul>")
+    if intake.ignored_count:
+        parts.append(_ignored_section(intake))
     parts.append(_FOOT)
     return "".join(parts)
 
@@ -100,15 +105,25 @@ def _failed_item(config: Config, job: Job) -> str:
             f"{html.escape(display(job.error or 'unknown error'))}{link}</li>")
 
 
+def _ignored_section(intake: IntakeReport) -> str:
+    """Files someone put in the input folder that are not photos style-daemon reads, and why."""
+    shown = len(intake.ignored)
+    more = f" (the newest {shown} shown)" if shown < intake.ignored_count else ""
+    items = "".join(f"<li><span class=name>{html.escape(display(i.name))}</span>: {html.escape(display(i.reason))}</li>"
+                    for i in reversed(intake.ignored))
+    return (f"<h2>Ignored</h2><p class=ignored>{intake.ignored_count} file(s) in the input folder are not photos "
+            f"style-daemon reads{more}:</p><ul class=ignored>{items}</ul>")
+
+
 _HEAD = """<!doctype html><html lang=en><head><meta charset=utf-8>
 <meta name=viewport content="width=device-width,initial-scale=1"><title>style-daemon results</title>
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;background:#fafafa;color:#222}
 h1{font-size:1.4em;margin:0}.counts{color:#555}h2{font-size:1.1em;border-bottom:1px solid #ddd}
 .grid{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0;background:#fff;padding:6px;border:1px solid #ddd}
-figure img{display:block;max-width:520px;height:auto}figcaption{font-size:12px;color:#444;max-width:520px}
+figure img{display:block;max-width:%dpx;height:auto}figcaption{font-size:12px;color:#444;max-width:%dpx}
 .failed li{margin:.3em 0}.name{font-weight:600}
-</style></head><body>"""
+</style></head><body>""" % (GALLERY_WIDTH, GALLERY_WIDTH)  # sheets' labels are sized for this width
 
 # Marks the page with how many images loaded, for people (broken thumbnails stand out) and for tests.
 _FOOT = """<script>

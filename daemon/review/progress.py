@@ -1,9 +1,12 @@
-"""Showing engine progress: a one-line bar on a terminal, a log line every N iterations otherwise."""
+"""Showing engine progress: a tqdm bar fitted to the terminal, a log line every N iterations otherwise."""
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import TextIO
+
+from tqdm import tqdm
 
 from daemon.engine.params import Progress
 
@@ -27,29 +30,66 @@ def describe(progress: Progress) -> str:
         f"scale {progress.scale}/{progress.scales} {progress.size[0]}x{progress.size[1]} "
         f"loss {progress.loss:.4g} (content {progress.content_loss:.3g}, style {progress.style_loss:.3g}, "
         f"tv {progress.tv_loss:.3g}) elapsed {format_duration(progress.elapsed)} "
-        f"eta {format_duration(progress.eta)}"
+        f"eta {format_eta(progress.eta)}"
     )
 
 
+def format_eta(seconds: float | None) -> str:
+    """The time left, or 'estimating' while the engine has not measured enough to say."""
+    return "estimating" if seconds is None else format_duration(seconds)
+
+
 class ProgressReporter:
-    """Callable progress sink; `stream` set and a terminal -> bar, else log lines."""
+    """Callable progress sink; `stream` set and a terminal -> a bar fitted to its width, else log lines."""
 
     def __init__(self, label: str, log_every: int, stream: TextIO | None = None) -> None:
         self.label = label
         self.log_every = log_every
         self.stream = stream if stream is not None and stream.isatty() else None
+        self._bar: tqdm | None = None
 
     def __call__(self, progress: Progress) -> None:
         if self.stream is not None:
-            self._bar(progress)
+            self._show(progress)
         elif progress.iteration % self.log_every == 0 or progress.iteration == progress.total_iterations:
             log.info("%s: %s", self.label, describe(progress))
 
-    def _bar(self, progress: Progress) -> None:
-        width = 24
-        filled = int(width * progress.iteration / max(progress.total_iterations, 1))
-        bar = "#" * filled + "-" * (width - filled)
-        self.stream.write(f"\r[{bar}] {describe(progress)}\x1b[K")
-        if progress.iteration == progress.total_iterations:
-            self.stream.write("\n")
-        self.stream.flush()
+    def _show(self, progress: Progress) -> None:
+        if self._bar is None:
+            # dynamic_ncols: re-read the terminal width at every refresh, so a resized window still fits;
+            # tqdm trims whatever does not fit. Its own ETA is replaced by the engine's (compile-aware).
+            self._bar = tqdm(total=progress.total_iterations, file=self.stream, desc=self._name(),
+                             dynamic_ncols=True, leave=True, unit="it", mininterval=0.2,
+                             bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{postfix}")
+        # A long file name would push the bar itself off the line: the name gets a quarter of the width.
+        self._bar.set_description_str(self._name(), refresh=False)
+        self._bar.set_postfix_str(
+            f"eta {format_eta(progress.eta)} scale {progress.scale}/{progress.scales} loss {progress.loss:.3g}",
+            refresh=False)
+        self._bar.update(progress.iteration - self._bar.n)
+        if progress.iteration >= progress.total_iterations:
+            self.close()
+
+    def _name(self) -> str:
+        return shorten(self.label, max(_terminal_width(self.stream) // 4, 8))
+
+    def close(self) -> None:
+        """End the bar (its line stays on the terminal)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters, its middle replaced by '…' (both ends of a name say most)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
+
+
+def _terminal_width(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        return 80

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from daemon.config import Config
 from daemon.media.names import display
 from daemon.store import WorkerRecord, open_store
-from daemon.review.progress import format_duration
+from daemon.review.intake_report import IgnoredFile, read_report
+from daemon.review.progress import format_duration, format_eta
 
 # The journal's error text of a job held back by its environment (service.environment writes it).
 WAITING_PREFIX = "waiting: "
@@ -66,10 +67,22 @@ class StatusReport:
     drain_seconds: float | None = None
     workers: list[WorkerRecord] = field(default_factory=list)
     waiting_jobs: list[WaitingJob] = field(default_factory=list)
+    arriving: int = 0  # files in the input folder still being written (not yet settled)
+    ignored_count: int = 0  # files in the input folder that are not photos style-daemon reads
+    ignored: list[IgnoredFile] = field(default_factory=list)  # the newest of them, with the reason
+
+
+SHOWN_IGNORED = 5  # the text view lists this many; --json and the gallery have the newest 50
 
 
 def collect(config: Config) -> StatusReport:
-    """Read the journal and summarise it."""
+    """Read the journal and the intake report, and summarise them."""
+    report = _collect_jobs(config)
+    intake = read_report(config.state)
+    return replace(report, arriving=intake.arriving, ignored_count=intake.ignored_count, ignored=intake.ignored)
+
+
+def _collect_jobs(config: Config) -> StatusReport:
     if not config.journal_path.exists() or config.journal_path.stat().st_size == 0:
         return StatusReport(0, 0, 0, 0)  # nothing recorded yet (the service creates the tables at start)
     journal = open_store(config.journal_path, readonly=True)
@@ -116,6 +129,10 @@ def render_text(report: StatusReport) -> str:
     lines = [
         f"queued {report.queued}   running {report.running}   done {report.done}   failed {report.failed}",
     ]
+    if report.arriving:
+        lines.append(f"{_files(report.arriving)} arriving (waiting until they stop changing)")
+    if report.ignored_count:
+        lines.append(f"{_files(report.ignored_count)} ignored in the input folder (not photos style-daemon reads)")
     if report.waiting_jobs:
         lines.append(report.waiting_jobs[0].reason)  # the cause in words, once: "waiting: output disk full ..."
     if report.mean_seconds_per_job is not None:
@@ -124,7 +141,7 @@ def render_text(report: StatusReport) -> str:
     for job in report.running_jobs:
         progress = f"{job.iteration}/{job.total}" if job.total else "starting"
         loss = f"loss {job.loss:.4g}" if job.loss is not None else ""
-        eta = f"eta {format_duration(job.eta_seconds)}" if job.eta_seconds is not None else ""
+        eta = f"eta {format_eta(job.eta_seconds)}" if job.total else ""
         lines.append(f"running  #{job.id} {display(job.input)} [{job.style_set}] iter {progress} {loss} {eta}".rstrip())
     for job in report.waiting_jobs:
         lines.append(f"waiting  #{job.id} {display(job.input)} [{job.style_set}]: "
@@ -132,6 +149,12 @@ def render_text(report: StatusReport) -> str:
     for job in report.last_errors:
         # Names may hold newlines or escape sequences: each job stays one line, nothing reaches the terminal raw.
         lines.append(f"failed   #{job.id} {display(job.input)} [{job.style_set}]: {display(job.error or '')}")
+    for item in report.ignored[-SHOWN_IGNORED:]:
+        lines.append(f"ignored  {display(item.name)}: {display(item.reason)}")
     for worker in report.workers:
         lines.append(f"worker   {worker.id} {worker.state} backbone {worker.backbone or '-'}")
     return "\n".join(lines)
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"

@@ -19,6 +19,9 @@ from daemon.errors import UnsafeInputError
 from daemon.media.hashing import sha256_handle
 from daemon.media.names import to_text
 from daemon.media.safe_open import open_input
+from daemon.review.gallery import write_gallery
+from daemon.review.intake_report import stamped, write_report
+from daemon.service.ignored import IgnoredFiles
 from daemon.service.watcher import FileEvent, FileStabilityTracker, FolderWatcher, InputFilter, scan
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ class Intake:
         self.watcher: FolderWatcher | None = None
         self._last_rescan = 0.0
         self._unrouted: set[str] = set()
+        self.ignored = IgnoredFiles(config.input)
+        self._published: tuple | None = None
 
     def start(self) -> None:
         """Scan what arrived while we were down, then watch."""
@@ -43,21 +48,25 @@ class Intake:
         self.watcher.start()
         count = self.scan_all()
         log.info("startup scan: %d file(s) to check in %s", count, self.config.input)
+        self.publish()
 
     def stop(self) -> None:
-        """Stop watching."""
+        """Stop watching; nothing is arriving any more as far as `status` is concerned."""
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
+        self.publish(arriving=0)
 
     def scan_all(self, force: bool = False) -> int:
         """Put files under the input folder that may need a job on the stability tracker (all with force)."""
         self._last_rescan = time.monotonic()
         count = 0
-        for path in scan(self.config.input, self.filter):
+        seen = self.ignored.rescan()
+        for path in scan(self.config.input, self.filter, seen.add):
             if force or self._needs_look(path):
                 self.tracker.touch(path)
                 count += 1
+        self.ignored.rescanned(seen)
         return count
 
     def step(self) -> int:
@@ -74,7 +83,25 @@ class Intake:
         added = 0
         for path in self.tracker.ready():
             added += self.consider(path)
+        self.publish()
         return added
+
+    def publish(self, arriving: int | None = None) -> None:
+        """Write STATE/intake.json for `status` and the gallery when what it says has changed."""
+        arriving = len(self.tracker) if arriving is None else arriving
+        report = self.ignored.report(arriving)
+        key = (report.arriving, report.ignored_count, tuple(report.ignored))
+        if key == self._published:
+            return
+        before = self._published[1:] if self._published is not None else (0, ())
+        changed_ignored = key[1:] != before  # the page changes only with the ignored files, not with arrivals
+        try:
+            write_report(self.config.state, stamped(report))
+            self._published = key
+            if changed_ignored and self.config.gallery.index:
+                write_gallery(self.config, self.journal)  # someone who dropped the wrong file sees why there
+        except OSError as exc:  # only a display: the service goes on (the next change tries again)
+            log.debug("cannot write the intake report or the gallery: %s", exc)
 
     def busy(self) -> bool:
         """True while files are still settling."""
@@ -83,14 +110,17 @@ class Intake:
     def _on_event(self, event: FileEvent) -> None:
         if event.gone:
             self.tracker.forget(event.path)
+            self.ignored.gone(event.path)
             return
         if self.filter.real_folder(event.path):
             # A folder moved in: its files produce no events of their own. A link to a folder is no
             # folder of ours (never followed), so it is left to the filter, which refuses it.
-            for path in scan(event.path, self.filter):
+            for path in scan(event.path, self.filter, self.ignored.add):
                 self.tracker.touch(path)
         elif self.filter.accepts(event.path):
             self.tracker.touch(event.path)
+        elif (reason := self.filter.refusal(event.path)) is not None:
+            self.ignored.add(event.path, reason)
 
     def _needs_look(self, path: Path) -> bool:
         try:

@@ -13,13 +13,13 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserverVFS
 
-from daemon.media.images import IMAGE_EXTENSIONS
+from daemon.media.formats import why_not_read
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,27 @@ class InputFilter:
 
     def accepts(self, path: Path) -> bool:
         """True for a regular image file of ours to take (not hidden, temporary or our own output)."""
+        return self._ours(path) and why_not_read(path) is None and self._regular(path)
+
+    def refusal(self, path: Path) -> str | None:
+        """Why a file someone put in the input folder is not taken, or None when it is taken or normal.
+
+        Hidden and temporary files, our own outputs and folders are normal there: no reason is given for them.
+        """
+        if not self._ours(path):
+            return None
+        rel = Path(path).relative_to(self.root)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return "a symbolic link; links are not followed - copy the photo itself into the folder"
+        except OSError:
+            return None
+        if not self._regular(path):
+            return None
+        return why_not_read(rel)
+
+    def _ours(self, path: Path) -> bool:
+        """True for a path under the input folder that is not hidden, temporary or in an excluded folder."""
         path = Path(path)
         try:
             rel = path.relative_to(self.root)
@@ -45,12 +66,11 @@ class InputFilter:
         name = path.name
         if name.startswith("~$") or name.lower().endswith(_TEMP_SUFFIXES):
             return False
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            return False
-        if any(_inside(path, folder) for folder in self.excluded):
-            return False
+        return not any(_inside(path, folder) for folder in self.excluded)
+
+    def _regular(self, path: Path) -> bool:
         # Links are never followed, wherever they point: only a regular file reached through real folders.
-        return _plain(self.root, rel, stat.S_ISREG)
+        return _plain(self.root, Path(path).relative_to(self.root), stat.S_ISREG)
 
     def real_folder(self, folder: Path) -> bool:
         """True for a folder (not a link to one, nor inside one) under the input folder, or the folder itself."""
@@ -83,8 +103,12 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def scan(root: Path, accept: InputFilter) -> Iterator[Path]:
-    """Every acceptable file under `root`, not descending into excluded or hidden folders, nor any link."""
+def scan(root: Path, accept: InputFilter,
+         refused: Callable[[Path, str], None] | None = None) -> Iterator[Path]:
+    """Every acceptable file under `root`, not descending into excluded or hidden folders, nor any link.
+
+    Files someone put there that are not taken go to `refused(path, reason)`.
+    """
     if not accept.real_folder(root):
         return  # os.walk would follow `root` itself if it is a link (a linked folder created at runtime)
     for folder, dirs, files in os.walk(root, followlinks=False):
@@ -94,6 +118,8 @@ def scan(root: Path, accept: InputFilter) -> Iterator[Path]:
             path = here / name
             if accept.accepts(path):
                 yield path
+            elif refused is not None and (reason := accept.refusal(path)) is not None:
+                refused(path, reason)
 
 
 @dataclass
