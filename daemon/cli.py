@@ -197,7 +197,7 @@ def cmd_redo(args: argparse.Namespace) -> int:
     from daemon.store import open_store
 
     config = load_config(args.config)
-    journal = open_store(config.journal_path)
+    journal = open_store(config.store_target)
     try:
         queued = queue_redo(config, journal, RedoRequest(tuple(args.paths), args.style, args.since))
     finally:
@@ -219,7 +219,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for need in will_create(folder_needs(config)):  # said even when a later check fails
         log.info("%s: %s does not exist yet; it will be created by run", need.key, need.path)
     check_filesystem(config, args.config)  # writes nothing: as root it must not create root-owned folders
-    _check_journal(config.journal_path)
+    _check_journal(config)
     effective = config.model_dump(mode="json", exclude_none=True)
     effective.update(failed=str(config.failed_dir), processed=str(config.processed_dir))
     print(yaml.safe_dump(effective, sort_keys=False), end="")
@@ -243,10 +243,14 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_journal(path: Path) -> None:
-    """JournalError (one line) if an existing journal is corrupt; opens it read-only, writes nothing."""
+def _check_journal(config) -> None:
+    """JournalError (one line) if an existing journal is corrupt or a shared one unreachable; writes nothing."""
     from daemon.store import open_store
 
+    path = config.journal_path
+    if config.journal_shared:
+        open_store(config.store_target, readonly=True).close()  # says: server, database or permissions
+        return
     if path.exists() and path.stat().st_size > 0:  # an empty file is a journal not yet started
         open_store(path, readonly=True).close()
 

@@ -53,6 +53,10 @@ class StateLockedError(StyleDaemonError):
     exit_code = 75  # EX_TEMPFAIL: systemd may try again once the old processes are gone
 
 
+class LeaseLost(StyleDaemonError):
+    """This worker no longer holds the job (its lease expired and another worker took it): abort, write nothing."""
+
+
 class StopRequested(StyleDaemonError):
     """The optimisation was asked to stop (shutdown); the job should be re-queued."""
 

@@ -45,6 +45,7 @@ class StylizeRequest:
     params_hash: str | None = None  # the daemon's fingerprint of the style set, recorded in the sidecar
     generation: int = 0
     name_taken: Callable[[Path], bool] | None = None  # names held by other queued jobs (the daemon's store)
+    before_publish: Callable[[], None] | None = None  # raises to abort (the daemon's claim on the job lapsed)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ def run_stylize(
     ]
     result = engine.stylize(content.rgb, styles, request.params, on_progress, should_stop,
                             on_snapshot=_snapshot_writer(request))
+    if request.before_publish is not None:
+        request.before_publish()
     output = _publish(result.rgb, request.output, request, content.alpha)
     if output != request.output:
         log.info("%s is taken; wrote the result as %s", request.output.name, output.name)

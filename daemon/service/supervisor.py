@@ -51,12 +51,14 @@ class Supervisor:
         self._attach_file_log()
         self._take_lock()
         self._install_signals()
-        journal = open_store(self.config.journal_path)
-        journal.clear_workers()
+        journal = open_store(self.config.store_target)
+        journal.claim_machine()
+        journal.clear_workers()  # this machine's rows only; recover() below likewise touches only its jobs
         recovered = journal.recover()
         if recovered:
             log.info("re-queued %d job(s) interrupted by the last shutdown or crash", recovered)
-        swept = sweep_temp_files(self.config.output)
+        # A shared output folder holds other machines' writes in flight: sweep only ones long abandoned.
+        swept = sweep_temp_files(self.config.output, 120.0 if self.config.journal_shared else 0.0)
         if swept:
             log.info("removed %d partial output file(s) left by an interrupted write", swept)
         adopt_results(self.config, journal)
@@ -94,7 +96,7 @@ class Supervisor:
 
     def _run_forever(self, intake: Intake, journal: JobStore) -> int:
         try:
-            metrics = MetricsExporter(self.config.metrics, self.config.journal_path)
+            metrics = MetricsExporter(self.config.metrics, self.config.store_target)
         except OSError as exc:
             raise ConfigError(f"metrics.listen {self.config.metrics.listen}: cannot listen ({exc.strerror}); "
                               "pick a free local port") from None
