@@ -402,7 +402,8 @@ class PostgresStore:
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
         """A lock every machine respects (a session advisory lock on its own short connection)."""
-        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+        conn = self._call(lambda _: psycopg.connect(self.url, autocommit=True, connect_timeout=5))
+        with conn:
             conn.execute("SELECT pg_advisory_lock(%s, %s)", (2, _key(name)))
             yield
 
