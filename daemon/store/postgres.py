@@ -9,6 +9,7 @@ claimable again. Paths are stored relative to named roots (input, output...), si
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 import uuid
@@ -199,10 +200,10 @@ class PostgresStore:
     def enqueue(self, spec: JobSpec, retry_failed: bool = False, names: Iterable[str] = (),
                 redo: bool = False) -> Job | None:
         """Add a job unless its (content, style set) has one (always with redo); output: first free name."""
-        names = list(_first(names, 10_000))  # a list: the work may run again after a reconnect
+        names = _Replayable(names)  # the work may run again after a reconnect; names may be endless
         return self._call(lambda c: self._enqueue(c, spec, retry_failed, names, redo))
 
-    def _enqueue(self, c: psycopg.Connection, spec: JobSpec, retry_failed: bool, names: list[str],
+    def _enqueue(self, c: psycopg.Connection, spec: JobSpec, retry_failed: bool, names: Iterable[str],
                  redo: bool) -> Job | None:
         source = self.roots.stored(spec.source_path)
         with c.transaction():
@@ -218,7 +219,7 @@ class PostgresStore:
                                 (source, spec.rel_path, latest["id"])).fetchone()
                 return self._job(row)
             generation = max((r["generation"] for r in rows), default=-1) + 1
-            output = self._free_output(c, [spec.output_path, *names])
+            output = self._free_output(c, itertools.chain([spec.output_path], names))
             row = c.execute(
                 f"INSERT INTO jobs (content_sha, style_set, params_hash, generation, source_path, rel_path, "
                 f"output_path, created, updated) VALUES (%s, %s, %s, %s, %s, %s, %s, {NOW}, {NOW}) "
@@ -322,7 +323,7 @@ class PostgresStore:
 
     def move_source(self, job_id: int, source_path: str, rel_path: str, names: Iterable[str]) -> Job | None:
         """Run a job from another copy of its content; its output becomes the first free of `names`."""
-        names = list(_first(names, 10_000))
+        names = _Replayable(names)
         source = self.roots.stored(source_path)
 
         def work(c: psycopg.Connection) -> dict | None:
@@ -466,11 +467,18 @@ def _attempts() -> Iterator[int]:
         attempt += 1
 
 
-def _first(names: Iterable[str], limit: int) -> Iterator[str]:
-    for index, name in enumerate(names):
-        if index >= limit:
-            return
-        yield name
+class _Replayable:
+    """An iterable that can be iterated again from the start, drawing lazily on one (maybe endless) iterator."""
+
+    def __init__(self, items: Iterable[str]) -> None:
+        self._source = iter(items)
+        self._seen: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._seen
+        for item in self._source:
+            self._seen.append(item)
+            yield item
 
 
 def _key(name: str) -> int:
