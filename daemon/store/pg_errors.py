@@ -12,6 +12,8 @@ def describe_connect_error(url: str, exc: psycopg.Error) -> str:
     where = _safe(url)
     detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     text = str(exc)
+    if isinstance(exc, psycopg.ProgrammingError) and not isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return f"journal: the URL is malformed ({detail}); write it as postgresql://user@host:port/database"
     if isinstance(exc, psycopg.errors.InsufficientPrivilege) or "permission denied" in text:
         return (f"journal {where}: permission denied ({detail}); grant the user CREATE and USAGE on the "
                 "database's public schema (GRANT ALL ON SCHEMA public TO <user>)")
