@@ -95,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="photos or folders under the input (or processed) folder (default: the whole input folder)")
     r.set_defaults(handler=cmd_redo)
 
+    j = sub.add_parser("journal", help="manage the job store (move a SQLite journal into PostgreSQL)")
+    jm = j.add_subparsers(dest="journal_command", required=True).add_parser(
+        "migrate", help="copy the SQLite journal's jobs into a shared PostgreSQL job store (safe to repeat)")
+    jm.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), help="config file (default ./config.yaml)")
+    jm.add_argument("--to", metavar="URL", help="postgresql:// URL (default: the config's journal)")
+    jm.add_argument("--from", dest="source", type=Path, metavar="FILE",
+                    help="the SQLite journal (default: journal.sqlite3 in the state folder)")
+    jm.set_defaults(handler=cmd_journal_migrate)
+
     w = sub.add_parser("worker", help=argparse.SUPPRESS)
     w.add_argument("-c", "--config", type=Path, required=True)
     w.add_argument("--index", type=int, default=0)
@@ -205,6 +214,22 @@ def cmd_redo(args: argparse.Namespace) -> int:
     for item in queued:
         print(f"queued job {item.job_id}: {item.photo} [{item.style_set}] -> {item.output}")
     print(f"{len(queued)} job(s) queued; a running service picks them up, otherwise the next run or once does")
+    return 0
+
+
+def cmd_journal_migrate(args: argparse.Namespace) -> int:
+    """Copy the SQLite journal into the PostgreSQL job store; print what was copied."""
+    from dataclasses import replace
+
+    from daemon.config import load_config
+    from daemon.store.migrate import migrate_journal
+
+    config = load_config(args.config)
+    target = config.store_target if args.to is None else replace(config.store_target, location=args.to)
+    source = args.source or config.state / "journal.sqlite3"
+    done = migrate_journal(source, target)
+    print(f"{done.added} of {done.found} job(s) copied ({done.found - done.added} already there), "
+          f"{done.files} file record(s); set `journal: {target.location}` in the config of every machine")
     return 0
 
 

@@ -257,3 +257,24 @@ def test_check_config_says_what_is_wrong_with_the_database(tmp_path, pg_cluster)
         assert len(lines) == 1 and expected[case] in lines[0], (case, result.stderr)
     good = check_config(write_config(tmp_path / "good", journal=url))
     assert good.returncode == 0, good.stderr
+
+
+def test_journal_migrate_moves_a_sqlite_journal_and_nothing_is_done_twice(tmp_path, pg_cluster):
+    config = write_config(tmp_path, engine=FAST)
+    for name in ("chelsea.png", "coffee.png", "rocket.jpg"):
+        drop(CONTENT / name, tmp_path / "in" / name)
+    assert Daemon(config, command="once", fake_delay=0.0).proc.wait(timeout=120) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("*.jpg")}
+    url = pg_cluster.new_database()
+    migrate = [sys.executable, "-m", "daemon", "journal", "migrate", "-c", str(config), "--to", url]
+    first = subprocess.run(migrate, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and "3 of 3 job(s) copied" in first.stdout, first.stderr
+    again = subprocess.run(migrate, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "0 of 3 job(s) copied" in again.stdout, again.stderr
+    rows = pg_rows(url, "SELECT * FROM jobs")
+    assert {r["state"] for r in rows} == {"done"} and all(r["source_path"].startswith("input:") for r in rows)
+    config = write_config(tmp_path, engine=FAST, journal=url)
+    daemon = Daemon(config, command="once", fake_delay=0.0)
+    assert daemon.proc.wait(timeout=120) == 0, daemon.output()
+    assert len(pg_rows(url, "SELECT * FROM jobs")) == 3, "a photo was queued again after the move"
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("*.jpg")} == before

@@ -250,6 +250,33 @@ class PostgresStore:
              finished, finished, finished, seconds))
         return self._job(row)
 
+    def import_records(self, jobs: list[Job], files: list[tuple[str, int, int, str, float]]) -> int:
+        """Copy another store's jobs (running ones as queued) and file records; returns the jobs added."""
+        columns = [c.strip() for c in _JOB_COLUMNS.split(",") if c.strip() not in ("id", "machine", "lease_expires")]
+        rows = [tuple(self._imported(job, c) for c in columns) for job in jobs]
+        sql = (f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+               "ON CONFLICT DO NOTHING")
+
+        def work(c: psycopg.Connection) -> int:
+            with c.transaction():
+                before = c.execute("SELECT count(*) AS n FROM jobs").fetchone()["n"]
+                with c.cursor() as cursor:
+                    cursor.executemany(sql, rows)
+                    cursor.executemany("INSERT INTO files (path, size, mtime_ns, sha, seen) VALUES (%s, %s, %s, %s, %s) "
+                                       "ON CONFLICT DO NOTHING",
+                                       [(self.roots.stored(p), *rest) for p, *rest in files])
+                return c.execute("SELECT count(*) AS n FROM jobs").fetchone()["n"] - before
+
+        return self._call(work)
+
+    def _imported(self, job: Job, column: str):
+        value = getattr(job, column)
+        if column in ("source_path", "output_path"):
+            return self.roots.stored(value)
+        if job.state == "running" and column in ("state", "worker"):
+            return "queued" if column == "state" else None  # its worker is gone with the old journal
+        return value
+
     def copies_of(self, content_sha: str) -> list[str]:
         """Paths last seen holding this content, oldest record first."""
         rows = self._all("SELECT path FROM files WHERE sha=%s ORDER BY seen", (content_sha,))

@@ -363,6 +363,10 @@ class SqliteStore:
         """One machine: the callers' own file locks suffice."""
         return contextlib.nullcontext()
 
+    def file_records(self) -> list[tuple[str, int, int, str, float]]:
+        """Every (path, size, mtime_ns, sha, seen) the intake remembers (for moving the journal elsewhere)."""
+        return [tuple(r) for r in self._db.execute("SELECT path, size, mtime_ns, sha, seen FROM files")]
+
     def worker_state(self, worker: str, state: str, backbone: str | None = None) -> None:
         """Record a worker's state (starting, ready, busy, stopped) and heartbeat."""
         now = time.time()
