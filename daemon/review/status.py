@@ -90,7 +90,8 @@ def collect(config: Config) -> StatusReport:
         drain = None
         if mean is not None:
             left = sum(r.eta_seconds or 0 for r in running)
-            drain = (left + mean * counts.queued) / max(config.workers, 1)
+            serving = len(current_workers(journal.workers())) if config.journal_shared else config.workers
+            drain = (left + mean * counts.queued) / max(serving, 1)  # a shared store: every machine's workers
         waiting = [WaitingJob(j.id, j.rel_path, j.style_set, j.error, max(0.0, j.next_attempt - now))
                    for j in journal.jobs("queued", 100_000) if (j.error or "").startswith(WAITING_PREFIX)]
         return StatusReport(counts.queued, counts.running, counts.done, counts.failed, running, failed, mean,

@@ -131,7 +131,7 @@ class Supervisor:
     def _wait_ready(self, journal: JobStore, pool: WorkerPool) -> None:
         """READY=1 only once every worker has loaded its model."""
         while not self.stop.is_set():
-            states = {w.id: w.state for w in journal.workers()}
+            states = {w.id: w.state for w in journal.workers() if (w.machine or "") == journal.machine}
             ready = [s for s in states.values() if s in ("ready", "busy", "waiting")]
             if len(ready) >= len(pool.workers):
                 break

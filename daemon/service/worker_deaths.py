@@ -31,5 +31,5 @@ def settle_dead_worker(config: Config, journal: JobStore, ended: EndedWorker) ->
             report = None
             log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
         log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message, f" (see {report})" if report else "")
-    if any(w.id == dead for w in journal.workers()):
+    if any(w.id == dead and (w.machine or "") == journal.machine for w in journal.workers()):
         journal.worker_state(dead, "restarting")

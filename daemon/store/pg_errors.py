@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
+from daemon.errors import ConfigError, JournalUnreachable, StyleDaemonError
+
 _PASSWORD = ("password authentication failed", "no password supplied", "role", "pg_hba.conf", "peer authentication")
 
 
@@ -23,6 +25,12 @@ def describe_connect_error(url: str, exc: psycopg.Error) -> str:
         return f"journal {where}: the server refused the user ({detail}); check the user, password and pg_hba.conf"
     return (f"journal {where}: cannot reach the PostgreSQL server ({detail}); check that it runs and that "
             "host and port in the URL are right")
+
+
+def connect_error(url: str, exc: psycopg.Error) -> StyleDaemonError:
+    """The error to raise: the server unreachable is temporary (75, systemd retries); the rest need a fix (78)."""
+    message = describe_connect_error(url, exc)
+    return JournalUnreachable(message) if "cannot reach the PostgreSQL server" in message else ConfigError(message)
 
 
 def _safe(url: str) -> str:

@@ -19,8 +19,8 @@ from typing import Any, Callable, Iterable, Iterator
 import psycopg
 from psycopg.rows import dict_row
 
-from daemon.errors import ConfigError, JournalError, LeaseLost
-from daemon.store.pg_errors import describe_connect_error
+from daemon.errors import ConfigError, LeaseLost
+from daemon.store.pg_errors import connect_error
 from daemon.store.records import Counts, Job, JobSpec, State, StoreTarget, WorkerRecord
 from daemon.store.roots import RootMap
 
@@ -113,7 +113,7 @@ class PostgresStore:
         try:
             return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=5)
         except psycopg.Error as exc:
-            raise JournalError(describe_connect_error(self.url, exc)) from None
+            raise connect_error(self.url, exc) from None
 
     def _create_schema(self) -> None:
         try:
@@ -121,7 +121,7 @@ class PostgresStore:
                 self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
                 self._conn.execute(_SCHEMA)
         except psycopg.errors.InsufficientPrivilege as exc:
-            raise JournalError(describe_connect_error(self.url, exc)) from None
+            raise connect_error(self.url, exc) from None
 
     def _check_access(self) -> None:
         """Writing nothing, make sure this user could run the service (check-config, status)."""
@@ -129,8 +129,7 @@ class PostgresStore:
             "SELECT CASE WHEN to_regclass('jobs') IS NULL THEN has_schema_privilege('public', 'CREATE') "
             "ELSE has_table_privilege('jobs', 'SELECT,INSERT,UPDATE,DELETE') END AS ok").fetchone()
         if not row["ok"]:
-            raise JournalError(describe_connect_error(
-                self.url, psycopg.errors.InsufficientPrivilege("permission denied for the job tables")))
+            raise connect_error(self.url, psycopg.errors.InsufficientPrivilege("permission denied for the job tables"))
         if self._conn.execute("SELECT to_regclass('jobs') AS t").fetchone()["t"] is None:
             self._create_schema()  # empty tables, so that status can read before any service started
 
