@@ -40,14 +40,14 @@ class Fleet:
         self.daemons: list[Daemon | None] = []
         self._mounts: list[Path] = []
 
-    def add(self, workers: int, engine: dict = FAST, lease: float = 2.0) -> Path:
+    def add(self, workers: int, engine: dict = FAST, lease: float = 2.0, name: str | None = None) -> Path:
         """A machine: bind mounts of the shared folders at its own paths, its own state and name."""
         machine = self.root / f"m{len(self.configs)}"
-        for name, shared in (("in", self.shared_in), ("out", self.shared_out)):
-            (machine / name).mkdir(parents=True)
-            subprocess.run(["mount", "--bind", str(shared), str(machine / name)], check=True)
-            self._mounts.append(machine / name)
-        config = write_config(machine, workers=workers, journal=self.url, machine=machine.name, lease_seconds=lease,
+        for folder, shared in (("in", self.shared_in), ("out", self.shared_out)):
+            (machine / folder).mkdir(parents=True)
+            subprocess.run(["mount", "--bind", str(shared), str(machine / folder)], check=True)
+            self._mounts.append(machine / folder)
+        config = write_config(machine, workers=workers, journal=self.url, machine=name or machine.name, lease_seconds=lease,
                               engine=engine, logging={"progress_every": 1, "file": False})
         self.configs.append(config)
         self.daemons.append(None)
@@ -237,6 +237,17 @@ def test_database_restart_under_the_daemons_loses_nothing_and_says_so_once(fleet
     for daemon in daemons:
         assert daemon.stop() == 0
     assert_exactly_once(fleet, 24)
+
+
+def test_a_second_service_under_a_machine_name_in_use_is_refused(fleet):
+    fleet.add(1)
+    fleet.add(1, name="m0")  # a copied config: the same machine name on another state folder
+    first = fleet.start(0)
+    first.wait_ready()
+    second = fleet.start(1)
+    assert second.proc.wait(timeout=60) == 78, second.output()
+    assert "another service already runs as machine 'm0'" in second.output()
+    assert first.proc.poll() is None and first.stop() == 0
 
 
 def check_config(config: Path) -> subprocess.CompletedProcess:
