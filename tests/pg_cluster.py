@@ -61,6 +61,14 @@ class Cluster:
         """pg_ctl restart: every connection is cut."""
         self._ctl("restart")
 
+    def pause(self) -> None:
+        """Stop the server, keeping its data (resume() starts it again)."""
+        self._ctl("stop")
+
+    def resume(self) -> None:
+        """Start the paused server."""
+        self._ctl("start")
+
     def stop(self) -> None:
         """Stop the server and remove its folder."""
         try:

@@ -296,3 +296,20 @@ def test_journal_migrate_moves_a_sqlite_journal_and_nothing_is_done_twice(tmp_pa
     assert daemon.proc.wait(timeout=120) == 0, daemon.output()
     assert len(pg_rows(url, "SELECT * FROM jobs")) == 3, "a photo was queued again after the move"
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("*.jpg")} == before
+
+
+def test_a_service_asked_to_stop_while_the_database_is_away_stops(fleet, pg_cluster):
+    fleet.add(1)
+    daemon = fleet.start(0)
+    daemon.wait_ready()
+    pg_cluster.pause()
+    try:
+        wait_until(lambda: "is unreachable; waiting and reconnecting" in daemon.output(), timeout=30,
+                   what="the outage noticed")
+        began = time.monotonic()
+        daemon.signal(signal.SIGTERM)
+        code = daemon.proc.wait(timeout=20)
+    finally:
+        pg_cluster.resume()
+    assert time.monotonic() - began < 15
+    assert code == 75 and "still unreachable; stopping without waiting" in daemon.output(), daemon.output()

@@ -11,7 +11,7 @@ from pathlib import Path
 from daemon.media.atomic import sweep_temp_files
 from daemon.service.adopt import adopt_results
 from daemon.config import Config, load_config
-from daemon.errors import ConfigError, JournalError, StyleDaemonError, journal_corrupt_message
+from daemon.errors import ConfigError, JournalError, JournalUnreachable, StyleDaemonError, journal_corrupt_message
 from daemon.logs import make_formatter
 from daemon.service.fingerprint import style_fingerprints
 from daemon.service.intake import Intake
@@ -51,7 +51,7 @@ class Supervisor:
         self._attach_file_log()
         self._take_lock()
         self._install_signals()
-        journal = open_store(self.config.store_target)
+        journal = open_store(self.config.store_target, give_up=self.stop.is_set)
         journal.claim_machine()
         journal.clear_workers()  # this machine's rows only; recover() below likewise touches only its jobs
         recovered = journal.recover()
@@ -115,7 +115,7 @@ class Supervisor:
                 if not journal.pending() and not intake.busy():
                     self._summary(journal)
                 self.stop.wait(0.2)
-        except JournalError:
+        except (JournalError, JournalUnreachable):
             self.notifier.send("STOPPING=1")
             pool.stop(STOP_GRACE_SECONDS)  # nothing can be recorded any more: stop at once, keep the files
             raise

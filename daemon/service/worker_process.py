@@ -68,7 +68,7 @@ class Worker:
         self.reload = threading.Event()
         self.config = load_config(config_path)
         self.fingerprints = style_fingerprints(self.config)
-        self.journal = open_store(self.config.store_target)
+        self.journal = open_store(self.config.store_target, give_up=self.stop.is_set)
         self._last_progress = 0.0
         self._state: tuple[str, float] = ("", 0.0)
         self._parent = _expected_parent()

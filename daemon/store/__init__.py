@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from daemon.store.protocol import JobStore
 from daemon.store.records import Counts, Job, JobSpec, State, StoreTarget, WorkerRecord, worker_id
@@ -12,8 +13,12 @@ __all__ = ["Counts", "Job", "JobSpec", "JobStore", "SqliteStore", "State", "Stor
            "open_store", "worker_id"]
 
 
-def open_store(location: Path | StoreTarget, readonly: bool = False) -> JobStore:
-    """Open the job store: a SQLite file (a path), or what a StoreTarget names (SQLite or PostgreSQL)."""
+def open_store(location: Path | StoreTarget, readonly: bool = False,
+               give_up: Callable[[], bool] | None = None) -> JobStore:
+    """Open the job store: a SQLite file (a path), or what a StoreTarget names (SQLite or PostgreSQL).
+
+    give_up: asked while a shared store's server is away; True stops the wait (JournalUnreachable).
+    """
     if isinstance(location, StoreTarget):
         if not location.shared:
             return SqliteStore(Path(location.location), readonly=readonly)
@@ -25,5 +30,5 @@ def open_store(location: Path | StoreTarget, readonly: bool = False) -> JobStore
             raise ConfigError("journal: a postgresql:// journal needs psycopg; install it with "
                               "pip install 'style-daemon[postgres]'") from None
 
-        return PostgresStore(location, readonly=readonly)
+        return PostgresStore(location, readonly=readonly, give_up=give_up)
     return SqliteStore(location, readonly=readonly)

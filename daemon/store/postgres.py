@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 import psycopg
 from psycopg.rows import dict_row
 
-from daemon.errors import ConfigError, LeaseLost
+from daemon.errors import ConfigError, JournalUnreachable, LeaseLost
 from daemon.store.pg_errors import connect_error
 from daemon.store.records import Counts, Job, JobSpec, State, StoreTarget, WorkerRecord
 from daemon.store.pg_schema import JOB_COLUMNS as _JOB_COLUMNS, SCHEMA as _SCHEMA
@@ -36,7 +36,9 @@ _RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 class PostgresStore:
     """A connection to the shared PostgreSQL job store; each process opens its own."""
 
-    def __init__(self, target: StoreTarget, readonly: bool = False) -> None:
+    def __init__(self, target: StoreTarget, readonly: bool = False,
+                 give_up: Callable[[], bool] | None = None) -> None:
+        self._give_up = give_up or (lambda: False)
         self.url = target.location
         self.machine = target.machine
         self.lease_seconds = float(target.lease_seconds)
@@ -87,6 +89,10 @@ class PostgresStore:
                     _where(self.url))
         for attempt in _attempts():
             time.sleep(_RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)])
+            if self._give_up():  # asked to stop: running jobs keep their lease, which lapses for others
+                raise JournalUnreachable(f"journal database {_where(self.url)} still unreachable; stopping "
+                                         "without waiting for it (this machine's running jobs are taken over "
+                                         "once their lease lapses)")
             try:
                 self._conn = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=5)
                 if self._machine_held:
