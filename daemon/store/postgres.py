@@ -377,10 +377,20 @@ class PostgresStore:
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
         """A lock every machine respects (a session advisory lock on its own short connection)."""
-        conn = self._call(lambda _: psycopg.connect(self.url, autocommit=True, connect_timeout=5))
-        with conn:
+        with self._side_connection() as conn:
             conn.execute("SELECT pg_advisory_lock(%s, %s)", (2, _key(name)))
             yield
+
+    def _side_connection(self) -> psycopg.Connection:
+        """A second connection (for a session lock); while the server is away, wait like every other call."""
+        for attempt in range(20):
+            try:
+                return psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            except psycopg.OperationalError:
+                self._call(lambda c: c.execute("SELECT 1"))  # notices the outage, says so once, waits it out
+                time.sleep(_RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)])
+        raise JournalUnreachable(f"journal database {_where(self.url)}: cannot open another connection "
+                                 "(max_connections reached?); raise the server's max_connections")
 
     def worker_state(self, worker: str, state: str, backbone: str | None = None) -> None:
         """Record a worker's state and heartbeat (under this machine's name)."""
