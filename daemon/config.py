@@ -285,7 +285,8 @@ class Config(_Strict):
         roots = {"input": self.input, "output": self.output, "processed": self.processed_dir,
                  "failed": self.failed_dir}
         location = self.journal if self.journal_shared else str(self.journal_path)
-        return StoreTarget(location, {k: to_text(v) for k, v in roots.items()}, self.machine, self.lease_seconds)
+        return StoreTarget(location, {k: to_text(v) for k, v in roots.items()}, self.machine, self.lease_seconds,
+                           self.retries.max_attempts)
 
     def excluded_dirs(self) -> list[Path]:
         """Folders of ours that may sit inside the input folder and must never be watched."""

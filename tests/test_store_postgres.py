@@ -313,3 +313,21 @@ def test_a_service_asked_to_stop_while_the_database_is_away_stops(fleet, pg_clus
         pg_cluster.resume()
     assert time.monotonic() - began < 15
     assert code == 75 and "still unreachable; stopping without waiting" in daemon.output(), daemon.output()
+
+
+def test_a_job_whose_machine_dies_on_every_attempt_fails_instead_of_going_round(fleet):
+    for _ in range(2):
+        config = fleet.add(1, slow(40), lease=1.0)
+        text = config.read_text().replace("max_attempts: 3", "max_attempts: 1")
+        config.write_text(text)
+    daemons = fleet.start_all(delay=0.1)
+    drop(CONTENT / "rocket.jpg", fleet.shared_in / "rocket.jpg")
+    job = wait_until(lambda: next(iter(fleet.rows("SELECT * FROM jobs WHERE progress_iteration >= 2")), None),
+                     what="job running")
+    victim = int(job["machine"][1:])
+    daemons[victim].kill()
+    row = wait_until(lambda: next(iter(fleet.rows("SELECT * FROM jobs WHERE state='failed'")), None), timeout=30,
+                     what="job failed")
+    assert f"the machine running this photo ({job['machine']}) stopped answering on each of 1 attempts" in row["error"]
+    assert fleet.outputs() == []
+    assert daemons[1 - victim].stop() == 0

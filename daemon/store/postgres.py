@@ -42,6 +42,7 @@ class PostgresStore:
         self.url = target.location
         self.machine = target.machine
         self.lease_seconds = float(target.lease_seconds)
+        self.max_attempts = target.max_attempts
         self.roots = RootMap(target.roots)
         self._leases: dict[int, str] = {}  # job id -> the token of this object's claim
         self._machine_held = False
@@ -246,6 +247,11 @@ class PostgresStore:
 
     def _claim(self, c: psycopg.Connection, worker: str, token: str) -> dict | None:
         with c.transaction():
+            if self.max_attempts:  # a photo whose machine dies each time must not go round the machines forever
+                c.execute(f"UPDATE jobs SET state='failed', finished={NOW}, updated={NOW}, error='the machine running "
+                          "this photo (' || machine || ') stopped answering on each of ' || attempts || ' attempts; "
+                          "check that machine''s log: the photo may crash it or exhaust its memory' "
+                          f"WHERE state='running' AND lease_expires<{NOW} AND attempts>=%s", (self.max_attempts,))
             pick = c.execute(f"SELECT id FROM jobs WHERE state='queued' AND next_attempt<={NOW} ORDER BY id "
                              "LIMIT 1 FOR UPDATE SKIP LOCKED").fetchone()
             if pick is None:

@@ -77,6 +77,7 @@ class StoreTarget:
     roots: dict[str, str] = field(default_factory=dict)  # name -> this machine's folder (text form)
     machine: str = ""
     lease_seconds: float = 30.0
+    max_attempts: int = 0  # a shared store fails a job whose lease lapsed on this many attempts (0: never)
 
     @property
     def shared(self) -> bool:
