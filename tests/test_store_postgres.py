@@ -127,6 +127,9 @@ def test_three_daemons_four_workers_300_photos_each_done_exactly_once(fleet, tmp
     daemons = fleet.start_all()
     move_in(staging, fleet.shared_in)
     wait_until(lambda: fleet.done() == 300, timeout=240, interval=0.3, what="300 jobs done")
+    page = fleet.shared_out / "index.html"  # rebuilt by whichever machine finished last, never a stale one
+    wait_until(lambda: page.exists() and "300 done &middot; 0 failed &middot; 0 queued &middot; 0 running"
+               in page.read_text(), timeout=20, what="the shared gallery counts every machine's results")
     machines = {r["machine"] for r in fleet.rows()}
     for daemon in daemons:
         assert daemon.stop() == 0
