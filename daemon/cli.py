@@ -46,7 +46,7 @@ EXIT_CODES = (
     (130, "interrupted (Ctrl-C)"),
     (141, "the reader of the output went away (e.g. `| head`)"),
 )
-PUBLIC_COMMANDS = ("stylize", "run", "once", "status", "check-config", "reload", "redo", "fetch-weights")
+PUBLIC_COMMANDS = ("stylize", "run", "once", "status", "check-config", "reload", "redo", "journal", "fetch-weights")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -120,6 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                    help="photos or folders under the input (or processed) folder (default: the whole input folder)")
     r.set_defaults(handler=cmd_redo)
+
+    j = command("journal", "manage the job store (move a SQLite journal into PostgreSQL)")
+    jm = j.add_subparsers(dest="journal_command", required=True, title="journal commands").add_parser(
+        "migrate", help="copy the SQLite journal's jobs into a shared PostgreSQL job store (safe to repeat)",
+        description="Copy the SQLite journal's jobs (running ones become queued) and file records into the "
+                    "shared PostgreSQL job store. Running it again copies nothing new.",
+        parents=[common], formatter_class=_HelpFormatter, epilog=_epilog())
+    _add_config(jm)
+    jm.add_argument("--to", metavar="URL", help="postgresql:// URL (default: the config's journal)")
+    jm.add_argument("--from", dest="source", type=Path, metavar="FILE",
+                    help="the SQLite journal (default: journal.sqlite3 in the state folder)")
+    jm.set_defaults(handler=cmd_journal_migrate)
 
     f = command("fetch-weights", "download VGG19 weights once into the Keras cache, for offline use",
                 "Download VGG19 weights once into the Keras cache, for offline use. With STYLE_DAEMON_OFFLINE=1 "
@@ -316,7 +328,7 @@ def cmd_redo(args: argparse.Namespace) -> int:
     from daemon.store import open_store
 
     config = load_config(args.config)
-    journal = open_store(config.journal_path)
+    journal = open_store(config.store_target)
     try:
         queued = queue_redo(config, journal, RedoRequest(tuple(args.paths), args.style, args.since))
     finally:
@@ -324,6 +336,22 @@ def cmd_redo(args: argparse.Namespace) -> int:
     for item in queued:
         print(f"queued job {item.job_id}: {item.photo} [{item.style_set}] -> {item.output}")
     print(f"{len(queued)} job(s) queued; a running service picks them up, otherwise the next run or once does")
+    return 0
+
+
+def cmd_journal_migrate(args: argparse.Namespace) -> int:
+    """Copy the SQLite journal into the PostgreSQL job store; print what was copied."""
+    from dataclasses import replace
+
+    from daemon.config import load_config
+    from daemon.store.migrate import migrate_journal
+
+    config = load_config(args.config)
+    target = config.store_target if args.to is None else replace(config.store_target, location=args.to)
+    source = args.source or config.state / "journal.sqlite3"
+    done = migrate_journal(source, target)
+    print(f"{done.added} of {done.found} job(s) copied ({done.found - done.added} already there), "
+          f"{done.files} file record(s); set `journal: {target.location}` in the config of every machine")
     return 0
 
 
@@ -338,7 +366,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for need in will_create(folder_needs(config)):  # said even when a later check fails
         log.info("%s: %s does not exist yet; it will be created by run", need.key, need.path)
     check_filesystem(config, args.config)  # writes nothing: as root it must not create root-owned folders
-    _check_journal(config.journal_path)
+    _check_journal(config)
     effective = config.model_dump(mode="json", exclude_none=True)
     effective.update(failed=str(config.failed_dir), processed=str(config.processed_dir))
     print(yaml.safe_dump(effective, sort_keys=False), end="")
@@ -382,10 +410,14 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_journal(path: Path) -> None:
-    """JournalError (one line) if an existing journal is corrupt; opens it read-only, writes nothing."""
+def _check_journal(config) -> None:
+    """JournalError (one line) if an existing journal is corrupt or a shared one unreachable; writes nothing."""
     from daemon.store import open_store
 
+    path = config.journal_path
+    if config.journal_shared:
+        open_store(config.store_target, readonly=True).close()  # says: server, database or permissions
+        return
     if path.exists() and path.stat().st_size > 0:  # an empty file is a journal not yet started
         open_store(path, readonly=True).close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +17,8 @@ from daemon.engine.params import TransferParams
 from daemon.media import folder_access
 from daemon.errors import ConfigError
 from daemon.media.folder_access import Need
+from daemon.media.names import to_text
+from daemon.store.records import StoreTarget
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _TEMPLATE_FIELDS = {"stem", "style", "ext", "name", "suffix"}
@@ -224,6 +227,9 @@ class Config(_Strict):
     logging: LoggingSettings = LoggingSettings()
     gallery: GallerySettings = GallerySettings()
     metrics: MetricsSettings = MetricsSettings()
+    journal: str | None = None  # a postgresql:// URL (several machines) or a SQLite file; default state/journal.sqlite3
+    machine: str = Field(default_factory=socket.gethostname, min_length=1)  # this service's name in a shared journal
+    lease_seconds: float = Field(30.0, ge=1.0, le=3600.0)  # a shared journal's claim lapses this long after progress
 
     @field_validator("styles")
     @classmethod
@@ -262,9 +268,25 @@ class Config(_Strict):
         return self.output / "logs"
 
     @property
+    def journal_shared(self) -> bool:
+        """True when the journal is a PostgreSQL database shared by several machines."""
+        return bool(self.journal) and self.journal.startswith(("postgresql://", "postgres://"))
+
+    @property
     def journal_path(self) -> Path:
-        """The SQLite job store."""
+        """The SQLite job store (unused when the journal is shared)."""
+        if self.journal and not self.journal_shared:
+            return Path(self.journal)
         return self.state / "journal.sqlite3"
+
+    @property
+    def store_target(self) -> StoreTarget:
+        """The job store to open, with this machine's folders (a shared store keeps paths relative to them)."""
+        roots = {"input": self.input, "output": self.output, "processed": self.processed_dir,
+                 "failed": self.failed_dir}
+        location = self.journal if self.journal_shared else str(self.journal_path)
+        return StoreTarget(location, {k: to_text(v) for k, v in roots.items()}, self.machine, self.lease_seconds,
+                           self.retries.max_attempts)
 
     def excluded_dirs(self) -> list[Path]:
         """Folders of ours that may sit inside the input folder and must never be watched."""

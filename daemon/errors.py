@@ -47,10 +47,20 @@ def journal_corrupt_message(path: object, detail: str) -> str:
             f"(mv {path} {path}.corrupt) and start again: the daemon rebuilds it from the output sidecars")
 
 
+class JournalUnreachable(StyleDaemonError):
+    """The shared job store's server cannot be reached at start; systemd may try again later."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
 class StateLockedError(StyleDaemonError):
     """Another service (or one of its workers) still holds the state folder's lock."""
 
     exit_code = 75  # EX_TEMPFAIL: systemd may try again once the old processes are gone
+
+
+class LeaseLost(StyleDaemonError):
+    """This worker no longer holds the job (its lease expired and another worker took it): abort, write nothing."""
 
 
 class StopRequested(StyleDaemonError):

@@ -46,3 +46,24 @@ def starry():
     from daemon.media.images import load_image, resize_long_side
 
     return resize_long_side(load_image(STYLE / "starry_night.jpg").rgb, 128)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for the session (fails, never skips, without the server binaries)."""
+    from tests.pg_cluster import INSTALL_HINT, Cluster, server_bin
+
+    bindir = server_bin()
+    if bindir is None:
+        pytest.fail(INSTALL_HINT)
+    cluster = Cluster(bindir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def journal(request):
+    """The job store a test runs against: {} (the SQLite default) or {'journal': <a fresh PostgreSQL database>}."""
+    if request.param == "sqlite":
+        return {}
+    return {"journal": request.getfixturevalue("pg_cluster").new_database()}

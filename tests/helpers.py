@@ -95,8 +95,32 @@ class Daemon:
         self._log_handle.close()
 
 
+def journal_url(folder: Path) -> str | None:
+    """The PostgreSQL journal named in folder/config.yaml, or None for the SQLite default."""
+    config = folder / "config.yaml"
+    if not config.exists():
+        return None
+    value = (yaml.safe_load(config.read_text()) or {}).get("journal")
+    return value if isinstance(value, str) and value.startswith("postgresql://") else None
+
+
+def pg_rows(url: str, query: str) -> list[dict]:
+    """Rows of a query on a PostgreSQL journal ([] while its tables do not exist yet)."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        try:
+            return conn.execute(query).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+
+
 def journal_rows(folder: Path, query: str = "SELECT * FROM jobs ORDER BY id") -> list[dict]:
-    """Rows of the daemon's journal (read-only)."""
+    """Rows of the daemon's journal (read-only): its SQLite file, or the PostgreSQL database its config names."""
+    url = journal_url(folder)
+    if url is not None:
+        return pg_rows(url, query)
     path = folder / "state" / "journal.sqlite3"
     if not path.exists():
         return []

@@ -78,9 +78,9 @@ def _distinct_images(folder, count):
         Image.fromarray(pixels).save(folder / f"p{index:03d}.png")
 
 
-def test_200_files_dropped_at_once_each_processed_exactly_once(folder, tmp_path_factory):
+def test_200_files_dropped_at_once_each_processed_exactly_once(folder, tmp_path_factory, journal):
     config = write_config(folder, workers=2, engine={"iterations": 1, "max_size": 32, "scales": 1,
-                                                      "backbone": "vgg16-hed"})
+                                                      "backbone": "vgg16-hed"}, **journal)
     staging = tmp_path_factory.mktemp("staging")
     _distinct_images(staging, 200)
     daemon = Daemon(config, fake_delay=0.0)
@@ -116,10 +116,10 @@ def test_duplicates_renames_and_changes(folder):
     assert "renamed.starry.jpg" not in outputs(folder)
 
 
-def _start_long_job(folder, iterations, delay, name="chelsea.png"):
+def _start_long_job(folder, iterations, delay, name="chelsea.png", journal=None):
     """A daemon whose one job runs `iterations` iterations of `delay` seconds; returns once it is running."""
     config = write_config(folder, engine={"iterations": iterations, "max_size": 64, "scales": 1,
-                                          "backbone": "vgg16-hed"})
+                                          "backbone": "vgg16-hed"}, **(journal or {}))
     daemon = Daemon(config, fake_delay=delay)
     daemon.wait_ready()
     drop(CONTENT / name, folder / "in" / name)
@@ -127,8 +127,8 @@ def _start_long_job(folder, iterations, delay, name="chelsea.png"):
     return config, daemon
 
 
-def test_kill_9_mid_job_then_restart_completes_once(folder):
-    config, daemon = _start_long_job(folder, 60, 0.1, "astronaut.png")
+def test_kill_9_mid_job_then_restart_completes_once(folder, journal):
+    config, daemon = _start_long_job(folder, 60, 0.1, "astronaut.png", journal)
     worker_pids = [r["pid"] for r in journal_rows(folder, "SELECT pid FROM workers")]
     daemon.kill()
     # The worker dies with its supervisor: no orphan keeps working on the job.

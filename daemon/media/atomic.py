@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
@@ -125,11 +126,12 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def sweep_temp_files(folder: Path) -> int:
-    """Delete temp files an interrupted atomic write left under `folder`; returns how many."""
+def sweep_temp_files(folder: Path, older_than: float = 0.0) -> int:
+    """Delete temp files an interrupted atomic write left under `folder` (at least `older_than` s old); how many."""
     removed = 0
+    cutoff = time.time() - older_than
     for path in Path(folder).rglob(".*.tmp"):
-        if path.is_file():
+        if path.is_file() and (not older_than or path.stat().st_mtime < cutoff):
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed += 1

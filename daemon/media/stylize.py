@@ -48,6 +48,7 @@ class StylizeRequest:
     generation: int = 0
     name_taken: Callable[[Path], bool] | None = None  # names held by other queued jobs (the daemon's store)
     command_line: str | None = None  # the stylize command as typed, recorded in the sidecar
+    before_publish: Callable[[], None] | None = None  # raises to abort (the daemon's claim on the job lapsed)
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,8 @@ def run_stylize(
     _say_not_upscaled(request, content)
     result = engine.stylize(content.rgb, styles, request.params, on_progress, should_stop,
                             on_snapshot=_snapshot_writer(request))
+    if request.before_publish is not None:
+        request.before_publish()
     output = _publish(result.rgb, request.output, request, content.alpha)
     if output != request.output:
         log.info("%s is taken; wrote the result as %s", request.output.name, output.name)

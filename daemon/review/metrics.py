@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, start_http_server, write_to_tex
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
 from daemon.config import MetricsSettings
-from daemon.store import JobStore, open_store
+from daemon.store import JobStore, StoreTarget, open_store
 
 log = logging.getLogger(__name__)
 
@@ -20,16 +20,16 @@ DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600)
 class JournalCollector:
     """Builds every series on each scrape from a read-only look at the journal."""
 
-    def __init__(self, journal_path: Path) -> None:
-        self.journal_path = journal_path
+    def __init__(self, target: StoreTarget) -> None:
+        self.target = target
         self.up = 1
 
     def collect(self):
         """prometheus_client's collector protocol."""
         yield GaugeMetricFamily("style_daemon_up", "1 while the service runs", value=self.up)
-        if not self.journal_path.exists():
+        if not self.target.shared and not Path(self.target.location).exists():
             return
-        journal = open_store(self.journal_path, readonly=True)
+        journal = open_store(self.target, readonly=True)
         try:
             yield from self._from_journal(journal)
         finally:
@@ -71,7 +71,7 @@ def _histogram(seconds: list[float]) -> HistogramMetricFamily:
 class MetricsExporter:
     """Serves and/or writes the metrics as configured; inert when neither is set."""
 
-    def __init__(self, settings: MetricsSettings, journal_path: Path) -> None:
+    def __init__(self, settings: MetricsSettings, journal_path: StoreTarget) -> None:
         self.settings = settings
         self.collector = JournalCollector(journal_path)
         self.registry = CollectorRegistry()

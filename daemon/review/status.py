@@ -29,6 +29,8 @@ class RunningJob:
     eta_seconds: float | None
     running_seconds: float
     worker: str | None
+    machine: str | None = None  # a shared journal: the machine whose worker holds the job
+    lease_age_seconds: float | None = None  # since that worker last renewed its claim
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,16 @@ def collect(config: Config) -> StatusReport:
 
 
 def _collect_jobs(config: Config) -> StatusReport:
-    if not config.journal_path.exists() or config.journal_path.stat().st_size == 0:
+    if not config.journal_shared and (not config.journal_path.exists() or config.journal_path.stat().st_size == 0):
         return StatusReport(0, 0, 0, 0)  # nothing recorded yet (the service creates the tables at start)
-    journal = open_store(config.journal_path, readonly=True)
+    journal = open_store(config.store_target, readonly=True)
     try:
         counts = journal.counts()
         now = time.time()
         running = [
             RunningJob(j.id, j.rel_path, j.style_set, j.progress_iteration, j.progress_total, j.progress_loss,
-                       j.progress_eta, now - (j.started or now), j.worker)
+                       j.progress_eta, now - (j.started or now), j.worker, j.machine,
+                       None if j.heartbeat is None else max(0.0, now - j.heartbeat))
             for j in journal.jobs("running")
         ]
         failed = [FailedJob(j.id, j.rel_path, j.style_set, j.error, j.finished) for j in journal.jobs("failed", 5)]
@@ -100,7 +103,8 @@ def _collect_jobs(config: Config) -> StatusReport:
         drain = None
         if mean is not None:
             left = sum(r.eta_seconds or 0 for r in running)
-            drain = (left + mean * counts.queued) / max(config.workers, 1)
+            serving = len(current_workers(journal.workers())) if config.journal_shared else config.workers
+            drain = (left + mean * counts.queued) / max(serving, 1)  # a shared store: every machine's workers
         waiting = [WaitingJob(j.id, j.rel_path, j.style_set, j.error, max(0.0, j.next_attempt - now))
                    for j in journal.jobs("queued", 100_000) if (j.error or "").startswith(WAITING_PREFIX)]
         return StatusReport(counts.queued, counts.running, counts.done, counts.failed, running, failed, mean,
@@ -111,12 +115,12 @@ def _collect_jobs(config: Config) -> StatusReport:
 
 def current_workers(rows: list[WorkerRecord]) -> list[WorkerRecord]:
     """The newest row of each worker slot: a restarted worker replaces its dead predecessor."""
-    newest: dict[str, WorkerRecord] = {}
+    newest: dict[tuple[str | None, str], WorkerRecord] = {}
     for row in rows:
-        slot = row.id.partition(":")[0]
+        slot = (row.machine, row.id.partition(":")[0])
         if slot not in newest or row.started > newest[slot].started:
             newest[slot] = row
-    return sorted(newest.values(), key=lambda w: w.id)
+    return sorted(newest.values(), key=lambda w: (w.machine or "", w.id))
 
 
 def render_json(report: StatusReport) -> str:
@@ -142,7 +146,10 @@ def render_text(report: StatusReport) -> str:
         progress = f"{job.iteration}/{job.total}" if job.total else "starting"
         loss = f"loss {job.loss:.4g}" if job.loss is not None else ""
         eta = f"eta {format_eta(job.eta_seconds)}" if job.total else ""
-        lines.append(f"running  #{job.id} {display(job.input)} [{job.style_set}] iter {progress} {loss} {eta}".rstrip())
+        where = f" on {display(job.machine)}/{job.worker} lease {job.lease_age_seconds:.0f}s ago" \
+            if job.machine and job.lease_age_seconds is not None else ""
+        lines.append(f"running  #{job.id} {display(job.input)} [{job.style_set}] iter {progress} {loss} {eta}".rstrip()
+                     + where)
     for job in report.waiting_jobs:
         lines.append(f"waiting  #{job.id} {display(job.input)} [{job.style_set}]: "
                      f"{display(job.reason.removeprefix(WAITING_PREFIX))}; next try in {format_duration(job.next_try_seconds)}")
@@ -152,7 +159,8 @@ def render_text(report: StatusReport) -> str:
     for item in report.ignored[-SHOWN_IGNORED:]:
         lines.append(f"ignored  {display(item.name)}: {display(item.reason)}")
     for worker in report.workers:
-        lines.append(f"worker   {worker.id} {worker.state} backbone {worker.backbone or '-'}")
+        machine = f"{display(worker.machine)}/" if worker.machine else ""
+        lines.append(f"worker   {machine}{worker.id} {worker.state} backbone {worker.backbone or '-'}")
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from daemon.media.atomic import sweep_temp_files
 from daemon.service.adopt import adopt_results
 from daemon.config import Config, load_config
-from daemon.errors import ConfigError, JournalError, StyleDaemonError, journal_corrupt_message
+from daemon.errors import ConfigError, JournalError, JournalUnreachable, StyleDaemonError, journal_corrupt_message
 from daemon.logs import make_formatter
 from daemon.service.fingerprint import style_fingerprints
 from daemon.service.intake import Intake
@@ -51,12 +51,14 @@ class Supervisor:
         self._attach_file_log()
         self._take_lock()
         self._install_signals()
-        journal = open_store(self.config.journal_path)
-        journal.clear_workers()
+        journal = open_store(self.config.store_target, give_up=self.stop.is_set)
+        journal.claim_machine()
+        journal.clear_workers()  # this machine's rows only; recover() below likewise touches only its jobs
         recovered = journal.recover()
         if recovered:
             log.info("re-queued %d job(s) interrupted by the last shutdown or crash", recovered)
-        swept = sweep_temp_files(self.config.output)
+        # A shared output folder holds other machines' writes in flight: sweep only ones long abandoned.
+        swept = sweep_temp_files(self.config.output, 120.0 if self.config.journal_shared else 0.0)
         if swept:
             log.info("removed %d partial output file(s) left by an interrupted write", swept)
         adopt_results(self.config, journal)
@@ -94,7 +96,7 @@ class Supervisor:
 
     def _run_forever(self, intake: Intake, journal: JobStore) -> int:
         try:
-            metrics = MetricsExporter(self.config.metrics, self.config.journal_path)
+            metrics = MetricsExporter(self.config.metrics, self.config.store_target)
         except OSError as exc:
             raise ConfigError(f"metrics.listen {self.config.metrics.listen}: cannot listen ({exc.strerror}); "
                               "pick a free local port") from None
@@ -113,7 +115,7 @@ class Supervisor:
                 if not journal.pending() and not intake.busy():
                     self._summary(journal)
                 self.stop.wait(0.2)
-        except JournalError:
+        except (JournalError, JournalUnreachable):
             self.notifier.send("STOPPING=1")
             pool.stop(STOP_GRACE_SECONDS)  # nothing can be recorded any more: stop at once, keep the files
             raise
@@ -129,7 +131,7 @@ class Supervisor:
     def _wait_ready(self, journal: JobStore, pool: WorkerPool) -> None:
         """READY=1 only once every worker has loaded its model."""
         while not self.stop.is_set():
-            states = {w.id: w.state for w in journal.workers()}
+            states = {w.id: w.state for w in journal.workers() if (w.machine or "") == journal.machine}
             ready = [s for s in states.values() if s in ("ready", "busy", "waiting")]
             if len(ready) >= len(pool.workers):
                 break

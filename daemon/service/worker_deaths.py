@@ -16,9 +16,7 @@ def settle_dead_worker(config: Config, journal: JobStore, ended: EndedWorker) ->
     """Re-queue (or, after max_attempts, fail) the dead worker's job and mark its row as restarting."""
     dead = worker_id(ended.index, ended.pid)
     reason = f"the worker process died while processing this photo ({ended.how()})"
-    for job in journal.jobs("running"):
-        if job.worker != dead:
-            continue
+    for job in journal.running_of(dead):  # this machine's only: another machine's w0:1234 is not ours
         if job.attempts < config.retries.max_attempts:
             journal.retry_later(job.id, f"{reason}; trying again", 0)
             log.warning("job %d: %s; re-queued (attempt %d of %d used)", job.id, reason, job.attempts,
@@ -33,5 +31,5 @@ def settle_dead_worker(config: Config, journal: JobStore, ended: EndedWorker) ->
             report = None
             log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
         log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message, f" (see {report})" if report else "")
-    if any(w.id == dead for w in journal.workers()):
+    if any(w.id == dead and (w.machine or "") == journal.machine for w in journal.workers()):
         journal.worker_state(dead, "restarting")

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from daemon.service.aftercare import record_failure, release_input, withdraw_stale_failures
 from daemon.config import Config, load_config
-from daemon.errors import BadInputError, JournalError, StopRequested, StyleDaemonError, UnsafeInputError, is_out_of_memory
+from daemon.errors import BadInputError, JournalError, LeaseLost, StopRequested, StyleDaemonError, UnsafeInputError, is_out_of_memory
 from daemon.service.environment import EnvironmentProblem, environment_problem
 from daemon.service.fingerprint import style_fingerprints
 from daemon.review.gallery import write_gallery
@@ -26,6 +26,7 @@ from daemon.store import Job, open_store, worker_id
 from daemon.service.worker_pool import SUPERVISOR_PID_ENV
 from daemon.review.progress import describe
 from daemon.media.stylize import StyleRef, StylizeRequest, run_stylize
+from daemon.review.contact_sheet import sheet_path
 from daemon.service.routing import free_output_names, output_path_for
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class Worker:
         self.reload = threading.Event()
         self.config = load_config(config_path)
         self.fingerprints = style_fingerprints(self.config)
-        self.journal = open_store(self.config.journal_path)
+        self.journal = open_store(self.config.store_target, give_up=self.stop.is_set)
         self._last_progress = 0.0
         self._state: tuple[str, float] = ("", 0.0)
         self._parent = _expected_parent()
@@ -137,8 +138,13 @@ class Worker:
         if located is None:
             return
         job, source, handle = located
-        with handle:
-            self._run(engine, job, source, handle)
+        try:
+            with handle:
+                self._run(engine, job, source, handle)
+        except LeaseLost:
+            # Another machine took the job after this worker's lease lapsed (frozen, cut off): it owns it now.
+            log.warning("job %d: this worker's claim lapsed and another worker took the job; abandoned here, "
+                        "nothing written", job.id)
 
     def _run(self, engine, job: Job, source: Path, handle: BinaryIO) -> None:
         style = self.config.styles.get(job.style_set)
@@ -166,10 +172,13 @@ class Worker:
             params_hash=params_hash,
             generation=job.generation,
             name_taken=self._held_by_another(job.id),
+            before_publish=lambda: self.journal.renew(job.id),  # a worker whose claim lapsed writes nothing
         )
         log.info("job %d: start %s with style %s (attempt %d)", job.id, job.rel_path, job.style_set, job.attempts)
         try:
             outcome = run_stylize(engine, request, self._progress(job), self.stop.is_set)
+        except LeaseLost:
+            raise
         except StopRequested:
             self.journal.requeue(job.id)
             log.info("job %d: interrupted by shutdown; re-queued", job.id)
@@ -182,7 +191,11 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - every failure must end in a recorded state
             self._handle_error(job, source, exc, handle)
             return
-        self.journal.finish(job.id, outcome.seconds, to_text(outcome.output))
+        try:
+            self.journal.finish(job.id, outcome.seconds, to_text(outcome.output))
+        except LeaseLost:
+            _withdraw(outcome.output, outcome.sidecar)  # published just now; the job's new holder writes it
+            raise
         log.info("job %d: done %s -> %s in %.1fs", job.id, job.rel_path, outcome.output, outcome.seconds)
         self._environment_recovered()
         withdraw_stale_failures(self.config, self.journal, job)
@@ -219,7 +232,8 @@ class Worker:
         if not self.config.gallery.index:
             return
         try:
-            write_gallery(self.config, self.journal)
+            with self.journal.exclusive("gallery"):  # one machine at a time rebuilds the shared page
+                write_gallery(self.config, self.journal)
         except OSError as exc:
             if str(exc.strerror) != self._gallery_error:  # once per cause, not at every job on a full disk
                 log.warning("could not update the gallery: %s", exc)
@@ -319,6 +333,15 @@ class Worker:
         log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message,
                   f" (see {report})" if report else "")
         self._update_gallery()
+
+
+def _withdraw(output: Path, sidecar: Path) -> None:
+    """Remove a result this worker published after its claim lapsed (and its sheet), so none is doubled."""
+    for path in (output, sidecar, sheet_path(output)):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def _one_line(exc: BaseException) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from typing import ContextManager, Iterable, Protocol
 
 from daemon.store.records import Counts, Job, JobSpec, State, WorkerRecord
 
@@ -10,8 +10,12 @@ from daemon.store.records import Counts, Job, JobSpec, State, WorkerRecord
 class JobStore(Protocol):
     """Jobs keyed by (content sha256, style set, parameter hash, generation), claimed by workers, crash-safely.
 
-    Every job holds a distinct output path, reserved when it is queued.
+    Every job holds a distinct output path, reserved when it is queued. A claim is a lease held by the
+    claiming store object: progress renews it; once it lapsed and another worker took the job, progress,
+    renew, finish, fail, retry_later and requeue raise LeaseLost (a shared store; SQLite's claims never lapse).
     """
+
+    machine: str  # this machine's name in a shared store ("" for SQLite)
 
     def close(self) -> None:
         """Release the connection."""
@@ -44,7 +48,10 @@ class JobStore(Protocol):
         """Atomically take the oldest runnable queued job, or None."""
 
     def progress(self, job_id: int, iteration: int, total: int, loss: float, eta: float) -> None:
-        """Record the running job's progress (also its heartbeat)."""
+        """Record the running job's progress (also its heartbeat and lease renewal)."""
+
+    def renew(self, job_id: int) -> None:
+        """Extend this worker's lease on a job it claimed (before publishing); LeaseLost if it is gone."""
 
     def finish(self, job_id: int, seconds: float, output_path: str | None = None) -> None:
         """Mark a job done, recording the name its result was published under."""
@@ -69,7 +76,16 @@ class JobStore(Protocol):
         """Forget a queued job whose input disappeared."""
 
     def recover(self, alive: set[str] | None = None) -> int:
-        """Re-queue jobs left running by workers not in `alive`; returns how many."""
+        """Re-queue this machine's jobs left running by workers not in `alive`; returns how many."""
+
+    def running_of(self, worker: str) -> list[Job]:
+        """This machine's running jobs claimed by `worker`."""
+
+    def claim_machine(self) -> None:
+        """Hold this machine's name while the service runs; ConfigError if another service holds it."""
+
+    def exclusive(self, name: str) -> ContextManager[None]:
+        """A lock all machines sharing the store respect (e.g. the gallery rebuild)."""
 
     def worker_state(self, worker: str, state: str, backbone: str | None = None) -> None:
         """Record a worker's state and heartbeat."""
@@ -78,7 +94,7 @@ class JobStore(Protocol):
         """Every worker row, newest first."""
 
     def clear_workers(self) -> None:
-        """Forget worker rows."""
+        """Forget this machine's worker rows."""
 
     # -- reading --------------------------------------------------------------------------
     def get(self, job_id: int) -> Job | None:

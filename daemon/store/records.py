@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 State = Literal["queued", "running", "done", "failed"]
@@ -42,6 +42,8 @@ class Job(JobSpec):
     progress_eta: float | None
     seconds: float | None
     generation: int = 0  # 0 for the first job of a (content, style set); redo adds the next
+    machine: str | None = None  # the machine whose worker runs it (shared stores only)
+    lease_expires: float | None = None  # when that worker's claim lapses (database clock; shared stores only)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,23 @@ class WorkerRecord:
     backbone: str | None
     started: float
     heartbeat: float
+    machine: str | None = None  # shared stores only
+
+
+@dataclass(frozen=True)
+class StoreTarget:
+    """Where the job store is and how this machine sees it: its roots map stored relative paths to its own."""
+
+    location: str  # a postgresql:// URL, or the SQLite file
+    roots: dict[str, str] = field(default_factory=dict)  # name -> this machine's folder (text form)
+    machine: str = ""
+    lease_seconds: float = 30.0
+    max_attempts: int = 0  # a shared store fails a job whose lease lapsed on this many attempts (0: never)
+
+    @property
+    def shared(self) -> bool:
+        """True for a PostgreSQL URL (several machines), False for a SQLite file."""
+        return self.location.startswith(("postgresql://", "postgres://"))
 
 
 def worker_id(index: int, pid: int | None = None) -> str:

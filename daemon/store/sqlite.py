@@ -106,6 +106,8 @@ def _guard_public_methods(cls):
 class SqliteStore:
     """A connection to the SQLite journal; each process (supervisor, worker, status) opens its own."""
 
+    machine = ""  # one machine: the state folder's lock already keeps a second service out
+
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = Path(path)
         if readonly:
@@ -277,6 +279,9 @@ class SqliteStore:
             (iteration, total, loss, eta, time.time(), job_id),
         )
 
+    def renew(self, job_id: int) -> None:
+        """One machine: a claim lasts until the job ends or the service restarts, nothing to extend."""
+
     def finish(self, job_id: int, seconds: float, output_path: str | None = None) -> None:
         """Mark a job done; output_path is the name the result was published under, if not the reserved one."""
         now = time.time()
@@ -345,6 +350,22 @@ class SqliteStore:
                 db.execute("UPDATE jobs SET state='queued', attempts=MAX(attempts-1, 0), updated=?, "
                            "worker=NULL WHERE id=?", (now, job_id))
         return len(stale)
+
+    def running_of(self, worker: str) -> list[Job]:
+        """Running jobs claimed by `worker`."""
+        rows = self._db.execute("SELECT * FROM jobs WHERE state='running' AND worker=?", (worker,)).fetchall()
+        return [Job(**dict(r)) for r in rows]
+
+    def claim_machine(self) -> None:
+        """Nothing to hold: the state folder's lock keeps a second service off this journal."""
+
+    def exclusive(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """One machine: the callers' own file locks suffice."""
+        return contextlib.nullcontext()
+
+    def file_records(self) -> list[tuple[str, int, int, str, float]]:
+        """Every (path, size, mtime_ns, sha, seen) the intake remembers (for moving the journal elsewhere)."""
+        return [tuple(r) for r in self._db.execute("SELECT path, size, mtime_ns, sha, seen FROM files")]
 
     def worker_state(self, worker: str, state: str, backbone: str | None = None) -> None:
         """Record a worker's state (starting, ready, busy, stopped) and heartbeat."""
