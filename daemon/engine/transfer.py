@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from daemon.engine import backend, memory
+from daemon.engine import backend, buckets, memory
 from daemon.engine.color import keep_content_colors, match_color_histogram
 from daemon.engine.losses import LossSpec, gram_numpy, loss_terms, preprocess, weighted_total
 from daemon.engine.optimize import adam, lbfgs
@@ -30,11 +30,14 @@ class StyleTransfer:
     """A loaded backbone that stylises images; build once, call stylize() for every job."""
 
     def __init__(self, source: WeightsSource) -> None:
+        if backend.backend_name() == "jax":
+            backend.enable_compilation_cache()  # before anything compiles, or JAX ignores it
         self.source = source
         self.model = build_model(source)
         self.convs_per_block = _convs_per_block(self.model)
         self._compiled: dict[tuple, Callable] = {}
         self._feature_models: dict[tuple, tuple] = {}
+        self._device_loops: dict[tuple, tuple] = {}
 
     def backend(self) -> str:
         """The Keras backend computing the loss."""
@@ -109,6 +112,7 @@ class StyleTransfer:
         sizes = _scale_sizes(content.shape, long_side, params)
         styles = _prepare_styles(styles, content, params)
         clock = _Clock(sizes, params.iterations)
+        on_device = self._on_device(params)
         history: list[LossRecord] = []
         image = None
         evaluations = iterations = 0
@@ -117,10 +121,13 @@ class StyleTransfer:
             content_s = resize_to(content, size)
             targets = self._targets(feature_model, spec, content_s, styles, size, params)
             image = _initial(image, content_s, styles, params, size)
-            step = self._value_and_grad(feature_model, spec, targets)
             on_step = self._step_reporter(index, len(sizes), size, params, clock, history, hooks)
-            run = lbfgs if params.optimizer == "lbfgs" else _adam_with(params.learning_rate)
-            outcome = run(step, image[None], params.iterations, on_step)
+            if on_device:
+                outcome = self._device_scale(params, spec, targets, image, on_step, index * params.iterations)
+            else:
+                step = self._value_and_grad(feature_model, spec, targets)
+                run = lbfgs if params.optimizer == "lbfgs" else _adam_with(params.learning_rate)
+                outcome = run(step, image[None], params.iterations, on_step)
             image = outcome.image[0]
             evaluations += outcome.evaluations
             iterations += outcome.iterations
@@ -137,6 +144,52 @@ class StyleTransfer:
             history=history, downsized_from=downsized,
         )
 
+    def _on_device(self, params: TransferParams) -> bool:
+        """Whether this job runs the on-device L-BFGS loop (JAX) rather than a host loop."""
+        jax = backend.backend_name() == "jax"
+        device = params.optimizer == "lbfgs" and (
+            params.lbfgs_impl == "optax" or (params.lbfgs_impl == "auto" and jax))
+        if device and not jax:
+            raise ConfigError("lbfgs_impl optax needs the JAX backend; set KERAS_BACKEND=jax "
+                              "or lbfgs_impl: auto")
+        if not device and params.precision != "float32":
+            raise ConfigError(f"precision {params.precision} needs the on-device loop; set "
+                              "KERAS_BACKEND=jax with optimizer lbfgs, or precision: float32")
+        return device
+
+    def _device_scale(self, params, spec: LossSpec, targets, image, on_step, offset: int):
+        """One scale on the device: the image padded to its bucket, the loss masked to its pixels."""
+        loop, plan, weights = self._device_loop(params, spec)
+        height, width = image.shape[:2]
+        bucket = buckets.bucket_size((width, height))
+        padded = [_pad_feature(targets[0], bucket, plan.level_of(spec.content_index)), *targets[1:]]
+
+        def next_stop(done: int) -> int:
+            # End a compiled call wherever the host must see the image: logged and saved iterations.
+            gaps = [params.log_every - done % params.log_every]
+            if params.save_every:
+                gaps.append(params.save_every - (offset + done) % params.save_every)
+            return min(gaps)
+
+        outcome = loop.run(buckets.pad_batch(image[None], bucket), padded, weights, (height, width),
+                           params.iterations, on_step, next_stop)
+        return replace(outcome, image=np.asarray(outcome.image)[:, :height, :width])
+
+    def _device_loop(self, params: TransferParams, spec: LossSpec):
+        """The compiled on-device loop for this loss and precision, built once and reused."""
+        key = (params.content_layer, tuple(params.style_layers.items()), spec, params.precision)
+        if key not in self._device_loops:
+            import jax.numpy as jnp
+
+            from daemon.engine import masked_vgg
+            from daemon.engine.device_loop import DeviceLBFGS
+
+            plan, weights = masked_vgg.make_plan(self.model, _feature_layers(params), spec, params.precision)
+            device_weights = [(jnp.asarray(k), jnp.asarray(b)) for k, b in weights]
+            loop = DeviceLBFGS(lambda x, t, w, hw: masked_vgg.loss(plan, x, t, w, hw))
+            self._device_loops[key] = (loop, plan, device_weights)
+        return self._device_loops[key]
+
     def _feature_model(self, params: TransferParams):
         key = (params.content_layer, tuple(params.style_layers.items()), params.content_weight,
                params.style_weight, params.tv_weight)
@@ -147,7 +200,7 @@ class StyleTransfer:
     def _build_feature_model(self, params: TransferParams):
         import keras
 
-        layers = [params.content_layer, *[n for n in params.style_layers if n != params.content_layer]]
+        layers = _feature_layers(params)
         valid = [layer.name for layer in self.model.layers if "conv" in layer.name]
         unknown = [n for n in layers if n not in valid]
         if unknown:
@@ -251,6 +304,17 @@ class _Clock:
         if self.work_done <= 0:
             return 0.0
         return max(self.elapsed() / self.work_done * (total_work - self.work_done), 0.0)
+
+
+def _feature_layers(params: TransferParams) -> list[str]:
+    """The feature model's outputs: the content layer first, then the other style layers."""
+    return [params.content_layer, *[n for n in params.style_layers if n != params.content_layer]]
+
+
+def _pad_feature(feature: np.ndarray, bucket: tuple[int, int], level: int) -> np.ndarray:
+    """A (1, h, w, C) feature map zero-padded to its pyramid level of the bucket."""
+    width, height = (buckets.level_shape(side, level) for side in bucket)
+    return np.pad(feature, ((0, 0), (0, height - feature.shape[1]), (0, width - feature.shape[2]), (0, 0)))
 
 
 def _scale_sizes(shape, long_side: int, params: TransferParams) -> list[tuple[int, int]]:
