@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the photo's colours (luminance transfer, or histogram matching)")
     s.add_argument("--init", choices=["content", "noise", "style"])
     s.add_argument("--optimizer", choices=["lbfgs", "adam"])
+    s.add_argument("--lbfgs-impl", choices=["auto", "optax", "scipy"],
+                   help="L-BFGS on the device (optax, JAX only) or on the host (scipy); default auto: optax under JAX")
+    s.add_argument("--precision", choices=["float32", "tf32", "bf16"],
+                   help="matrix precision of the on-device loop (JAX; default float32)")
     s.add_argument("--seed", type=int)
     s.add_argument("--backbone", choices=["auto", "vgg19", "vgg16-hed"], default="auto")
     s.add_argument("--weights", type=Path, help="a Keras VGG19 notop weights file (offline servers)")
@@ -81,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--exit-when-idle", action="store_true")
     w.set_defaults(handler=cmd_worker)
 
+    d = sub.add_parser("doctor", help="show the Keras backend, the device and its memory")
+    d.set_defaults(handler=cmd_doctor)
+
     f = sub.add_parser("fetch-weights", help="download VGG19 weights once, for offline use")
     f.add_argument("--weights", type=Path, help="check this file instead of downloading")
     f.set_defaults(handler=cmd_fetch_weights)
@@ -96,6 +103,7 @@ def _params_from_args(args: argparse.Namespace):
         "tv_weight": args.tv_weight, "style_scale": args.style_scale,
         "preserve_colors": args.preserve_colors, "init": args.init,
         "optimizer": args.optimizer, "seed": args.seed,
+        "lbfgs_impl": args.lbfgs_impl, "precision": args.precision,
         "on_too_large": "downsize" if args.downsize else None,
         "save_every": args.save_every,
     }
@@ -132,6 +140,15 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
 
     source = fetch_vgg19(args.weights)
     log.info("done: VGG19 weights from %s at %s (sha256 %s)", source.origin, source.path, source.sha256()[:16])
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print what the engine would compute on: backend, device, memory, compilation cache."""
+    from daemon.engine.doctor import describe
+
+    for key, value in describe().items():
+        print(f"{key}: {value}")
     return 0
 
 

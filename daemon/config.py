@@ -37,6 +37,8 @@ class EngineSettings(_Strict):
     content_layer: str = "block4_conv2"
     style_layers: dict[str, float] | None = None
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
+    lbfgs_impl: Literal["auto", "optax", "scipy"] = "auto"
+    precision: Literal["float32", "tf32", "bf16"] = "float32"
     learning_rate: float = Field(2.0, gt=0)
     init: Literal["content", "noise", "style"] = "content"
     seed: int = 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# Eight bucket sides per octave: at most 12.5 % padding per side, 48 sides from 32 to 2048 px.
+# Eight bucket sides per octave (steps of 8 px below 64 px): at most 12.5 % padding per side from
+# 64 px up, and 48 sides from 32 to 2048 px.
 _STEPS_PER_OCTAVE = 8
 _MIN_STEP = 8
 

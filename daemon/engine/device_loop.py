@@ -49,7 +49,7 @@ class DeviceLBFGS:
 
         start = time.perf_counter()
         x = jnp.asarray(x0, dtype=jnp.float32)
-        state = self._optimizer.init(x)
+        state = _strong(self._optimizer.init(x))
         hw = jnp.asarray(real_hw, dtype=jnp.int32)
         targets = [jnp.asarray(t) for t in targets]  # copied to the device once, not per call
         done = evaluations = 0
@@ -90,7 +90,7 @@ class DeviceLBFGS:
         carry = (x, state, jnp.zeros(ITERATIONS_PER_CALL, jnp.float32), jnp.int32(0))
         x, state, totals, steps = jax.lax.fori_loop(0, n, body, carry)
         _, parts = self._loss_fn(x, targets, weights, hw)
-        return x, state, totals, steps, parts
+        return x, _strong(state), totals, steps, parts
 
 
 def project(x):
@@ -99,6 +99,14 @@ def project(x):
 
     inside = (x >= 0.0) & (x <= 255.0)
     return jnp.where(inside, x, jnp.clip(x, 0.0, 255.0))
+
+
+def _strong(state):
+    """The state with no weakly typed leaves: optax's fresh state has some and the chunk's returned
+    state would not, and JAX compiles again when only weak types differ."""
+    import jax
+
+    return jax.tree.map(lambda leaf: leaf.astype(leaf.dtype), state)
 
 
 class _Lazy:
