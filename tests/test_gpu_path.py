@@ -100,6 +100,12 @@ def test_persistent_compilation_cache_is_reused_by_a_new_process(probe, keras_ho
     assert again["first_job_seconds"] < probe["first_job_seconds"], (again, probe["first_job_seconds"])
 
 
+def test_without_optax_auto_runs_on_the_host_and_optax_is_refused(tmp_path):
+    report = _probe("no-optax", tmp_path)
+    assert report["fallback_iterations"] == 2 and report["device_loops"] == 0
+    assert "needs the optax package" in report["optax_error"]
+
+
 @pytest.mark.parametrize("n", [1, 31, 32, 33, 45, 63, 64, 65, 100, 129, 255, 256, 257, 383, 511, 513, 1000, 2047])
 def test_bucket_holds_the_side_with_little_padding(n):
     side = buckets.bucket_side(n)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import time
@@ -38,6 +39,7 @@ class StyleTransfer:
         self._compiled: dict[tuple, Callable] = {}
         self._feature_models: dict[tuple, tuple] = {}
         self._device_loops: dict[tuple, tuple] = {}
+        self._warned_no_optax = False
 
     def backend(self) -> str:
         """The Keras backend computing the loss."""
@@ -152,6 +154,15 @@ class StyleTransfer:
         if device and not jax:
             raise ConfigError("lbfgs_impl optax needs the JAX backend; set KERAS_BACKEND=jax "
                               "or lbfgs_impl: auto")
+        if device and importlib.util.find_spec("optax") is None:
+            if params.lbfgs_impl == "optax":
+                raise ConfigError("lbfgs_impl optax needs the optax package; pip install "
+                                  "'style-daemon[gpu]' (or optax), or set lbfgs_impl: scipy")
+            if not self._warned_no_optax:
+                log.warning("optax is not installed: L-BFGS runs on the host (scipy); "
+                            "pip install 'style-daemon[gpu]' for the on-device loop")
+                self._warned_no_optax = True
+            device = False
         if not device and params.precision != "float32":
             raise ConfigError(f"precision {params.precision} needs the on-device loop; set "
                               "KERAS_BACKEND=jax with optimizer lbfgs, or precision: float32")
