@@ -141,6 +141,7 @@ def _hooks(engine, photo, style) -> dict:
     loop = engine._device_loop(params, engine._feature_model(params)[1])[0]
     traces = loop.traces
     progress, saves, checks = [], [], []
+    photo = resize_to(photo, (64, 45))  # padded to its bucket, 64x48: saves must be cropped back
     result = engine.stylize(photo, [style], params, on_progress=lambda p: progress.append(p.iteration),
                             on_snapshot=lambda i, image: saves.append([i, list(image.shape)]))
     try:

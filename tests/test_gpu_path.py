@@ -74,7 +74,7 @@ def test_one_compilation_for_two_aspect_ratios_in_one_bucket(probe):
 def test_progress_saves_and_stop_between_compiled_calls(probe):
     hooks = probe["hooks"]
     assert hooks["progress"] == [1, 2, 3, 4, 5, 6, 7]
-    assert hooks["saves"] == [[3, [48, 64, 3]], [6, [48, 64, 3]]]
+    assert hooks["saves"] == [[3, [45, 64, 3]], [6, [45, 64, 3]]]
     assert hooks["history"] == [5, 7]
     assert hooks["stopped"] and hooks["stop_checks"] == 4
     assert hooks["new_traces"] == 0, "calls of different lengths must not compile again"

@@ -182,8 +182,11 @@ class StyleTransfer:
                 gaps.append(params.save_every - (offset + done) % params.save_every)
             return min(gaps)
 
+        def cropped_step(iteration, total, parts, current) -> bool:
+            return on_step(iteration, total, parts, lambda: current()[:, :height, :width])
+
         outcome = loop.run(buckets.pad_batch(image[None], bucket), padded, weights, (height, width),
-                           params.iterations, on_step, next_stop)
+                           params.iterations, cropped_step, next_stop)
         return replace(outcome, image=np.asarray(outcome.image)[:, :height, :width])
 
     def _device_loop(self, params: TransferParams, spec: LossSpec):
