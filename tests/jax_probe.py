@@ -62,7 +62,7 @@ def _without_optax(engine, photo, style) -> dict:
         error = ""
     except ConfigError as exc:
         error = str(exc)
-    return {"fallback_iterations": result.iterations, "device_loops": len(engine._device_loops),
+    return {"fallback_iterations": result.iterations, "device_loops": len(engine._device),
             "optax_error": error}
 
 
@@ -90,7 +90,7 @@ def _masking(engine, photo, style) -> dict:
     import jax.numpy as jnp
 
     from daemon.engine import buckets, masked_vgg
-    from daemon.engine.transfer import _pad_feature
+    from daemon.engine.on_device import pad_feature
 
     image = resize_to(photo, (61, 45))
     rng = np.random.default_rng(0)
@@ -99,9 +99,9 @@ def _masking(engine, photo, style) -> dict:
     feature_model, spec = engine._feature_model(params)
     targets = engine._targets(feature_model, spec, image, [style], (61, 45), params)
     total, grad, parts = engine._value_and_grad(feature_model, spec, targets)(x[None])
-    loop, plan, weights = engine._device_loop(params, spec)
+    loop, plan, weights = engine._device.loop(params, spec)
     bucket = buckets.bucket_size((61, 45))
-    padded_targets = [_pad_feature(targets[0], bucket, plan.level_of(0)), *targets[1:]]
+    padded_targets = [pad_feature(targets[0], bucket, plan.level_of(0)), *targets[1:]]
     padded = buckets.pad_batch(x[None], bucket)
     padded[:, 45:, :, :] = 255.0  # whatever the padding holds must not matter
     padded[:, :, 61:, :] = 77.0
@@ -123,7 +123,7 @@ def _buckets(engine, style) -> dict:
     """Traces of the compiled loop while photos of different aspect ratios go through."""
     # A loss of its own (tv_weight differs), so that its loop starts with no trace at all.
     params = TransferParams(max_size=SIZE, iterations=2, scales=1, tv_weight=4.0, **LIGHT)
-    loop = engine._device_loop(params, engine._feature_model(params)[1])[0]
+    loop = engine._device.loop(params, engine._feature_model(params)[1])[0]
     photo = load_image(CONTENT / "chelsea.png").rgb
     traces = {"start": loop.traces}
     for name, (width, height) in {"64x48": (64, 48), "64x42": (64, 42), "64x64": (64, 64)}.items():
@@ -138,7 +138,7 @@ def _hooks(engine, photo, style) -> dict:
     from daemon.errors import StopRequested
 
     params = TransferParams(max_size=SIZE, iterations=7, scales=1, save_every=3, log_every=5, **LIGHT)
-    loop = engine._device_loop(params, engine._feature_model(params)[1])[0]
+    loop = engine._device.loop(params, engine._feature_model(params)[1])[0]
     traces = loop.traces
     progress, saves, checks = [], [], []
     photo = resize_to(photo, (64, 45))  # padded to its bucket, 64x48: saves must be cropped back
@@ -177,7 +177,7 @@ def _device_total(engine, x, photo, style, precision) -> float:
     feature_model, spec = engine._feature_model(params)
     size = (x.shape[1], x.shape[0])
     targets = [jnp.asarray(t) for t in engine._targets(feature_model, spec, photo, [style], size, params)]
-    _, plan, weights = engine._device_loop(params, spec)
+    _, plan, weights = engine._device.loop(params, spec)
     total, _ = masked_vgg.loss(plan, jnp.asarray(x[None]), targets, weights, jnp.asarray([x.shape[0], x.shape[1]]))
     return float(total)
 

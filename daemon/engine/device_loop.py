@@ -60,6 +60,8 @@ class DeviceLBFGS:
             parts = tuple(float(p) for p in parts)
             evaluations += int(steps)
             image = _Lazy(x)
+            # The total is known for every iteration (the line search's value); the loss terms only
+            # at the end of a call, which falls on every logged iteration (see next_stop).
             for i in range(n):
                 done += 1
                 if not on_step(done, float(totals[i]), parts, image):

@@ -11,9 +11,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from daemon.engine import backend, buckets, memory
+from daemon.engine import backend, memory
 from daemon.engine.color import keep_content_colors, match_color_histogram
 from daemon.engine.losses import LossSpec, gram_numpy, loss_terms, preprocess, weighted_total
+from daemon.engine.on_device import DeviceScales, feature_layers
 from daemon.engine.optimize import adam, lbfgs
 from daemon.engine.params import MIN_SIDE, LossRecord, Progress, StyleImage, TransferParams, TransferResult
 from daemon.engine.weights import WeightsSource, build_model
@@ -38,7 +39,7 @@ class StyleTransfer:
         self.convs_per_block = _convs_per_block(self.model)
         self._compiled: dict[tuple, Callable] = {}
         self._feature_models: dict[tuple, tuple] = {}
-        self._device_loops: dict[tuple, tuple] = {}
+        self._device = DeviceScales(self.model)
         self._warned_no_optax = False
 
     def backend(self) -> str:
@@ -125,7 +126,7 @@ class StyleTransfer:
             image = _initial(image, content_s, styles, params, size)
             on_step = self._step_reporter(index, len(sizes), size, params, clock, history, hooks)
             if on_device:
-                outcome = self._device_scale(params, spec, targets, image, on_step, index * params.iterations)
+                outcome = self._device.run(params, spec, targets, image, on_step, index * params.iterations)
             else:
                 step = self._value_and_grad(feature_model, spec, targets)
                 run = lbfgs if params.optimizer == "lbfgs" else _adam_with(params.learning_rate)
@@ -168,42 +169,6 @@ class StyleTransfer:
                               "KERAS_BACKEND=jax with optimizer lbfgs, or precision: float32")
         return device
 
-    def _device_scale(self, params, spec: LossSpec, targets, image, on_step, offset: int):
-        """One scale on the device: the image padded to its bucket, the loss masked to its pixels."""
-        loop, plan, weights = self._device_loop(params, spec)
-        height, width = image.shape[:2]
-        bucket = buckets.bucket_size((width, height))
-        padded = [_pad_feature(targets[0], bucket, plan.level_of(spec.content_index)), *targets[1:]]
-
-        def next_stop(done: int) -> int:
-            # End a compiled call wherever the host must see the image: logged and saved iterations.
-            gaps = [params.log_every - done % params.log_every]
-            if params.save_every:
-                gaps.append(params.save_every - (offset + done) % params.save_every)
-            return min(gaps)
-
-        def cropped_step(iteration, total, parts, current) -> bool:
-            return on_step(iteration, total, parts, lambda: current()[:, :height, :width])
-
-        outcome = loop.run(buckets.pad_batch(image[None], bucket), padded, weights, (height, width),
-                           params.iterations, cropped_step, next_stop)
-        return replace(outcome, image=np.asarray(outcome.image)[:, :height, :width])
-
-    def _device_loop(self, params: TransferParams, spec: LossSpec):
-        """The compiled on-device loop for this loss and precision, built once and reused."""
-        key = (params.content_layer, tuple(params.style_layers.items()), spec, params.precision)
-        if key not in self._device_loops:
-            import jax.numpy as jnp
-
-            from daemon.engine import masked_vgg
-            from daemon.engine.device_loop import DeviceLBFGS
-
-            plan, weights = masked_vgg.make_plan(self.model, _feature_layers(params), spec, params.precision)
-            device_weights = [(jnp.asarray(k), jnp.asarray(b)) for k, b in weights]
-            loop = DeviceLBFGS(lambda x, t, w, hw: masked_vgg.loss(plan, x, t, w, hw))
-            self._device_loops[key] = (loop, plan, device_weights)
-        return self._device_loops[key]
-
     def _feature_model(self, params: TransferParams):
         key = (params.content_layer, tuple(params.style_layers.items()), params.content_weight,
                params.style_weight, params.tv_weight)
@@ -214,7 +179,7 @@ class StyleTransfer:
     def _build_feature_model(self, params: TransferParams):
         import keras
 
-        layers = _feature_layers(params)
+        layers = feature_layers(params)
         valid = [layer.name for layer in self.model.layers if "conv" in layer.name]
         unknown = [n for n in layers if n not in valid]
         if unknown:
@@ -318,17 +283,6 @@ class _Clock:
         if self.work_done <= 0:
             return 0.0
         return max(self.elapsed() / self.work_done * (total_work - self.work_done), 0.0)
-
-
-def _feature_layers(params: TransferParams) -> list[str]:
-    """The feature model's outputs: the content layer first, then the other style layers."""
-    return [params.content_layer, *[n for n in params.style_layers if n != params.content_layer]]
-
-
-def _pad_feature(feature: np.ndarray, bucket: tuple[int, int], level: int) -> np.ndarray:
-    """A (1, h, w, C) feature map zero-padded to its pyramid level of the bucket."""
-    width, height = (buckets.level_shape(side, level) for side in bucket)
-    return np.pad(feature, ((0, 0), (0, height - feature.shape[1]), (0, width - feature.shape[2]), (0, 0)))
 
 
 def _scale_sizes(shape, long_side: int, params: TransferParams) -> list[tuple[int, int]]:
