@@ -51,7 +51,8 @@ def main() -> None:
         style = StyleImage(load_image(IMAGES / "style" / style_name).rgb)
         images = {}
         for precision in PRECISIONS:
-            params = TransferParams(max_size=args.size, iterations=args.iterations, precision=precision)
+            params = TransferParams(max_size=args.size, iterations=args.iterations, precision=precision,
+                                    lbfgs_impl="optax")
             result = maker.stylize(content, [style], params)
             images[precision] = result.rgb
             judge_params = TransferParams(max_size=args.size)

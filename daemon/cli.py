@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--init", choices=["content", "noise", "style"])
     s.add_argument("--optimizer", choices=["lbfgs", "adam"])
     s.add_argument("--lbfgs-impl", choices=["auto", "optax", "scipy"],
-                   help="L-BFGS on the device (optax, JAX only) or on the host (scipy); default auto: optax under JAX")
+                   help="L-BFGS on the device (optax, JAX only) or on the host (scipy); default auto: optax on a JAX GPU")
     s.add_argument("--precision", choices=["float32", "tf32", "bf16"],
                    help="matrix precision of the on-device loop (JAX; default float32)")
     s.add_argument("--seed", type=int)

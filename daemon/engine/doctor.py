@@ -23,7 +23,9 @@ def describe() -> dict[str, str]:
 
         info["devices"] = ", ".join(str(d) for d in jax.devices())
         info["compilation cache"] = str(backend.compilation_cache_dir())
-        info["optimiser loop"] = "on the device (optax L-BFGS)"
+        on_gpu = not info["device"].startswith("cpu")
+        info["optimiser loop"] = ("on the device (optax L-BFGS)" if on_gpu else
+                                  "on the host (scipy L-BFGS-B; faster than the device loop on a CPU)")
     else:
         info["optimiser loop"] = "on the host (scipy L-BFGS-B); set KERAS_BACKEND=jax for the device loop"
     return info

@@ -43,7 +43,7 @@ class TransferParams:
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
     optimizer: Optimizer = "lbfgs"
-    # auto: optax on the device under JAX, scipy's L-BFGS-B on the host under TensorFlow.
+    # auto: optax on the device under JAX on an accelerator, else scipy's L-BFGS-B on the host.
     lbfgs_impl: LbfgsImpl = "auto"
     # Matrix precision of the on-device loop (JAX); float32 until bf16/tf32 speed is measured on a GPU.
     precision: Precision = "float32"
