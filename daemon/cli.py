@@ -46,7 +46,7 @@ EXIT_CODES = (
     (130, "interrupted (Ctrl-C)"),
     (141, "the reader of the output went away (e.g. `| head`)"),
 )
-PUBLIC_COMMANDS = ("stylize", "run", "once", "status", "check-config", "reload", "redo", "journal", "fetch-weights")
+PUBLIC_COMMANDS = ("stylize", "run", "once", "status", "check-config", "reload", "redo", "journal", "doctor", "fetch-weights")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the SQLite journal (default: journal.sqlite3 in the state folder)")
     jm.set_defaults(handler=cmd_journal_migrate)
 
+    d = command("doctor", "show the Keras backend, the device and its memory, and which optimiser loop runs")
+    d.set_defaults(handler=cmd_doctor)
+
     f = command("fetch-weights", "download VGG19 weights once into the Keras cache, for offline use",
                 "Download VGG19 weights once into the Keras cache, for offline use. With STYLE_DAEMON_OFFLINE=1 "
                 "nothing is downloaded.")
@@ -184,6 +187,10 @@ def _add_stylize(s: argparse.ArgumentParser) -> None:
                    help="start from the photo, from seeded noise or from the style image")
     s.add_argument("--optimizer", choices=["lbfgs", "adam"], default=d.optimizer,
                    help="L-BFGS needs far fewer iterations; adam is there for comparison")
+    s.add_argument("--lbfgs-impl", choices=["auto", "optax", "scipy"], default=d.lbfgs_impl,
+                   help="L-BFGS on the device (optax, JAX only) or on the host (scipy); auto: optax on a JAX GPU")
+    s.add_argument("--precision", choices=["float32", "tf32", "bf16"], default=d.precision,
+                   help="matrix precision of the on-device loop (JAX)")
     s.add_argument("--seed", type=int, default=d.seed, metavar="N",
                    help="random seed: identical input and seed give identical output on CPU")
     s.add_argument("--backbone", choices=["auto", "vgg19", "vgg16-hed"], default="auto",
@@ -217,7 +224,7 @@ def _params_from_args(args: argparse.Namespace):
             max_size=args.size, iterations=args.iterations, scales=args.scales, style_weight=args.style_weight,
             content_weight=args.content_weight, tv_weight=args.tv_weight, style_scale=args.style_scale,
             preserve_colors=args.preserve_colors, init=args.init, optimizer=args.optimizer, seed=args.seed,
-            on_too_large="downsize" if args.downsize else "refuse", save_every=args.save_every)
+            lbfgs_impl=args.lbfgs_impl, precision=args.precision, on_too_large="downsize" if args.downsize else "refuse", save_every=args.save_every)
     except ConfigError as exc:
         args.parser.error(_option_wording(str(exc).removeprefix("invalid engine parameter: ")))
 
@@ -293,6 +300,15 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
 
     source = fetch_vgg19(args.weights)
     log.info("done: VGG19 weights from %s at %s (sha256 %s)", source.origin, source.path, source.sha256()[:16])
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print what the engine would compute on: backend, device, memory, compilation cache."""
+    from daemon.engine.doctor import describe
+
+    for key, value in describe().items():
+        print(f"{key}: {value}")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -114,6 +115,41 @@ def _jax(loss_fn: LossFn, weights: Sequence) -> CompiledStep:
         return value_and_grad
 
     return bind
+
+
+# Compilations shorter than this are not worth a cache file (Keras' eager ops compile many tiny ones).
+_CACHE_MIN_COMPILE_SECONDS = 0.5
+
+
+def compilation_cache_dir() -> Path:
+    """JAX's persistent compilation cache: beside the weights in the Keras cache folder (under the
+    service, that is the unit's CacheDirectory), so a restarted service does not compile again."""
+    from daemon.engine.weights import keras_home
+
+    return keras_home() / "jax-compilation-cache"
+
+
+def enable_compilation_cache() -> Path:
+    """Point JAX's persistent compilation cache at compilation_cache_dir() (idempotent)."""
+    import jax
+
+    path = compilation_cache_dir()
+    if jax.config.jax_compilation_cache_dir != str(path):
+        path.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", _CACHE_MIN_COMPILE_SECONDS)
+        log.debug("JAX compilation cache in %s", path)
+    return path
+
+
+def device_memory_total() -> int | None:
+    """Total accelerator memory in bytes, or None when computing on the CPU or unknown."""
+    if backend_name() != "jax":
+        return None
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    return int(stats["bytes_limit"]) if "bytes_limit" in stats else None
 
 
 def device_memory_free() -> int | None:

@@ -12,6 +12,8 @@ Optimizer = Literal["lbfgs", "adam"]
 Init = Literal["content", "noise", "style"]
 ColorMode = Literal["none", "luminance", "histogram"]
 TooLarge = Literal["refuse", "downsize"]
+LbfgsImpl = Literal["auto", "optax", "scipy"]
+Precision = Literal["float32", "tf32", "bf16"]
 
 # VGG pools four times before block5; a smaller short side leaves nothing to pool.
 MIN_SIDE = 32
@@ -41,6 +43,10 @@ class TransferParams:
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
     optimizer: Optimizer = "lbfgs"
+    # auto: optax on the device under JAX on an accelerator, else scipy's L-BFGS-B on the host.
+    lbfgs_impl: LbfgsImpl = "auto"
+    # Matrix precision of the on-device loop (JAX); float32 until bf16/tf32 speed is measured on a GPU.
+    precision: Precision = "float32"
     learning_rate: float = 2.0
     init: Init = "content"
     seed: int = 0
@@ -64,6 +70,8 @@ class TransferParams:
             (self.learning_rate > 0, "learning_rate must be positive"),
             (self.log_every >= 1, "log_every must be at least 1"),
             (self.save_every >= 0, "save_every must be 0 (off) or positive"),
+            (self.lbfgs_impl in ("auto", "optax", "scipy"), "lbfgs_impl must be auto, optax or scipy"),
+            (self.precision in ("float32", "tf32", "bf16"), "precision must be float32, tf32 or bf16"),
         ]
         for ok, message in checks:
             if not ok:
