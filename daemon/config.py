@@ -231,7 +231,7 @@ class Config(_Strict):
     metrics: MetricsSettings = MetricsSettings()
     journal: str | None = None  # a postgresql:// URL (several machines) or a SQLite file; default state/journal.sqlite3
     machine: str = Field(default_factory=socket.gethostname, min_length=1)  # this service's name in a shared journal
-    lease_seconds: float = Field(30.0, ge=1.0, le=3600.0)  # a shared journal's claim lapses this long after progress
+    lease_seconds: Float = Field(30.0, ge=1.0, le=3600.0)  # a shared journal's claim lapses this long after progress
 
     @field_validator("styles")
     @classmethod
