@@ -97,3 +97,12 @@ def test_cli_help_starts_without_ml_frameworks() -> None:
         out = subprocess.run([sys.executable, "-c", probe2], capture_output=True, text=True,
                              env=dict(os.environ, PYTHONPATH=str(ROOT)))
         assert out.stdout.strip().splitlines()[-1] == "[]", argv
+
+
+def test_help_does_not_import_numpy() -> None:
+    # numpy alone costs about 70 ms at start; --help needs none of it.
+    probe = ("import sys\nfrom daemon.cli import main\nsys.argv = ['style-daemon', '--help']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\nprint('numpy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.stdout.strip().splitlines()[-1] == "False"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # only annotations use numpy: `style-daemon --help` starts without importing it
+    import numpy as np
 
 Backbone = Literal["auto", "vgg19", "vgg16-hed"]
 Optimizer = Literal["lbfgs", "adam"]
