@@ -18,15 +18,13 @@ from daemon.media.safe_open import open_input
 from daemon.media.naming import ERROR_REPORT, error_report_path, failed_copy_path, fit_path
 from daemon.config import Config
 from daemon.service.environment import ENVIRONMENT_ERRNOS
-from daemon.service.fingerprint import style_fingerprints
 from daemon.store import Job, JobStore
 from daemon.service.routing import style_sets_for
 
 log = logging.getLogger(__name__)
 
 
-def all_outputs_written(config: Config, journal: JobStore, source: Path, content_sha: str,
-                        fingerprints: dict[str, str]) -> bool:
+def all_outputs_written(config: Config, journal: JobStore, source: Path, content_sha: str) -> bool:
     """True when every style set the routing gives this file has a done job whose output exists.
 
     Any parameters count: settings changed later apply to new arrivals, not to photos already done.
@@ -38,13 +36,11 @@ def all_outputs_written(config: Config, journal: JobStore, source: Path, content
     return bool(wanted) and wanted <= done
 
 
-def release_input(config: Config, journal: JobStore, source: Path, content_sha: str,
-                  fingerprints: dict[str, str] | None = None) -> None:
+def release_input(config: Config, journal: JobStore, source: Path, content_sha: str) -> None:
     """Apply after_success to `source` once all its outputs are safely written; never earlier."""
     if config.after_success == "keep" or not _regular(source):
         return  # gone, or replaced by a link: a link is never moved or deleted for an input
-    prints = fingerprints or style_fingerprints(config)
-    if not all_outputs_written(config, journal, source, content_sha, prints):
+    if not all_outputs_written(config, journal, source, content_sha):
         return
     try:
         if config.after_success == "delete":

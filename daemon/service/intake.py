@@ -57,13 +57,13 @@ class Intake:
             self.watcher = None
         self.publish(arriving=0)
 
-    def scan_all(self, force: bool = False) -> int:
-        """Put files under the input folder that may need a job on the stability tracker (all with force)."""
+    def scan_all(self) -> int:
+        """Put files under the input folder that may need a job on the stability tracker."""
         self._last_rescan = time.monotonic()
         count = 0
         seen = self.ignored.rescan()
         for path in scan(self.config.input, self.filter, seen.add):
-            if force or self._needs_look(path):
+            if self._needs_look(path):
                 self.tracker.touch(path)
                 count += 1
         self.ignored.rescanned(seen)
@@ -177,6 +177,6 @@ class Intake:
         if added == 0 and not known:
             log.info("%s: this content was already handled for %s; nothing to do", rel, ", ".join(sets))
         if added == 0:
-            release_input(self.config, self.journal, path, sha, self.fingerprints)
+            release_input(self.config, self.journal, path, sha)
         return added
 

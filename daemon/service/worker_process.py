@@ -200,7 +200,7 @@ class Worker:
         self._environment_recovered()
         withdraw_stale_failures(self.config, self.journal, job)
         if source.is_relative_to(self.config.input):  # a redo may run from the processed folder
-            release_input(self.config, self.journal, source, job.content_sha, self.fingerprints)
+            release_input(self.config, self.journal, source, job.content_sha)
         self._update_gallery()
 
     def _open_checked(self, job: Job, path: Path) -> BinaryIO | None:
