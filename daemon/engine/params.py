@@ -14,6 +14,7 @@ Init = Literal["content", "noise", "style"]
 ColorMode = Literal["none", "luminance", "histogram"]
 TooLarge = Literal["refuse", "downsize"]
 LbfgsImpl = Literal["auto", "optax", "scipy"]
+Tiling = Literal["auto", "always", "never"]
 Precision = Literal["float32", "tf32", "bf16"]
 
 # VGG pools four times before block5; a smaller short side leaves nothing to pool.
@@ -56,6 +57,12 @@ class TransferParams:
     on_too_large: TooLarge = "refuse"
     log_every: int = 50
     save_every: int = 0
+    # Bytes one evaluation may use; 0: what is free now (RAM, or accelerator memory). Above it the
+    # loss and gradient are computed tile by tile (exact), so the budget bounds memory, not size.
+    memory_budget: int = 0
+    # auto: tile only when the untiled estimate exceeds the budget; always/never force it.
+    tiling: Tiling = "auto"
+    tile_size: int = 0  # px of a tile's core (multiple of 16); 0: the largest that fits the budget
 
     def __post_init__(self) -> None:
         checks = [
@@ -73,6 +80,10 @@ class TransferParams:
             (self.save_every >= 0, "save_every must be 0 (off) or positive"),
             (self.lbfgs_impl in ("auto", "optax", "scipy"), "lbfgs_impl must be auto, optax or scipy"),
             (self.precision in ("float32", "tf32", "bf16"), "precision must be float32, tf32 or bf16"),
+            (self.memory_budget >= 0, "memory_budget must be 0 (what is free) or positive"),
+            (self.tiling in ("auto", "always", "never"), "tiling must be auto, always or never"),
+            (self.tile_size == 0 or (self.tile_size >= 32 and self.tile_size % 16 == 0),
+             "tile_size must be 0 (auto) or a multiple of 16 of at least 32"),
         ]
         for ok, message in checks:
             if not ok:
@@ -105,6 +116,10 @@ class Progress:
     tv_loss: float
     elapsed: float
     eta: float | None  # seconds left; None while still estimating (the first iterations)
+    # A tiled evaluation reports after each tile too (iteration unchanged), so a long print-size
+    # iteration still shows progress to the watchdog; 0/0 when untiled or between evaluations.
+    tile: int = 0
+    tiles: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,22 @@ class LossRecord:
 
 
 @dataclass(frozen=True)
+class ScaleReport:
+    """What one scale of the coarse-to-fine run did: how long, why it stopped, whether it tiled."""
+
+    size: tuple[int, int]  # (width, height)
+    iterations: int
+    evaluations: int
+    seconds: float
+    stop_reason: str = "cap"  # cap | converged | ... (see transfer.py)
+    stop_detail: str = ""  # one plain sentence, e.g. "loss fell 0.3% over the last 10 iterations"
+    tiles: int = 0  # tiles per evaluation; 0: untiled
+    tile_size: int = 0  # core px of a tile
+    halo: int = 0  # px of context around each tile core
+    optimizer: str = ""  # e.g. "lbfgs-scipy", "lbfgs-float32", "adam"
+
+
+@dataclass(frozen=True)
 class TransferResult:
     """The stylised image (float32 RGB 0..255) and what it took to make it."""
 
@@ -132,3 +163,4 @@ class TransferResult:
     history: list[LossRecord]
     downsized_from: tuple[int, int] | None = None
     scale_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) of each scale that actually ran, coarse to fine
+    scale_reports: tuple[ScaleReport, ...] = ()  # one per scale that ran, coarse to fine
