@@ -117,6 +117,62 @@ def _jax(loss_fn: LossFn, weights: Sequence) -> CompiledStep:
     return bind
 
 
+def compile_tile_passes(forward: Callable, surrogate: Callable, weights: Sequence) -> tuple[Callable, Callable]:
+    """Compile the two passes of a tiled evaluation into numpy-in, numpy-out functions.
+
+    forward(x, boxes, weights) -> tuple of arrays; surrogate(x, boxes, grads, target, coef, weights) ->
+    scalar, of which the second function returns the gradient with respect to x."""
+    name = backend_name()
+    if name == "tensorflow":
+        return _tensorflow_tiles(forward, surrogate, weights)
+    if name == "jax":
+        return _jax_tiles(forward, surrogate, weights)
+    raise NotImplementedError(f"Keras backend {name!r} is not supported; use tensorflow or jax")
+
+
+def _tensorflow_tiles(forward: Callable, surrogate: Callable, weights: Sequence) -> tuple[Callable, Callable]:
+    import tensorflow as tf
+
+    # Tiles differ in shape at the image's edges: reduce_retracing traces one shape-generic graph.
+    @tf.function(jit_compile=_use_xla(), reduce_retracing=True)
+    def tf_forward(x, boxes, weights):
+        return forward(x, boxes, weights)
+
+    @tf.function(jit_compile=_use_xla(), reduce_retracing=True)
+    def tf_gradient(x, boxes, grads, target, coef, weights):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = surrogate(x, boxes, grads, target, coef, weights)
+        return tape.gradient(value, x)
+
+    def run_forward(x, boxes):
+        return [o.numpy() for o in tf_forward(tf.constant(x), tf.constant(boxes), weights)]
+
+    def run_gradient(x, boxes, grads, target, coef):
+        return tf_gradient(tf.constant(x), tf.constant(boxes), [tf.constant(g) for g in grads],
+                           tf.constant(target), tf.constant(coef), weights).numpy()
+
+    return run_forward, run_gradient
+
+
+def _jax_tiles(forward: Callable, surrogate: Callable, weights: Sequence) -> tuple[Callable, Callable]:
+    import jax
+    import jax.numpy as jnp
+
+    jax_weights = [jnp.asarray(w) for w in weights]
+    jit_forward = jax.jit(forward)
+    jit_gradient = jax.jit(jax.grad(surrogate))
+
+    def run_forward(x, boxes):
+        return [np.asarray(o) for o in jit_forward(jnp.asarray(x), jnp.asarray(boxes), jax_weights)]
+
+    def run_gradient(x, boxes, grads, target, coef):
+        return np.asarray(jit_gradient(jnp.asarray(x), jnp.asarray(boxes), [jnp.asarray(g) for g in grads],
+                                       jnp.asarray(target), jnp.asarray(coef), jax_weights))
+
+    return run_forward, run_gradient
+
+
 # Compilations shorter than this are not worth a cache file (Keras' eager ops compile many tiny ones).
 _CACHE_MIN_COMPILE_SECONDS = 0.5
 

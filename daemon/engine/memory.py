@@ -11,7 +11,7 @@ _BLOCK_CHANNELS = (64, 128, 256, 512, 512)
 # allocator slack. Calibrated on peak RSS measured on CPU (TensorFlow 2.21, vgg16-hed, 3 iterations):
 # 1.02 / 1.48 / 3.30 GB at 256 / 512 / 1024 px; this estimate gives 1.18 / 1.71 / 3.84 GB.
 _ACTIVATION_FACTOR = 3.0
-_FIXED_OVERHEAD = 1.0e9  # framework runtime and the VGG weights
+FIXED_OVERHEAD = 1.0e9  # framework runtime and the VGG weights
 
 
 def estimate_bytes(width: int, height: int, convs_per_block: tuple[int, ...], deepest_block: int) -> int:
@@ -21,7 +21,12 @@ def estimate_bytes(width: int, height: int, convs_per_block: tuple[int, ...], de
         h = math.ceil(height / 2**block)
         w = math.ceil(width / 2**block)
         activations += h * w * _BLOCK_CHANNELS[block] * (convs_per_block[block] + 0.25)
-    return int(activations * 4 * _ACTIVATION_FACTOR + _FIXED_OVERHEAD)
+    return int(activations * 4 * _ACTIVATION_FACTOR + FIXED_OVERHEAD)
+
+
+def work_bytes(width: int, height: int, convs_per_block: tuple[int, ...], deepest_block: int) -> int:
+    """estimate_bytes without the fixed runtime: what a memory budget is compared with."""
+    return estimate_bytes(width, height, convs_per_block, deepest_block) - int(FIXED_OVERHEAD)
 
 
 def available_bytes() -> int:

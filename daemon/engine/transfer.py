@@ -11,13 +11,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from daemon.engine import backend, memory
+from daemon.engine import backend, memory, tiled, tiling
 from daemon.engine.color import keep_content_colors, match_color_histogram
 from daemon.engine.losses import LossSpec, gram_numpy, loss_terms, preprocess, weighted_total
 from daemon.engine.on_device import DeviceScales, feature_layers
 from daemon.engine.optimize import adam, lbfgs
 from daemon.engine.eta import CostModel, EtaEstimator
-from daemon.engine.params import MIN_SIDE, LossRecord, Progress, StyleImage, TransferParams, TransferResult
+from daemon.engine.params import (MIN_SIDE, LossRecord, Progress, ScaleReport, StyleImage, TransferParams,
+                                  TransferResult)
 from daemon.engine.weights import WeightsSource, build_model
 from daemon.errors import BadInputError, ConfigError, ResourceError, StopRequested, is_out_of_memory
 from daemon.media.images import resize_long_side, resize_to
@@ -92,20 +93,33 @@ class StyleTransfer:
         long_side = min(params.max_size, max(height, width))
         scale = long_side / max(height, width)
         w, h = round(width * scale), round(height * scale)
-        deepest = self._deepest_block(params)
-        need = memory.estimate_bytes(w, h, self.convs_per_block, deepest)
-        budget = _budget()
+        net = self._network(params)
+        budget = _budget(params)
+        need = tiling.minimum_bytes(w, h, params, net)
         if need <= budget:
             return long_side
-        fitting = memory.largest_fitting_long_side(w, h, budget, self.convs_per_block, deepest)
+        fitting = tiling.largest_fitting_long_side(w, h, budget, params, net)
         if params.on_too_large == "downsize":
-            log.warning("%dx%d needs about %.1f GB but %.1f GB is free; downsizing to %d px",
+            log.warning("%dx%d needs at least %.1f GB but the memory budget is %.1f GB; downsizing to %d px",
                         w, h, need / 1e9, budget / 1e9, fitting)
             return fitting
+        try:
+            tiling.plan_scale(w, h, params, net, budget)
+        except ResourceError as exc:
+            raise ResourceError(f"{exc}; {fitting} px would fit") from None
         raise ResourceError(
-            f"a {w}x{h} result needs about {need / 1e9:.1f} GB but only {budget / 1e9:.1f} GB is "
-            f"free; set max_size to {fitting} or less, or on_too_large: downsize"
+            f"a {w}x{h} result needs about {need / 1e9:.1f} GB but the memory budget is {budget / 1e9:.1f} GB; "
+            f"set max_size to {fitting} or less, tiling: auto, or on_too_large: downsize"
         )
+
+    def _network(self, params: TransferParams) -> tiling.Network:
+        deepest = self._deepest_layer(params)
+        return tiling.Network(self.convs_per_block, self._deepest_block(params),
+                              tiled.safe_halo(self.model, deepest), tiled.pooling_grid(self.model, deepest))
+
+    def _deepest_layer(self, params: TransferParams) -> str:
+        names = [layer.name for layer in self.model.layers]
+        return max(feature_layers(params), key=names.index)
 
     def _deepest_block(self, params: TransferParams) -> int:
         names = [params.content_layer, *params.style_layers]
@@ -122,17 +136,31 @@ class StyleTransfer:
         image = None
         evaluations = iterations = 0
         start = time.perf_counter()
+        net, budget = self._network(params), _budget(params)
+        reports: list[ScaleReport] = []
         for index, size in enumerate(sizes):
+            plan = tiling.plan_scale(size[0], size[1], params, net, budget)
             content_s = resize_to(content, size)
-            targets = self._targets(feature_model, spec, content_s, styles, size, params)
             image = _initial(image, content_s, styles, params, size)
             on_step = self._step_reporter(index, len(sizes), size, params, clock, history, hooks)
-            if on_device:
+            if plan.tiled:
+                tiles = _TileReporter(on_step, index, len(sizes), size, clock, hooks)
+                log.info("%dx%d: tiled evaluation (%d px cores, %d px halo, %s) within %.1f GB",
+                         size[0], size[1], plan.core, plan.halo, plan.optimizer, budget / 1e9)
+                outcome, count = self._run_tiled(plan, feature_model, spec, content_s, styles, size, params,
+                                                 image, tiles)
+            elif on_device:
+                targets = self._targets(feature_model, spec, content_s, styles, size, params)
                 outcome = self._device.run(params, spec, targets, image, on_step, index * params.iterations)
             else:
+                targets = self._targets(feature_model, spec, content_s, styles, size, params)
                 step = self._value_and_grad(feature_model, spec, targets)
                 run = lbfgs if params.optimizer == "lbfgs" else _adam_with(params.learning_rate)
                 outcome = run(step, image[None], params.iterations, on_step)
+            reports.append(ScaleReport(
+                size=size, iterations=outcome.iterations, evaluations=outcome.evaluations, seconds=outcome.seconds,
+                tiles=count if plan.tiled else 0, tile_size=plan.core, halo=plan.halo,
+                optimizer="lbfgs-optax" if on_device and not plan.tiled else plan.optimizer))
             image = outcome.image[0]
             evaluations += outcome.evaluations
             iterations += outcome.iterations
@@ -146,8 +174,46 @@ class StyleTransfer:
         return TransferResult(
             rgb=image, iterations=iterations, evaluations=evaluations,
             seconds=time.perf_counter() - start, size=sizes[-1], losses=final,
-            history=history, downsized_from=downsized, scale_sizes=tuple(sizes),
+            history=history, downsized_from=downsized, scale_sizes=tuple(sizes), scale_reports=tuple(reports),
         )
+
+    def _run_tiled(self, plan: tiling.ScalePlan, feature_model, spec: LossSpec, content_s: np.ndarray, styles,
+                   size: tuple[int, int], params: TransferParams, image: np.ndarray, tiles: "_TileReporter"):
+        """One scale with the loss and gradient computed tile by tile: (outcome, tiles per pass)."""
+        passes = self._tiled_passes(feature_model, spec, params)
+        content_tiles = self._tiled_image(size, plan, params)
+        content_target, _ = tiled.content_features_and_grams(passes, content_s, content_tiles, tiles.on_tile)
+        style_targets = self._tiled_style_grams(passes, styles, size, plan, params, tiles)
+        loss = tiled.TiledLoss(passes, content_tiles, content_target, style_targets, tiles.on_tile)
+        outcome = _optimizer_for(plan, params)(loss, image[None], params.iterations, tiles.on_step)
+        return outcome, len(content_tiles.layout.tiles)
+
+    def _tiled_passes(self, feature_model, spec: LossSpec, params: TransferParams) -> tiled.TiledPasses:
+        key = ("tiled", id(feature_model), spec)
+        if key not in self._compiled:
+            levels = tiled.Levels.of(self.model, feature_layers(params))
+            self._compiled[key] = tiled.TiledPasses(feature_model, spec, levels)
+        return self._compiled[key]
+
+    def _tiled_image(self, size: tuple[int, int], plan: tiling.ScalePlan, params: TransferParams) -> tiled.TiledImage:
+        width, height = size
+        grid = tiled.pooling_grid(self.model, self._deepest_layer(params))
+        layout = tiled.layout(height, width, plan.core, plan.halo, grid)
+        return tiled.TiledImage(height, width, layout, tiled.Levels.of(self.model, feature_layers(params)))
+
+    def _tiled_style_grams(self, passes: tiled.TiledPasses, styles, size, plan, params, tiles) -> list[np.ndarray]:
+        """The blended style Gram targets, each style image run tile by tile at its own size."""
+        blend = np.array([s.weight for s in styles], dtype=np.float64)
+        blend = blend / blend.sum()
+        grams = None
+        for style, share in zip(styles, blend):
+            style_long = _style_size(style.rgb, round(max(size) * params.style_scale))
+            rgb = resize_long_side(style.rgb, style_long)
+            layout = self._tiled_image((rgb.shape[1], rgb.shape[0]), plan, params)
+            _, layer_grams = tiled.content_features_and_grams(passes, rgb, layout, tiles.on_tile)
+            layer_grams = [g.astype(np.float64) * share for g in layer_grams]
+            grams = layer_grams if grams is None else [a + b for a, b in zip(grams, layer_grams)]
+        return [g.astype(np.float32) for g in grams]
 
     def _on_device(self, params: TransferParams) -> bool:
         """Whether this job runs the on-device L-BFGS loop (JAX) rather than a host loop."""
@@ -286,6 +352,44 @@ class _Clock:
         return self.estimator.eta()
 
 
+class _TileReporter:
+    """Progress between iterations of a tiled scale: one report per tile, so a long iteration still
+    shows the service (and its watchdog) that work goes on."""
+
+    def __init__(self, on_step, index: int, scales: int, size: tuple[int, int], clock: "_Clock",
+                 hooks: _Hooks) -> None:
+        self._on_step = on_step
+        self._index, self._scales, self._size = index, scales, size
+        self._clock, self._hooks = clock, hooks
+        self._last: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))
+
+    def on_step(self, iteration: int, total: float, parts: tuple[float, float, float], current) -> bool:
+        self._last = (total, parts)
+        return self._on_step(iteration, total, parts, current)
+
+    def on_tile(self, done: int, count: int) -> None:
+        if self._hooks.on_progress is None:
+            return
+        total, parts = self._last
+        self._hooks.on_progress(Progress(
+            iteration=self._clock.done, total_iterations=self._clock.total, scale=self._index + 1,
+            scales=self._scales, size=self._size, loss=total, content_loss=parts[0], style_loss=parts[1],
+            tv_loss=parts[2], elapsed=self._clock.elapsed(), eta=self._clock.eta(), tile=done, tiles=count,
+        ))
+
+
+def _optimizer_for(plan: tiling.ScalePlan, params: TransferParams):
+    """The optimiser the plan chose, as run(value_and_grad, x0, iterations, on_step)."""
+    if plan.optimizer == "adam":
+        return _adam_with(params.learning_rate)
+    if plan.optimizer == "lbfgs-float32":
+        from daemon.engine.lbfgs32 import lbfgs32
+
+        return lambda step, x0, iterations, on_step: lbfgs32(step, x0, iterations, on_step,
+                                                             corrections=tiling.FLOAT32_CORRECTIONS)
+    return lbfgs
+
+
 def _scale_sizes(shape, long_side: int, params: TransferParams) -> list[tuple[int, int]]:
     """(width, height) for each scale, coarse to fine, ending at long_side."""
     height, width = shape[:2]
@@ -337,9 +441,13 @@ def _adam_with(learning_rate: float):
     return run
 
 
-def _budget() -> int:
+def _budget(params: TransferParams) -> int:
+    """Bytes one scale may use beyond the loaded model: memory_budget if set, else most of what is
+    free now (accelerator or RAM; a tenth is left for the allocator's slack and the rest of the process)."""
+    if params.memory_budget:
+        return params.memory_budget
     device = backend.device_memory_free()
-    return device if device is not None else memory.available_bytes()
+    return int(0.9 * (device if device is not None else memory.available_bytes()))
 
 
 def _convs_per_block(model) -> tuple[int, ...]:

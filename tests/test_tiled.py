@@ -1,0 +1,197 @@
+"""Exact tiled evaluation: the tiled loss and gradient equal the untiled ones, and the budget holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon.engine import tiled, tiling
+from daemon.engine.params import StyleImage, TransferParams
+from daemon.errors import ResourceError
+from tests.conftest import CONTENT, STYLE, VGG19_H5
+
+ROOT = Path(__file__).resolve().parents[1]
+# 203x141: odd sides, so the 'valid' pools drop a last row and column inside the edge tiles too.
+WIDTH, HEIGHT, CORE = 203, 141, 48
+
+
+def _engine(backbone: str):
+    from daemon.engine.transfer import StyleTransfer
+    from daemon.engine.weights import hed_weights, user_vgg19
+
+    return StyleTransfer(hed_weights() if backbone == "vgg16-hed" else user_vgg19(VGG19_H5))
+
+
+def _images():
+    from daemon.media.images import load_image, resize_to
+
+    content = resize_to(load_image(CONTENT / "tubingen.jpg").rgb, (WIDTH, HEIGHT))
+    style = resize_to(load_image(STYLE / "starry_night.jpg").rgb, (WIDTH, HEIGHT))
+    noisy = content + np.random.default_rng(0).normal(0, 20, content.shape)
+    return content, style, np.clip(noisy, 0, 255).astype(np.float32)
+
+
+def _compare(engine, halo: int | None):
+    """(relative gradient error, relative loss error, tiles) of tiled against untiled at WIDTHxHEIGHT."""
+    from daemon.engine.on_device import feature_layers
+
+    params = TransferParams()
+    model, spec = engine._feature_model(params)
+    content, style, x = _images()
+    targets = engine._targets(model, spec, content, [StyleImage(style)], (WIDTH, HEIGHT), params)
+    total, grad, _ = engine._value_and_grad(model, spec, targets)(x[None])
+    deepest = engine._deepest_layer(params)
+    grid = tiled.pooling_grid(engine.model, deepest)
+    layers = feature_layers(params)
+    levels = tiled.Levels.of(engine.model, layers)
+    layout = tiled.layout(HEIGHT, WIDTH, CORE, tiled.safe_halo(engine.model, deepest) if halo is None else halo, grid)
+    image = tiled.TiledImage(HEIGHT, WIDTH, layout, levels)
+    passes = tiled.TiledPasses(model, spec, levels)
+    content_target, grams = tiled.content_features_and_grams(passes, content, image)
+    _, style_grams = tiled.content_features_and_grams(passes, style, image)
+    loss = tiled.TiledLoss(passes, image, content_target, style_grams)
+    tiled_total, tiled_grad, _ = loss(x[None])
+    target_error = max(np.abs(content_target - targets[0][0]).max() / np.abs(targets[0]).max(),
+                       *(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(style_grams, targets[1:])))
+    return (float(np.linalg.norm(tiled_grad - grad) / np.linalg.norm(grad)),
+            abs(tiled_total - total) / total, len(layout.tiles), target_error)
+
+
+@pytest.mark.parametrize("backbone", ["vgg16-hed", "vgg19"])
+def test_tiled_loss_and_gradient_equal_the_untiled_ones(backbone):
+    engine = _engine(backbone)
+    grad_error, loss_error, tiles, target_error = _compare(engine, halo=None)
+    assert tiles == 15  # 5 columns x 3 rows of 48 px cores: several tiles in each direction
+    assert grad_error < 1e-4, grad_error
+    assert loss_error < 1e-5, loss_error
+    assert target_error < 1e-4, target_error  # the targets computed tile by tile too
+
+
+@pytest.mark.parametrize("backbone", ["vgg16-hed", "vgg19"])
+def test_a_halo_narrower_than_the_receptive_field_is_not_exact(backbone):
+    """The exactness check can fail: half the safe halo (on the pooling grid) breaks it."""
+    engine = _engine(backbone)
+    deepest = engine._deepest_layer(TransferParams())
+    grid = tiled.pooling_grid(engine.model, deepest)
+    halo = tiled.safe_halo(engine.model, deepest) // 2 // grid * grid
+    grad_error, _, _, _ = _compare(engine, halo=halo)
+    assert grad_error > 1e-3, grad_error
+
+
+def test_receptive_radius_of_both_backbones():
+    """Counted by hand: each 3x3 conv adds the current stride, each 2x2 pool its input stride."""
+    hed = _engine("vgg16-hed")
+    assert tiled.receptive_radius(hed.model, "block5_conv1") == 2 + 1 + 4 + 2 + 12 + 4 + 24 + 8 + 16
+    assert tiled.pooling_grid(hed.model, "block5_conv1") == 16
+    assert tiled.safe_halo(hed.model, "block5_conv1") == 80
+    assert tiled.safe_halo(_engine("vgg19").model, "block5_conv1") == 96  # 85: two more convs in blocks 3, 4
+
+
+@pytest.mark.parametrize("height,width,core,halo", [(141, 203, 48, 32), (1000, 700, 256, 96), (64, 64, 64, 16)])
+def test_layout_cores_partition_the_image_and_start_on_the_grid(height, width, core, halo):
+    layout = tiled.layout(height, width, core, halo, 16)
+    covered = np.zeros((height, width), int)
+    for tile in layout.tiles:
+        top, bottom, left, right = tile.core
+        covered[top:bottom, left:right] += 1
+        r0, r1, c0, c1 = tile.region
+        assert r0 % 16 == 0 and c0 % 16 == 0
+        assert r0 == max(top - halo, 0) and r1 == min(bottom + halo, height)
+    assert (covered == 1).all()
+
+
+NET = tiling.Network(convs_per_block=(2, 2, 3, 3, 3), deepest_block=5, halo=80, grid=16)
+
+
+def test_plan_is_untiled_under_the_budget_and_tiled_above_it():
+    params = TransferParams()
+    need = tiling.untiled_bytes(1024, 768, NET)
+    assert not tiling.plan_scale(1024, 768, params, NET, need + 1).tiled
+    plan = tiling.plan_scale(1024, 768, params, NET, need // 3)
+    assert plan.tiled and plan.core % 16 == 0 and plan.need <= need // 3
+    assert tiling.plan_scale(1024, 768, replace(params, tiling="always", tile_size=64), NET, 10**12).core == 64
+    assert not tiling.plan_scale(1024, 768, replace(params, tiling="never"), NET, 1).tiled
+
+
+def test_plan_switches_to_the_float32_optimizer_when_scipys_history_would_not_fit():
+    params = TransferParams()
+    roomy = tiling.plan_scale(6000, 4000, params, NET, 40 * 10**9)
+    assert roomy.tiled and roomy.optimizer == "lbfgs-scipy"  # 6000x4000: scipy's ~28 GB history fits 40 GB
+    tight = tiling.plan_scale(6000, 4000, params, NET, 16 * 10**9)
+    assert tight.tiled and tight.optimizer == "lbfgs-float32" and tight.need <= 16 * 10**9
+
+
+def test_refusal_names_the_image_and_optimizer_state_when_even_tiles_cannot_fit():
+    with pytest.raises(ResourceError, match=r"8000x6000 result needs about [\d.]+ GB for the image and "
+                                            r"optimiser state alone.*raise memory_budget"):
+        tiling.plan_scale(8000, 6000, TransferParams(), NET, 2 * 10**9)
+
+
+_RSS_SCRIPT = """
+import json, os, resource, sys
+import numpy as np
+from daemon.engine.params import StyleImage, TransferParams
+from daemon.engine.transfer import StyleTransfer
+from daemon.engine.weights import hed_weights
+size, tiling = int(sys.argv[1]), sys.argv[2]
+engine = StyleTransfer(hed_weights())
+rng = np.random.default_rng(0)
+content = rng.uniform(0, 255, (size * 3 // 4, size, 3)).astype(np.float32)
+style = rng.uniform(0, 255, (96, 128, 3)).astype(np.float32)
+params = TransferParams(max_size=size, iterations=1, scales=1, tiling=tiling, tile_size=96)
+result = engine.stylize(content, [StyleImage(style)], params)
+print(json.dumps({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "tiles": result.scale_reports[0].tiles}))
+"""
+
+
+def _peak_rss(size: int, mode: str) -> tuple[int, int]:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(size), mode], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    return row["rss"], row["tiles"]
+
+
+def test_peak_memory_of_a_tiled_evaluation_grows_only_with_the_image_sized_arrays():
+    """From 256 to 768 px the untiled peak grows by the activations (hundreds of MB); the tiled one
+    only by a few image-sized arrays, because each tile is the same size whatever the image."""
+    small, small_tiles = _peak_rss(256, "always")
+    large, large_tiles = _peak_rss(768, "always")
+    untiled_small, _ = _peak_rss(256, "never")
+    untiled_large, _ = _peak_rss(768, "never")
+    assert large_tiles > small_tiles > 1
+    image_arrays = (768 * 576 - 256 * 192) * 4 * 3 * 40  # 40 image-sized float32 arrays: a generous bound
+    assert large - small < image_arrays + 64 * 2**20, (small, large)
+    assert untiled_large - untiled_small > 3 * (large - small), (untiled_small, untiled_large, small, large)
+
+
+def test_tiled_stylisation_within_a_small_budget_is_as_stylised_as_the_untiled_one(tmp_path):
+    """1024 px with 1 GB: above the untiled limit of that budget; the result is judged by our own
+    style and content distances against the untiled result's."""
+    from daemon.media.images import load_image, resize_long_side
+
+    engine = _engine("vgg16-hed")
+    content = resize_long_side(load_image(CONTENT / "tubingen.jpg").rgb, 1024)
+    style = load_image(STYLE / "starry_night.jpg").rgb
+    params = TransferParams(max_size=1024, scales=1, iterations=8, log_every=1)
+    assert tiling.untiled_bytes(1024, 768, engine._network(params)) > 10**9
+    plain = engine.stylize(content, [StyleImage(style)], params)
+    small = engine.stylize(content, [StyleImage(style)], replace(params, memory_budget=10**9))
+    report = small.scale_reports[0]
+    assert report.tiles > 1 and report.halo == 80 and report.optimizer == "lbfgs-float32"
+    assert plain.scale_reports[0].tiles == 0
+    start_content, start_style, _ = engine.evaluate(content, content, [StyleImage(style)], params)
+    plain_content, plain_style, _ = engine.evaluate(plain.rgb, content, [StyleImage(style)], params)
+    tiled_content, tiled_style, _ = engine.evaluate(small.rgb, content, [StyleImage(style)], params)
+    assert plain_style < start_style / 3  # the untiled run did stylise
+    assert tiled_style < plain_style * 1.25, (plain_style, tiled_style)
+    assert tiled_content < plain_content * 1.25 + 0.02, (plain_content, tiled_content)
