@@ -135,43 +135,57 @@ def test_refusal_names_the_image_and_optimizer_state_when_even_tiles_cannot_fit(
 
 
 _RSS_SCRIPT = """
-import json, os, resource, sys
+import json, resource, sys
 import numpy as np
+from daemon.engine import tiled, tiling
 from daemon.engine.params import StyleImage, TransferParams
 from daemon.engine.transfer import StyleTransfer
 from daemon.engine.weights import hed_weights
-size, tiling = int(sys.argv[1]), sys.argv[2]
+width, mode = int(sys.argv[1]), sys.argv[2]
+height = width * 3 // 4
 engine = StyleTransfer(hed_weights())
 rng = np.random.default_rng(0)
-content = rng.uniform(0, 255, (size * 3 // 4, size, 3)).astype(np.float32)
-style = rng.uniform(0, 255, (96, 128, 3)).astype(np.float32)
-params = TransferParams(max_size=size, iterations=1, scales=1, tiling=tiling, tile_size=96)
-result = engine.stylize(content, [StyleImage(style)], params)
-print(json.dumps({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "tiles": result.scale_reports[0].tiles}))
+content = rng.uniform(0, 255, (height, width, 3)).astype(np.float32)
+styles = [StyleImage(rng.uniform(0, 255, (96, 128, 3)).astype(np.float32))]
+params = TransferParams(tiling=mode, tile_size=192)
+model, spec = engine._feature_model(params)
+if mode == "never":
+    targets = engine._targets(model, spec, content, styles, (width, height), params)
+    engine._value_and_grad(model, spec, targets)(content[None])
+    tiles = 0
+else:
+    plan = tiling.plan_scale(width, height, params, engine._network(params), 10**12)
+    passes = engine._tiled_passes(model, spec, params)
+    image = engine._tiled_image((width, height), plan, params)
+    target, _ = tiled.content_features_and_grams(passes, content, image)
+    grams = engine._tiled_style_grams(passes, styles, (width, height), plan, params, None)
+    tiled.TiledLoss(passes, image, target, grams)(content[None])
+    tiles = len(image.layout.tiles)
+print(json.dumps({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "tiles": tiles}))
 """
 
 
-def _peak_rss(size: int, mode: str) -> tuple[int, int]:
+def _peak_rss(width: int, mode: str) -> tuple[int, int]:
+    """Peak RSS of a fresh process that makes the targets and evaluates once at width x 3/4 width."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(size), mode], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(width), mode], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     row = json.loads(done.stdout.strip().splitlines()[-1])
     return row["rss"], row["tiles"]
 
 
 def test_peak_memory_of_a_tiled_evaluation_grows_only_with_the_image_sized_arrays():
-    """From 256 to 768 px the untiled peak grows by the activations (hundreds of MB); the tiled one
-    only by a few image-sized arrays, because each tile is the same size whatever the image."""
-    small, small_tiles = _peak_rss(256, "always")
-    large, large_tiles = _peak_rss(768, "always")
-    untiled_small, _ = _peak_rss(256, "never")
-    untiled_large, _ = _peak_rss(768, "never")
-    assert large_tiles > small_tiles > 1
-    image_arrays = (768 * 576 - 256 * 192) * 4 * 3 * 40  # 40 image-sized float32 arrays: a generous bound
-    assert large - small < image_arrays + 64 * 2**20, (small, large)
-    assert untiled_large - untiled_small > 3 * (large - small), (untiled_small, untiled_large, small, large)
+    """From 512 to 1280 px the untiled peak grows by the activations (GBs); the tiled one only by a
+    few image-sized arrays, because interior tiles (192 px cores, 80 px halo) are the same at both."""
+    small, small_tiles = _peak_rss(512, "always")
+    large, large_tiles = _peak_rss(1280, "always")
+    untiled_small, _ = _peak_rss(512, "never")
+    untiled_large, _ = _peak_rss(1280, "never")
+    assert (small_tiles, large_tiles) == (6, 35)
+    image_arrays = (1280 * 960 - 512 * 384) * tiling.image_bytes(1, 1)
+    assert large - small < image_arrays + 128 * 2**20, (small, large, image_arrays)
+    assert untiled_large - untiled_small > 4 * (large - small), (untiled_small, untiled_large, small, large)
 
 
 def test_tiled_stylisation_within_a_small_budget_is_as_stylised_as_the_untiled_one(tmp_path):

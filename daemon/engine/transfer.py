@@ -183,7 +183,7 @@ class StyleTransfer:
         passes = self._tiled_passes(feature_model, spec, params)
         content_tiles = self._tiled_image(size, plan, params)
         content_target, _ = tiled.content_features_and_grams(passes, content_s, content_tiles, tiles.on_tile)
-        style_targets = self._tiled_style_grams(passes, styles, size, plan, params, tiles)
+        style_targets = self._tiled_style_grams(passes, styles, size, plan, params, tiles.on_tile)
         loss = tiled.TiledLoss(passes, content_tiles, content_target, style_targets, tiles.on_tile)
         outcome = _optimizer_for(plan, params)(loss, image[None], params.iterations, tiles.on_step)
         return outcome, len(content_tiles.layout.tiles)
@@ -201,7 +201,8 @@ class StyleTransfer:
         layout = tiled.layout(height, width, plan.core, plan.halo, grid)
         return tiled.TiledImage(height, width, layout, tiled.Levels.of(self.model, feature_layers(params)))
 
-    def _tiled_style_grams(self, passes: tiled.TiledPasses, styles, size, plan, params, tiles) -> list[np.ndarray]:
+    def _tiled_style_grams(self, passes: tiled.TiledPasses, styles, size, plan, params,
+                           on_tile: tiled.TileCallback | None) -> list[np.ndarray]:
         """The blended style Gram targets, each style image run tile by tile at its own size."""
         blend = np.array([s.weight for s in styles], dtype=np.float64)
         blend = blend / blend.sum()
@@ -210,7 +211,7 @@ class StyleTransfer:
             style_long = _style_size(style.rgb, round(max(size) * params.style_scale))
             rgb = resize_long_side(style.rgb, style_long)
             layout = self._tiled_image((rgb.shape[1], rgb.shape[0]), plan, params)
-            _, layer_grams = tiled.content_features_and_grams(passes, rgb, layout, tiles.on_tile)
+            _, layer_grams = tiled.content_features_and_grams(passes, rgb, layout, on_tile)
             layer_grams = [g.astype(np.float64) * share for g in layer_grams]
             grams = layer_grams if grams is None else [a + b for a, b in zip(grams, layer_grams)]
         return [g.astype(np.float32) for g in grams]
@@ -368,6 +369,10 @@ class _TileReporter:
         return self._on_step(iteration, total, parts, current)
 
     def on_tile(self, done: int, count: int) -> None:
+        # A print-size iteration takes minutes: a stop request is honoured between tiles, or the
+        # service manager's stop timeout would kill the worker mid-iteration.
+        if self._hooks.should_stop and self._hooks.should_stop():
+            raise StopRequested("stopped at a shutdown request; the job will be re-queued")
         if self._hooks.on_progress is None:
             return
         total, parts = self._last

@@ -9,6 +9,10 @@ import json
 from daemon.config import Config
 from daemon.media.hashing import sha256_file
 
+# How the result is computed within memory, not what it is: tiling is exact, so changing these
+# must not turn queued jobs into a new generation.
+_NOT_SHAPING = ("memory_budget", "tiling", "tile_size")
+
 
 def style_fingerprints(config: Config) -> dict[str, str]:
     """{style set: short hash of its images' content, blend weights, engine parameters and encoding}."""
@@ -17,7 +21,7 @@ def style_fingerprints(config: Config) -> dict[str, str]:
         params = config.engine.transfer_params(style.params)
         document = {
             "images": [(sha256_file(i.path), i.weight) for i in style.images],
-            "params": dataclasses.asdict(params),
+            "params": {k: v for k, v in dataclasses.asdict(params).items() if k not in _NOT_SHAPING},
             "backbone": config.engine.backbone,
             "weights": str(config.engine.weights) if config.engine.weights else None,
             "format": config.naming.format,
