@@ -439,7 +439,9 @@ def _memory_line(config, gpu: bool) -> str:
                if style.params.memory_budget is not None}
     budget = config.engine.memory_budget
     if budget:
-        line = f"memory budget: {_human_bytes(budget)}, tiling {config.engine.tiling}"
+        free = available_bytes()
+        more = f" (more than the {_human_bytes(free)} of RAM free now)" if not gpu and budget > free else ""
+        line = f"memory budget: {_human_bytes(budget)}{more}, tiling {config.engine.tiling}"
     else:
         where = "GPU memory free when a job starts" if gpu else "RAM free when a job starts"
         line = f"memory budget: {where} (now {_human_bytes(available_bytes())} of RAM), tiling {config.engine.tiling}"

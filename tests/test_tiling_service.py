@@ -140,6 +140,7 @@ def test_a_bad_tiling_option_is_a_usage_error_before_the_model_loads(tmp_path, n
 
 
 def test_check_config_prints_the_memory_budget_without_loading_the_model(tmp_path, no_ml):
+    no_ml = dict(no_ml, CUDA_VISIBLE_DEVICES="")  # the budget is RAM here, even on a machine with a GPU
     config = write_config(tmp_path, engine={"backbone": "vgg16-hed", "memory_budget": "6GB", "tiling": "always"},
                           styles={"starry": {"images": [str(STYLE / "starry_night.jpg")],
                                              "params": {"memory_budget": "512MiB"}},
@@ -153,6 +154,11 @@ def test_check_config_prints_the_memory_budget_without_loading_the_model(tmp_pat
     done = _cli("check-config", "-c", str(config), env=no_ml)
     lines = [line for line in done.stdout.splitlines() if line.startswith("# memory budget:")]
     assert len(lines) == 1 and "free when a job starts (now " in lines[0] and "of RAM), tiling auto" in lines[0], \
+        done.stdout
+
+    config = write_config(tmp_path, engine={"backbone": "vgg16-hed", "memory_budget": "100TB"})
+    done = _cli("check-config", "-c", str(config), env=no_ml)
+    assert "# memory budget: 100.0 TB (more than the " in done.stdout and " of RAM free now)" in done.stdout, \
         done.stdout
 
 
