@@ -443,8 +443,8 @@ def _memory_line(config, gpu: bool) -> str:
         more = f" (more than the {_human_bytes(free)} of RAM free now)" if not gpu and budget > free else ""
         line = f"memory budget: {_human_bytes(budget)}{more}, tiling {config.engine.tiling}"
     else:
-        where = "GPU memory free when a job starts" if gpu else "RAM free when a job starts"
-        line = f"memory budget: {where} (now {_human_bytes(available_bytes())} of RAM), tiling {config.engine.tiling}"
+        where = "GPU memory free" if gpu else f"RAM free (now {_human_bytes(available_bytes())})"
+        line = f"memory budget: the {where} when a job starts, tiling {config.engine.tiling}"
     others = ", ".join(f"{name} {_human_bytes(value) if value else 'what is free'}" for name, value in budgets.items())
     return line + (f"; style sets: {others}" if others else "")
 
