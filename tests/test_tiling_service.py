@@ -155,7 +155,7 @@ def test_check_config_prints_the_memory_budget_without_loading_the_model(tmp_pat
     lines = [line for line in done.stdout.splitlines() if line.startswith("# memory budget:")]
     assert len(lines) == 1, done.stdout
     assert lines[0].startswith("# memory budget: the RAM free (now ") and lines[0].endswith(
-        " GB) when a job starts, tiling auto"), lines[0]
+        "B) when a job starts, tiling auto"), lines[0]
 
     config = write_config(tmp_path, engine={"backbone": "vgg16-hed", "memory_budget": "100TB"})
     done = _cli("check-config", "-c", str(config), env=no_ml)
