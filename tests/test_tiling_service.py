@@ -5,6 +5,7 @@ tiled job tells the watchdog and the log, and what its sidecar records. The stan
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -186,6 +187,22 @@ def test_tile_reports_do_not_flood_the_stylize_log(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert [line.split(" scale")[0] for line in lines] == [
         "photo.jpg: iter 0/10 tile 1/12", "photo.jpg: iter 1/10", "photo.jpg: iter 2/10", "photo.jpg: iter 3/10"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_shows_the_tile_while_the_iteration_count_stands_still():
+    terminal = _Terminal()
+    reporter = ProgressReporter("photo.jpg", log_every=1, stream=terminal)
+    reporter(_progress(0, 1, 4))
+    reporter(_progress(0, 2, 4))
+    assert terminal.getvalue().rstrip().endswith("tile 2/4 loss 1"), repr(terminal.getvalue())
+    reporter(_progress(1))
+    reporter.close()
+    assert "tile" not in terminal.getvalue().rstrip().rsplit("\r", 1)[-1]
 
 
 # --- the daemon: watchdog, log, sidecar ---------------------------------------------------------------------

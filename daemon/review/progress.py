@@ -92,7 +92,7 @@ class ProgressReporter:
         tile = f" tile {progress.tile}/{progress.tiles}" if progress.tiles else ""
         self._bar.set_postfix_str(
             f"eta {format_eta(progress.eta)} scale {progress.scale}/{progress.scales}{tile} loss {progress.loss:.3g}",
-            refresh=not progress.tiles)  # the count does not move between tiles: redraw for the tile itself
+            refresh=bool(progress.tiles))  # the count does not move between tiles: redraw for the tile itself
         self._bar.update(progress.iteration - self._bar.n)
         if progress.iteration >= progress.total_iterations and not progress.tiles:
             self.close()
