@@ -202,7 +202,24 @@ def _add_stylize(s: argparse.ArgumentParser) -> None:
                    help="also write OUT.iterNNNN.EXT every N iterations; 0 is off")
     s.add_argument("--downsize", action="store_true",
                    help="shrink an image that would not fit in memory instead of refusing it")
+    s.add_argument("--memory-budget", type=_byte_size, default=d.memory_budget, metavar="SIZE",
+                   help="memory one evaluation may use, e.g. 8GB or 512MiB; above it the loss is computed tile by "
+                        "tile (exact); 0: what is free when the job starts")
+    s.add_argument("--tiling", choices=["auto", "always", "never"], default=d.tiling,
+                   help="auto: tile only when the image would not fit in the memory budget")
+    s.add_argument("--tile-size", type=int, default=d.tile_size, metavar="N",
+                   help="pixels of a tile's core, a multiple of 16 of at least 32; 0: the largest that fits")
     s.set_defaults(handler=cmd_stylize, parser=s)
+
+
+def _byte_size(text: str) -> int:
+    """SIZE for --memory-budget: bytes, or a size such as 8GB or 512MiB."""
+    from daemon.config import parse_byte_size
+
+    try:
+        return parse_byte_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parse_since(text: str):
@@ -224,14 +241,16 @@ def _params_from_args(args: argparse.Namespace):
             max_size=args.size, iterations=args.iterations, scales=args.scales, style_weight=args.style_weight,
             content_weight=args.content_weight, tv_weight=args.tv_weight, style_scale=args.style_scale,
             preserve_colors=args.preserve_colors, init=args.init, optimizer=args.optimizer, seed=args.seed,
-            lbfgs_impl=args.lbfgs_impl, precision=args.precision, on_too_large="downsize" if args.downsize else "refuse", save_every=args.save_every)
+            lbfgs_impl=args.lbfgs_impl, precision=args.precision, on_too_large="downsize" if args.downsize else "refuse", save_every=args.save_every,
+            memory_budget=args.memory_budget, tiling=args.tiling, tile_size=args.tile_size)
     except ConfigError as exc:
         args.parser.error(_option_wording(str(exc).removeprefix("invalid engine parameter: ")))
 
 
 # Engine parameter names as the stylize options spell them.
 _OPTION_OF = {"max_size": "--size", "iterations": "--iterations", "scales": "--scales",
-              "style_scale": "--style-scale", "save_every": "--save-every"}
+              "style_scale": "--style-scale", "save_every": "--save-every", "memory_budget": "--memory-budget",
+              "tile_size": "--tile-size"}
 
 
 def _option_wording(message: str) -> str:
@@ -405,9 +424,37 @@ def _compute_lines(config) -> list[str]:
         raise ConfigError(f"engine.backbone {engine.backbone}: {exc}") from None
     where = ("weights to be downloaded into the Keras cache on first use (or run 'style-daemon fetch-weights')"
              if plan.path is None else f"weights {plan.path} ({plan.origin})")
+    device = device_guess()
     return [f"backbone: {engine.backbone} -> {plan.backbone}, {where}",
             f"keras backend: {keras_backend()}",
-            f"device: {device_guess()}"]
+            f"device: {device}",
+            _memory_line(config, device.startswith("gpu"))]
+
+
+def _memory_line(config, gpu: bool) -> str:
+    """The memory budget each style set's jobs get; 0 is read when a job starts, so say what is free now."""
+    from daemon.engine.memory import available_bytes
+
+    budgets = {name: style.params.memory_budget for name, style in config.styles.items()
+               if style.params.memory_budget is not None}
+    budget = config.engine.memory_budget
+    if budget:
+        free = available_bytes()
+        more = f" (more than the {_human_bytes(free)} of RAM free now)" if not gpu and budget > free else ""
+        line = f"memory budget: {_human_bytes(budget)}{more}, tiling {config.engine.tiling}"
+    else:
+        where = "GPU memory free" if gpu else f"RAM free (now {_human_bytes(available_bytes())})"
+        line = f"memory budget: the {where} when a job starts, tiling {config.engine.tiling}"
+    others = ", ".join(f"{name} {_human_bytes(value) if value else 'what is free'}" for name, value in budgets.items())
+    return line + (f"; style sets: {others}" if others else "")
+
+
+def _human_bytes(size: int) -> str:
+    """12345678901 -> '12.3 GB' (decimal units, as the config accepts them)."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
 
 
 def cmd_reload(args: argparse.Namespace) -> int:

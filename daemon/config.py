@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -11,7 +12,8 @@ from typing import Annotated, Literal
 
 import yaml
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError,
+                      field_validator, model_validator)
 
 from daemon.engine.params import TransferParams
 from daemon.media import folder_access
@@ -27,6 +29,47 @@ _TEMPLATE_FIELDS = {"stem", "style", "ext", "name", "suffix"}
 # Numbers are numbers: YAML's true/false (or "5") where a number is meant is refused, not read as 1/0.
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]
+
+# Memory sizes: decimal units (kB, MB, GB, TB) are powers of 1000, binary ones (KiB, MiB, GiB, TiB, and the bare
+# K, M, G, T as systemd reads them) powers of 1024. A bare number is bytes.
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(?:([KMGT])(I)?)?(B)?\s*$", re.IGNORECASE)
+_SIZE_HINT = "a number of bytes or a size such as 8GB or 512MiB (0: what is free)"
+_SMALLEST_BUDGET = 64 * 1024**2  # below this a number is a forgotten unit ("8" meant 8GB), not a budget
+
+
+def parse_byte_size(value: object) -> int:
+    """Bytes from an int or a text such as '8GB', '512MiB', '2G' or '1.5 GB'; ValueError (one line) if not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected {_SIZE_HINT}, got {value!r}")
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"expected {_SIZE_HINT}, got {value!r}")
+        number, prefix, binary, unit = match.groups()
+        power = " KMGT".index(prefix.upper()) if prefix else 0
+        base = 1024 if binary or (prefix and not unit) else 1000
+        size = float(number) * base**power
+    elif math.isfinite(value) and value >= 0 and float(value).is_integer():
+        size = float(value)
+    else:
+        raise ValueError(f"expected {_SIZE_HINT}, got {value!r}")
+    if 0 < size < _SMALLEST_BUDGET:
+        raise ValueError(f"{value!r} is only {int(size)} bytes; write the unit, e.g. 8GB or 512MiB (at least 64MiB)")
+    return int(size)
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_byte_size)]
+
+
+def _check_tile_size(value: int) -> int:
+    """0 (auto) or a multiple of 16 of at least 32: tiles align with VGG's pooling grid."""
+    if value and (value < 32 or value % 16):
+        raise ValueError(f"must be 0 (chosen from the memory budget) or a multiple of 16 of at least 32, "
+                         f"e.g. {max(32, value // 16 * 16)}; got {value}")
+    return value
+
+
+TileSize = Annotated[int, Strict(), Field(ge=0), AfterValidator(_check_tile_size)]
 
 
 class _Strict(BaseModel):
@@ -58,6 +101,9 @@ class EngineSettings(_Strict):
     on_too_large: Literal["refuse", "downsize"] = "refuse"
     log_every: Int = Field(50, ge=1)
     save_every: Int = Field(0, ge=0)
+    memory_budget: ByteSize = 0  # bytes one evaluation may use; 0: what is free when the job starts
+    tiling: Literal["auto", "always", "never"] = "auto"
+    tile_size: TileSize = 0
 
     def transfer_params(self, overrides: "StyleOverrides | None" = None) -> TransferParams:
         """TransferParams from these settings with a style set's overrides applied."""
@@ -82,6 +128,9 @@ class StyleOverrides(_Strict):
     seed: Int | None = None
     style_scale: Float | None = Field(None, gt=0)
     preserve_colors: Literal["none", "luminance", "histogram"] | None = None
+    memory_budget: ByteSize | None = None
+    tiling: Literal["auto", "always", "never"] | None = None
+    tile_size: TileSize | None = None
 
 
 class StyleImageRef(_Strict):

@@ -102,6 +102,7 @@ def build_sidecar(
             "losses": dataclasses.asdict(result.losses),
             "loss_history": [dataclasses.asdict(r) for r in result.history],
         },
+        "tiled": any(report.tiles for report in result.scale_reports),  # how: each scale's report (issue 14)
         "device": device,
         "keras_backend": keras_backend,
         "versions": package_versions(),

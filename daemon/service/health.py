@@ -20,7 +20,8 @@ class HealthReporter:
 
     Healthy means: each worker process is alive (or was restarted less than one watchdog period ago),
     and each running job reported progress within one watchdog period. A hung optimisation or a worker
-    that cannot start therefore lets systemd's watchdog fire; a long job that keeps iterating does not.
+    that cannot start therefore lets systemd's watchdog fire; a long job that keeps iterating does not, nor
+    does a print-size job whose single iteration takes minutes: it reports progress after every tile.
     """
 
     def __init__(self, notifier: Notifier) -> None:

@@ -24,7 +24,7 @@ from daemon.media.names import display, from_text, to_text
 from daemon.media.safe_open import open_input
 from daemon.store import Job, open_store, worker_id
 from daemon.service.worker_pool import SUPERVISOR_PID_ENV
-from daemon.review.progress import describe
+from daemon.review.progress import LogRhythm, describe
 from daemon.media.stylize import StyleRef, StylizeRequest, run_stylize
 from daemon.review.contact_sheet import sheet_path
 from daemon.service.routing import free_output_names, output_path_for
@@ -269,16 +269,18 @@ class Worker:
         return None
 
     def _progress(self, job: Job):
-        every = self.config.logging.progress_every
+        rhythm = LogRhythm(self.config.logging.progress_every)
 
         def report(progress) -> None:
+            # Every report is a heartbeat, a tile's too (a tiled print-size iteration takes minutes and the
+            # watchdog wants progress within one period); the journal hears of it at most twice a second.
             now = time.monotonic()
-            last = progress.iteration == progress.total_iterations
+            last = progress.iteration == progress.total_iterations and not progress.tiles
             if now - self._last_progress >= 0.5 or last:
                 self._last_progress = now
                 self.journal.progress(job.id, progress.iteration, progress.total_iterations, progress.loss,
                                       progress.eta)
-            if progress.iteration % every == 0 or last:
+            if rhythm.due(progress):
                 log.info("job %d: %s", job.id, describe(progress))
 
         return report

@@ -9,11 +9,16 @@ STYLE_DAEMON_FAKE_FAULT=ENOSPC|EDQUOT|EACCES|EIO|EAGAIN|...|OOM makes jobs fail 
 accelerator out-of-memory error), for the first STYLE_DAEMON_FAKE_FAULT_TIMES jobs of this process (default
 every job), and only while the file STYLE_DAEMON_FAKE_FAULT_WHILE exists, if that is set (the "cause" a test
 then fixes by deleting it); STYLE_DAEMON_FAKE_CRASH=1 makes the worker kill itself (SIGKILL) in every job.
+Tiling (issue 14): STYLE_DAEMON_FAKE_TILES=N evaluates every iteration in N tiles (unless tiling is never), each
+taking SECONDS/N and reported as Progress(tile=k, tiles=N) with the iteration unchanged, as the real engine
+does; tiling: always without it uses 4 tiles. A tiled run hangs after the first tile of iteration N+1 with
+STYLE_DAEMON_FAKE_HANG_AFTER=N. The result's scale_reports say how it tiled.
 """
 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import signal
 import time
@@ -22,7 +27,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from daemon.engine.params import LossRecord, Progress, StyleImage, TransferParams, TransferResult
+from daemon.engine.params import LossRecord, Progress, ScaleReport, StyleImage, TransferParams, TransferResult
 from daemon.engine.weights import WeightsSource, hed_weights
 from daemon.errors import BadInputError, StopRequested
 from daemon.engine.transfer import _scale_sizes
@@ -80,11 +85,15 @@ class FakeTransfer:
         image = resize_to(content, sizes[-1])
         tint = np.mean([s.rgb.reshape(-1, 3).mean(axis=0) for s in styles], axis=0)
         history = []
+        tiles = _tiles(params)
+        size = (image.shape[1], image.shape[0])
         for step in range(1, params.iterations + 1):
-            if self.hang_after and step > self.hang_after:
-                while True:
-                    time.sleep(3600)
-            time.sleep(self.delay)
+            if self.hang_after and step > self.hang_after and not tiles:
+                _hang()
+            if tiles:
+                self._tiled_iteration(step, tiles, params, size, start, on_progress)
+            else:
+                time.sleep(self.delay)
             loss = 1.0 / step
             if step % params.log_every == 0 or step == params.iterations:
                 history.append(LossRecord(step, 1, loss, loss / 2, loss / 2, 0.0))
@@ -97,8 +106,49 @@ class FakeTransfer:
             if should_stop is not None and should_stop():
                 raise StopRequested("stopped at a shutdown request; the job will be re-queued")
         result = (0.5 * image + 0.5 * tint).astype(np.float32)
-        return TransferResult(result, params.iterations, params.iterations, time.perf_counter() - start,
-                              (image.shape[1], image.shape[0]), history[-1], history, scale_sizes=tuple(sizes))
+        seconds = time.perf_counter() - start
+        report = _scale_report(size, tiles, params, seconds)
+        return TransferResult(result, params.iterations, params.iterations, seconds, size, history[-1], history,
+                              scale_sizes=tuple(sizes), scale_reports=(report,))
+
+    def _tiled_iteration(self, step: int, tiles: int, params: TransferParams, size: tuple[int, int],
+                         start: float, on_progress: Callable[[Progress], None] | None) -> None:
+        """One iteration computed tile by tile: a report after each tile, the iteration count unchanged."""
+        done = step - 1
+        for tile in range(1, tiles + 1):
+            if self.hang_after and step > self.hang_after and tile > 1:
+                _hang()
+            time.sleep(self.delay / tiles)
+            if on_progress is not None:
+                elapsed = time.perf_counter() - start
+                loss = 1.0 / max(done, 1)
+                eta = elapsed / (done + tile / tiles) * (params.iterations - done - tile / tiles)
+                on_progress(Progress(done, params.iterations, 1, 1, size, loss, loss / 2, loss / 2, 0.0, elapsed,
+                                     eta, tile=tile, tiles=tiles))
+
+
+def _tiles(params: TransferParams) -> int:
+    """Tiles per evaluation: STYLE_DAEMON_FAKE_TILES, else 4 when tiling is forced; none when it is never."""
+    if params.tiling == "never":
+        return 0
+    asked = int(os.environ.get("STYLE_DAEMON_FAKE_TILES", "0") or 0)
+    return asked or (4 if params.tiling == "always" else 0)
+
+
+def _scale_report(size: tuple[int, int], tiles: int, params: TransferParams, seconds: float) -> ScaleReport:
+    """What the one scale the stand-in runs did, tiles included (a square grid of about `tiles` cores)."""
+    core = 0
+    if tiles:
+        across = max(1, round(tiles ** 0.5))
+        core = params.tile_size or max(32, math.ceil(max(size) / across / 16) * 16)
+    return ScaleReport(size, params.iterations, params.iterations, seconds, tiles=tiles, tile_size=core,
+                       halo=32 if tiles else 0, optimizer=f"fake-{params.optimizer}")
+
+
+def _hang() -> None:
+    """Stop making progress for good, ignoring stop requests (a hung optimisation)."""
+    while True:
+        time.sleep(3600)
 
 
 def _planned_sizes(content: np.ndarray, params: TransferParams) -> list[tuple[int, int]]:
