@@ -22,6 +22,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -34,7 +35,7 @@ METHODS = ("ours-old", "ours-new", "lbfgs-plain", "keras-sgd")
 # Today's defaults (before issue #16); fields this TransferParams lacks are skipped.
 OLD_DEFAULTS = {"iterations": 100, "scales": 3, "style_weight": 30.0, "content_weight": 1.0, "tv_weight": 5.0,
                 "stop_tolerance": 0.0, "budget": "even"}
-QUICK = {"size": 96, "iterations": 4}
+QUICK = {"size": 96, "iterations": 4, "grid": 8}
 JUDGE_OF = {"vgg19": "vgg16-hed", "vgg16-hed": "vgg19"}
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--grid", type=int, default=40,
                         help="snapshots judged first, evenly over the cap (0: judge every snapshot)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"smoke test: {QUICK['size']} px, {QUICK['iterations']} iterations per scale")
+                        help=f"smoke test: {QUICK['size']} px, {QUICK['iterations']} iterations per scale, "
+                             f"grid {QUICK['grid']}")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
     if not 1 <= args.pairs <= 20:
@@ -85,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.cap_factor <= 0 or args.margin < 0 or args.grid < 0:
         parser.error("--cap-factor must be positive, --margin and --grid not negative")
     if args.quick:
-        args.size = QUICK["size"]
+        args.size, args.grid = QUICK["size"], min(args.grid, QUICK["grid"])
     return args
 
 
@@ -145,6 +147,7 @@ def run_pair(index: int, content_path: Path, style_path: Path, maker, judge_engi
             done[method] = runs.run_lbfgs_plain(loss, content, style, cap)
         else:
             done[method] = runs.run_keras_sgd(loss, content, style, cap)
+    _say(f"pair {index + 1}: judging")
     judge = Judge(judge_engine, content, style)
     old = done["ours-old"]
     old_style, old_content = judge(old.images[-1])
@@ -268,8 +271,11 @@ def main(argv=None) -> None:
     print(table(doc))
 
 
+_STARTED = time.monotonic()
+
+
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(f"[{time.monotonic() - _STARTED:6.0f} s] {line}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,12 @@ def plot(doc: dict, target: Path) -> None:
         return LABEL + plot_width * value / x_max
 
     top = 2 * PAD
-    for mark, text in ((1 / 3, "1/3 (goal)"), (1.0, "ours-old total"), (cap, f"cap {cap:g}x")):
+    marks = {1 / 3: "1/3 (goal)", 1.0: "ours-old total"}
+    marks[cap] = f"{marks[cap]} = cap" if cap in marks else f"cap {cap:g}x"
+    for level, (mark, text) in enumerate(sorted(marks.items())):
         draw.line([(x(mark), top - 4), (x(mark), top + row * len(pairs))], fill=(190, 190, 190))
-        draw.text((x(mark) - 20, top - 18 - (12 if mark == cap and cap != 1.0 else 0)), text, fill="black")
+        text_x = min(x(mark) - 20, width - 6 - draw.textlength(text))
+        draw.text((text_x, top - 18 - 12 * (level % 2)), text, fill="black")
     for i, pair in enumerate(pairs):
         y0 = top + i * row
         draw.text((6, y0 + 2), f"{pair['content']} + {pair['style']}", fill="black")

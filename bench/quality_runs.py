@@ -122,7 +122,8 @@ def warm_up(engine, loss, content: np.ndarray, style: StyleImage, params_list: l
     from daemon.media.images import resize_to
 
     begin = time.perf_counter()
-    for params in params_list:
+    unique = [p for i, p in enumerate(params_list) if p not in params_list[:i]]
+    for params in unique:
         params = replace(params, max_size=max(content.shape[:2]))
         if engine._on_device(params):
             # The on-device loop compiles inside stylize: one untimed run compiles it.
