@@ -77,6 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--margin", type=float, default=0.05, help="slack on each target distance (0.05: 5%%)")
     parser.add_argument("--grid", type=int, default=40,
                         help="snapshots judged first, evenly over the cap (0: judge every snapshot)")
+    parser.add_argument("--snapshot-every", type=int, default=1,
+                        help="ours: iterations between snapshots (on a GPU's device loop each one ends a "
+                             "compiled chunk, so raise it there)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: {QUICK['size']} px, {QUICK['iterations']} iterations per scale, "
                              f"grid {QUICK['grid']}")
@@ -84,8 +87,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 1 <= args.pairs <= 20:
         parser.error("--pairs must be 1 to 20 (5 photos x 4 styles)")
-    if args.cap_factor <= 0 or args.margin < 0 or args.grid < 0:
-        parser.error("--cap-factor must be positive, --margin and --grid not negative")
+    if args.cap_factor <= 0 or args.margin < 0 or args.grid < 0 or args.snapshot_every < 1:
+        parser.error("--cap-factor must be positive, --margin and --grid not negative, --snapshot-every "
+                     "at least 1")
     if args.quick:
         args.size, args.grid = QUICK["size"], min(args.grid, QUICK["grid"])
     return args
@@ -134,7 +138,8 @@ def run_pair(index: int, content_path: Path, style_path: Path, maker, judge_engi
     content = resize_long_side(load_image(content_path).rgb, args.size)
     style = StyleImage(load_image(style_path).rgb, name=style_path.name)
     warm = runs.warm_up(maker, loss, content, style, list(params.values()))
-    done = {"ours-old": runs.run_ours("ours-old", maker, content, style, params["ours-old"])}
+    done = {"ours-old": runs.run_ours("ours-old", maker, content, style, params["ours-old"],
+                                         args.snapshot_every)}
     cap = args.cap_factor * done["ours-old"].total_seconds
     others = list(METHODS[1:])
     for offset in range(index % len(others)):  # rotate, so no method always runs last
@@ -142,7 +147,7 @@ def run_pair(index: int, content_path: Path, style_path: Path, maker, judge_engi
     for method in others:
         _say(f"pair {index + 1}: {method}")
         if method == "ours-new":
-            done[method] = runs.run_ours(method, maker, content, style, params[method])
+            done[method] = runs.run_ours(method, maker, content, style, params[method], args.snapshot_every)
         elif method == "lbfgs-plain":
             done[method] = runs.run_lbfgs_plain(loss, content, style, cap)
         else:
@@ -203,7 +208,8 @@ def document(results: list[PairResult], params, args: argparse.Namespace, machin
     return {
         "machine": machine,
         "settings": {"size": args.size, "backbone": args.backbone, "judge": JUDGE_OF[args.backbone],
-                     "cap_factor": args.cap_factor, "margin": args.margin, "grid": args.grid, "quick": args.quick},
+                     "cap_factor": args.cap_factor, "margin": args.margin, "grid": args.grid,
+                     "snapshot_every": args.snapshot_every, "quick": args.quick},
         "params": {name: dataclasses.asdict(p) for name, p in params.items()},
         "old_defaults_skipped": sorted(set(OLD_DEFAULTS) - set(dataclasses.asdict(params["ours-old"]))),
         "pairs": pair_docs,
