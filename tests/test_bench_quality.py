@@ -142,10 +142,14 @@ def test_recorder_takes_the_time_spent_recording_off_the_clock(monkeypatch):
     assert recorder.images[1].max() == 0  # clipped to what an 8-bit picture holds
 
 
-def test_old_params_are_todays_defaults_whatever_fields_exist():
+def test_old_params_are_todays_defaults_whatever_fields_exist(monkeypatch):
+    from bench import quality
     from bench.quality import OLD_DEFAULTS, method_params
     from daemon.engine.params import TransferParams
 
+    # a field this TransferParams lacks (as stop_tolerance and budget before #16) is skipped, not an error
+    monkeypatch.setitem(OLD_DEFAULTS, "no_such_field", 1)
+    assert quality.OLD_DEFAULTS is OLD_DEFAULTS
     params = method_params(quick=False)
     assert params["ours-new"] == TransferParams()
     known = {f.name for f in dataclasses.fields(TransferParams)}
@@ -208,9 +212,8 @@ def test_quick_run_end_to_end(tmp_path):
             else:  # ratios come from the recorded times
                 assert m["ratio_to_old_total"] == pytest.approx(m["seconds_to_target"] / old["total_seconds"])
                 assert m["ratio_to_old_target"] == pytest.approx(m["seconds_to_target"] / old["seconds_to_target"])
-        # the baselines ran until the cap, no longer than one evaluation past it
-        for name in ("lbfgs-plain", "keras-sgd"):
-            assert pair["methods"][name]["total_seconds"] >= pair["cap_seconds"]
+        # SGD never stops by itself: it ran until the cap (L-BFGS-B may end sooner, at a failed line search)
+        assert pair["methods"]["keras-sgd"]["total_seconds"] >= pair["cap_seconds"]
     for name in METHODS:
         ratios = [p["methods"][name]["ratio_to_old_total"] for p in doc["pairs"]]
         reached = sorted(r for r in ratios if r is not None)
