@@ -228,20 +228,21 @@ def table(doc: dict) -> str:
     lines = [f"time to target (ratio to ours-old's total time); cap {doc['settings']['cap_factor']}x ours-old, "
              f"margin {100 * doc['settings']['margin']:.0f}%, made by {doc['settings']['backbone']}, "
              f"judged by {doc['settings']['judge']}",
-             f"{'pair':{width}} {'old total':>9} " + " ".join(f"{m:>16}" for m in METHODS)]
+             f"{'pair':{width}} {'old total':>9} {'new total':>9} " + " ".join(f"{m:>16}" for m in METHODS)]
     for p in doc["pairs"]:
         name = f"{p['content']} + {p['style']}"
         lines.append(f"{name:{width}} {p['methods']['ours-old']['total_seconds']:8.1f}s "
+                     f"{p['methods']['ours-new']['total_seconds']:8.1f}s "
                      + " ".join(f"{cell(p['methods'][m]):>16}" for m in METHODS))
     medians = [doc["summary"][m]["median_ratio_to_old_total"] for m in METHODS]
-    lines.append(f"{'median ratio (pairs reached)':{width}} {'':9} " + " ".join(
+    lines.append(f"{'median ratio (pairs reached)':{width}} {'':19} " + " ".join(
         f"{(f'{r:.2f}' if r is not None else '-') + ' (' + str(doc['summary'][m]['pairs_reached']) + ')':>16}"
         for r, m in zip(medians, METHODS)))
     lines.append("")
     lines.append("final judged distances, style / content (target: ours-old's)")
     for p in doc["pairs"]:
         name = f"{p['content']} + {p['style']}"
-        lines.append(f"{name:{width}} {'':9} " + " ".join(
+        lines.append(f"{name:{width}} {'':19} " + " ".join(
             f"{p['methods'][m]['final_style_distance']:.4f}/{p['methods'][m]['final_content_distance']:.3f}".rjust(16)
             for m in METHODS))
     return "\n".join(lines)
