@@ -35,7 +35,7 @@ METHODS = ("ours-old", "ours-new", "lbfgs-plain", "keras-sgd")
 # Today's defaults (before issue #16); fields this TransferParams lacks are skipped.
 OLD_DEFAULTS = {"iterations": 100, "scales": 3, "style_weight": 30.0, "content_weight": 1.0, "tv_weight": 5.0,
                 "stop_tolerance": 0.0, "budget": "even"}
-QUICK = {"size": 96, "iterations": 4, "grid": 8}
+QUICK = {"size": 96, "iterations": 3, "grid": 4}
 JUDGE_OF = {"vgg19": "vgg16-hed", "vgg16-hed": "vgg19"}
 
 log = logging.getLogger(__name__)

@@ -158,7 +158,7 @@ def test_old_params_are_todays_defaults_whatever_fields_exist(monkeypatch):
             assert getattr(params["ours-old"], name) == value
     assert {"iterations", "scales", "style_weight", "content_weight", "tv_weight"} <= known
     quick = method_params(quick=True)
-    assert all(p.iterations <= 4 for p in quick.values())
+    assert all(p.iterations <= 3 for p in quick.values())
 
 
 def test_judge_measures_what_the_engine_evaluates(hed_engine, tubingen, starry):
