@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import platform
 import statistics
@@ -25,8 +24,13 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.time_to_target import Judged, Target, first_reaching, ratio
+
+if TYPE_CHECKING:
+    from bench.quality_runs import MethodRun
+    from daemon.engine.params import StyleImage, TransferParams
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT.parent / "shared" / "images"
@@ -37,8 +41,6 @@ OLD_DEFAULTS = {"iterations": 100, "scales": 3, "style_weight": 30.0, "content_w
                 "stop_tolerance": 0.0, "budget": "even"}
 QUICK = {"size": 96, "iterations": 3, "grid": 4}
 JUDGE_OF = {"vgg19": "vgg16-hed", "vgg16-hed": "vgg19"}
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,11 +101,11 @@ def pairs(count: int) -> list[tuple[Path, Path]]:
     """`count` photo/style pairs; the k-th is photo k mod 5 with style k mod 4, so the first ones
     differ in both (5 and 4 are coprime, so 20 steps give every pair once)."""
     contents = sorted((IMAGES / "content").iterdir())
-    styles = sorted(p for p in (IMAGES / "style").iterdir())
+    styles = sorted((IMAGES / "style").iterdir())
     return [(contents[k % len(contents)], styles[k % len(styles)]) for k in range(count)]
 
 
-def method_params(quick: bool) -> dict[str, "object"]:
+def method_params(quick: bool) -> dict[str, TransferParams]:
     """TransferParams of ours-new (the defaults as they are now) and ours-old (today's defaults)."""
     from daemon.engine.params import MIN_SIDE, TransferParams
 
@@ -129,20 +131,35 @@ def engines(args: argparse.Namespace):
 
 def run_pair(index: int, content_path: Path, style_path: Path, maker, judge_engine, loss, params,
              args: argparse.Namespace) -> PairResult:
-    """Runs every method on one pair (ours-old first, the others in a rotating order), then judges."""
-    from bench import quality_runs as runs
+    """Runs every method on one pair, then judges their snapshots (off the clock)."""
     from bench.quality_judge import Judge
+    from bench.quality_runs import warm_up
     from daemon.engine.params import StyleImage
     from daemon.media.images import load_image, resize_long_side
 
     content = resize_long_side(load_image(content_path).rgb, args.size)
     style = StyleImage(load_image(style_path).rgb, name=style_path.name)
-    warm = runs.warm_up(maker, loss, content, style, list(params.values()))
-    done = {"ours-old": runs.run_ours("ours-old", maker, content, style, params["ours-old"],
-                                         args.snapshot_every)}
+    warm = warm_up(maker, loss, content, style, list(params.values()))
+    done = _run_methods(index, maker, loss, content, style, params, args)
+    cap = args.cap_factor * done["ours-old"].total_seconds
+    _say(f"pair {index + 1}: judging")
+    judge = Judge(judge_engine, content, style)
+    target = Target(*judge(done["ours-old"].images[-1]), args.margin)
+    step = cap / args.grid if args.grid else 0.0
+    results = {m: _judge_run(done[m], judge, target, cap, step) for m in METHODS}
+    size = (int(content.shape[1]), int(content.shape[0]))
+    return PairResult(content_path.name, style_path.name, size, target, cap, warm, results)
+
+
+def _run_methods(index: int, maker, loss, content, style: StyleImage, params,
+                 args: argparse.Namespace) -> dict[str, MethodRun]:
+    """ours-old first (its time sets the cap), then the others in an order that rotates per pair."""
+    from bench import quality_runs as runs
+
+    done = {"ours-old": runs.run_ours("ours-old", maker, content, style, params["ours-old"], args.snapshot_every)}
     cap = args.cap_factor * done["ours-old"].total_seconds
     others = list(METHODS[1:])
-    for offset in range(index % len(others)):  # rotate, so no method always runs last
+    for _ in range(index % len(others)):  # rotate, so no method always runs last
         others.append(others.pop(0))
     for method in others:
         _say(f"pair {index + 1}: {method}")
@@ -152,18 +169,11 @@ def run_pair(index: int, content_path: Path, style_path: Path, maker, judge_engi
             done[method] = runs.run_lbfgs_plain(loss, content, style, cap)
         else:
             done[method] = runs.run_keras_sgd(loss, content, style, cap)
-    _say(f"pair {index + 1}: judging")
-    judge = Judge(judge_engine, content, style)
-    old = done["ours-old"]
-    old_style, old_content = judge(old.images[-1])
-    target = Target(old_style, old_content, args.margin)
-    step = cap / args.grid if args.grid else 0.0
-    results = {m: _judge_run(done[m], judge, target, cap, step) for m in METHODS}
-    size = (int(content.shape[1]), int(content.shape[0]))
-    return PairResult(content_path.name, style_path.name, size, target, cap, warm, results)
+    return done
 
 
-def _judge_run(run, judge, target: Target, cap: float, step: float) -> MethodResult:
+def _judge_run(run: MethodRun, judge, target: Target, cap: float, step: float) -> MethodResult:
+    """Time to target within the cap, the final picture's distances, and every judged snapshot."""
     cache: dict[int, Judged] = {}
 
     def judged(index: int) -> Judged:
