@@ -82,6 +82,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--snapshot-every", type=int, default=1,
                         help="ours: iterations between snapshots (on a GPU's device loop each one ends a "
                              "compiled chunk, so raise it there)")
+    parser.add_argument("--new-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one TransferParams field of ours-new (repeatable), e.g. "
+                             "style_weight=30 to compare speed at the old look")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: {QUICK['size']} px, {QUICK['iterations']} iterations per scale, "
                              f"grid {QUICK['grid']}")
@@ -105,17 +108,37 @@ def pairs(count: int) -> list[tuple[Path, Path]]:
     return [(contents[k % len(contents)], styles[k % len(styles)]) for k in range(count)]
 
 
-def method_params(quick: bool) -> dict[str, TransferParams]:
-    """TransferParams of ours-new (the defaults as they are now) and ours-old (today's defaults)."""
+def method_params(quick: bool, overrides: list[str] = ()) -> dict[str, TransferParams]:
+    """TransferParams of ours-new (the defaults as they are now, with KEY=VALUE `overrides`) and
+    ours-old (today's defaults)."""
     from daemon.engine.params import MIN_SIDE, TransferParams
 
     known = {f.name for f in dataclasses.fields(TransferParams)}
-    params = {"ours-new": TransferParams(),
+    params = {"ours-new": replace(TransferParams(), **_parse_overrides(overrides)),
               "ours-old": replace(TransferParams(), **{k: v for k, v in OLD_DEFAULTS.items() if k in known})}
     if quick:  # tiny and short, but still two scales (min_scale_size down to the smallest side)
         params = {name: replace(p, iterations=min(p.iterations, QUICK["iterations"]), min_scale_size=MIN_SIDE)
                   for name, p in params.items()}
     return params
+
+
+def _parse_overrides(overrides: list[str]) -> dict:
+    """KEY=VALUE strings -> fields of TransferParams, each value of its field's default type."""
+    from daemon.engine.params import TransferParams
+
+    defaults = TransferParams()
+    fields = {f.name for f in dataclasses.fields(TransferParams)}
+    parsed = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key not in fields or not value:
+            raise SystemExit(f"--new-param {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(fields))}")
+        kind = type(getattr(defaults, key))
+        try:
+            parsed[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        except ValueError:
+            raise SystemExit(f"--new-param {item!r}: {key} takes a {kind.__name__}") from None
+    return parsed
 
 
 def engines(args: argparse.Namespace):
@@ -219,7 +242,7 @@ def document(results: list[PairResult], params, args: argparse.Namespace, machin
         "machine": machine,
         "settings": {"size": args.size, "backbone": args.backbone, "judge": JUDGE_OF[args.backbone],
                      "cap_factor": args.cap_factor, "margin": args.margin, "grid": args.grid,
-                     "snapshot_every": args.snapshot_every, "quick": args.quick},
+                     "snapshot_every": args.snapshot_every, "new_param": args.new_param, "quick": args.quick},
         "params": {name: dataclasses.asdict(p) for name, p in params.items()},
         "old_defaults_skipped": sorted(set(OLD_DEFAULTS) - set(dataclasses.asdict(params["ours-old"]))),
         "pairs": pair_docs,
@@ -272,7 +295,7 @@ def main(argv=None) -> None:
     from bench.keras_loss import KerasExampleLoss
     from bench.quality_plot import plot
 
-    params = method_params(args.quick)
+    params = method_params(args.quick, args.new_param)
     maker, judge_engine = engines(args)
     loss = KerasExampleLoss(maker.model)
     results = []

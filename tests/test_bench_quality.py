@@ -161,6 +161,18 @@ def test_old_params_are_todays_defaults_whatever_fields_exist(monkeypatch):
     assert all(p.iterations <= 3 for p in quick.values())
 
 
+def test_new_param_overrides_only_ours_new():
+    from bench.quality import method_params
+    from daemon.engine.params import TransferParams
+
+    params = method_params(quick=False, overrides=["style_weight=30", "iterations=7", "init=noise"])
+    assert params["ours-new"] == dataclasses.replace(TransferParams(), style_weight=30.0, iterations=7, init="noise")
+    assert params["ours-old"] == method_params(quick=False)["ours-old"]
+    for bad in (["no_such_field=1"], ["style_weight"], ["iterations=many"]):
+        with pytest.raises(SystemExit):
+            method_params(quick=False, overrides=bad)
+
+
 def test_judge_measures_what_the_engine_evaluates(hed_engine, tubingen, starry):
     from bench.quality_judge import JUDGE_PARAMS, Judge
     from daemon.engine.params import StyleImage
