@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-COLOURS = {"ours-old": (120, 120, 120), "ours-new": (20, 150, 60), "lbfgs-plain": (40, 90, 200),
-           "keras-sgd": (200, 60, 40)}
+COLOURS = {"ours-old": (120, 120, 120), "ours-new": (20, 150, 60), "ours-new-sw30": (150, 200, 40),
+           "lbfgs-plain": (40, 90, 200), "keras-sgd": (200, 60, 40)}
 BAR, GAP, LABEL, PAD = 12, 14, 250, 30
 
 
