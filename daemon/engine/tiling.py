@@ -41,13 +41,13 @@ class Network:
     deepest_block: int
     halo: int  # safe halo of the deepest layer (tiled.safe_halo)
     grid: int  # pooling grid of the deepest layer
+    content_floats: float = 8.0  # floats per image pixel of the content target (block4_conv2: 512 / 64)
 
 
-def image_bytes(width: int, height: int) -> int:
+def image_bytes(width: int, height: int, content_floats: float = 8.0) -> int:
     """Arrays the size of the image a tiled evaluation keeps: image, gradient, two crops' worth of
-    copies, and the content target (512 channels at 1/64 of the positions: 8 floats a pixel)."""
-    pixels = width * height
-    return pixels * 4 * (3 * 4 + 8)
+    copies (3 floats a pixel each), and the content target (`content_floats` a pixel)."""
+    return int(width * height * 4 * (3 * 4 + content_floats))
 
 
 def optimizer_bytes(optimizer: str, width: int, height: int) -> int:
@@ -79,7 +79,7 @@ def plan_scale(width: int, height: int, params: TransferParams, net: Network, bu
     if params.tiling == "never" or (params.tiling == "auto" and need <= budget):
         return ScalePlan(False, 0, 0, base, need, budget)
     for optimizer in _optimizers(base):
-        fixed = image_bytes(width, height) + optimizer_bytes(optimizer, width, height)
+        fixed = image_bytes(width, height, net.content_floats) + optimizer_bytes(optimizer, width, height)
         core = params.tile_size or _largest_core(width, height, budget - fixed, net)
         if core:
             return ScalePlan(True, core, net.halo, optimizer, fixed + tile_bytes(core, width, height, net), budget)
@@ -101,7 +101,7 @@ def _largest_core(width: int, height: int, room: int, net: Network) -> int:
 
 
 def _too_large(width: int, height: int, budget: int, net: Network, optimizer: str) -> ResourceError:
-    state = image_bytes(width, height) + optimizer_bytes(optimizer, width, height)
+    state = image_bytes(width, height, net.content_floats) + optimizer_bytes(optimizer, width, height)
     smallest = tile_bytes(2 * net.grid, width, height, net)
     return ResourceError(
         f"a {width}x{height} result needs about {state / 1e9:.1f} GB for the image and optimiser state "
@@ -116,7 +116,7 @@ def minimum_bytes(width: int, height: int, params: TransferParams, net: Network)
     if params.tiling == "never":
         return untiled_bytes(width, height, net)
     optimizer = _optimizers("adam" if params.optimizer == "adam" else "lbfgs-scipy")[-1]
-    return image_bytes(width, height) + optimizer_bytes(optimizer, width, height) + \
+    return image_bytes(width, height, net.content_floats) + optimizer_bytes(optimizer, width, height) + \
         tile_bytes(2 * net.grid, width, height, net)
 
 

@@ -114,8 +114,11 @@ class StyleTransfer:
 
     def _network(self, params: TransferParams) -> tiling.Network:
         deepest = self._deepest_layer(params)
+        content = self.model.get_layer(params.content_layer)
+        level = tiled.pooling_grid(self.model, params.content_layer)
         return tiling.Network(self.convs_per_block, self._deepest_block(params),
-                              tiled.safe_halo(self.model, deepest), tiled.pooling_grid(self.model, deepest))
+                              tiled.safe_halo(self.model, deepest), tiled.pooling_grid(self.model, deepest),
+                              content_floats=content.filters / level**2)
 
     def _deepest_layer(self, params: TransferParams) -> str:
         names = [layer.name for layer in self.model.layers]
