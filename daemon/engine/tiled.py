@@ -240,7 +240,7 @@ class TiledLoss:
         self.content_target = content_target
         self.style_targets = [np.asarray(t, np.float64) for t in style_targets]
         self.on_tile = on_tile
-        self.content_norm = float(np.sum(np.square(content_target, dtype=np.float64))) + 1e-8
+        self.content_norm = _squared_norm(content_target) + 1e-8
         self.style_norms = [float(np.sum(t * t)) + 1e-8 for t in self.style_targets]
         self.evaluations = 0
 
@@ -302,12 +302,17 @@ class TiledLoss:
         return float(np.sum(diff * diff))
 
 
+def _squared_norm(array: np.ndarray, rows: int = 64) -> float:
+    """sum(array**2) in float64, a few rows at a time (a whole float64 copy would be image-sized)."""
+    return float(sum(np.sum(np.square(array[i:i + rows], dtype=np.float64)) for i in range(0, len(array), rows)))
+
+
 def total_variation(image: np.ndarray) -> tuple[float, np.ndarray]:
     """losses.total_variation of an (H, W, 3) image and its gradient, in numpy (cheap, exact)."""
     scale = 255.0 * 255.0
     dy = image[1:] - image[:-1]
     dx = image[:, 1:] - image[:, :-1]
-    value = float(np.mean(np.square(dy, dtype=np.float64)) + np.mean(np.square(dx, dtype=np.float64))) / scale
+    value = float(np.sum(np.square(dy), dtype=np.float64) / dy.size + np.sum(np.square(dx), dtype=np.float64) / dx.size) / scale
     grad = np.zeros(image.shape, np.float32)
     gy = dy * np.float32(2.0 / (dy.size * scale))
     gx = dx * np.float32(2.0 / (dx.size * scale))
