@@ -312,7 +312,8 @@ def total_variation(image: np.ndarray) -> tuple[float, np.ndarray]:
     scale = 255.0 * 255.0
     dy = image[1:] - image[:-1]
     dx = image[:, 1:] - image[:, :-1]
-    value = float(np.sum(np.square(dy), dtype=np.float64) / dy.size + np.sum(np.square(dx), dtype=np.float64) / dx.size) / scale
+    value = float(np.sum(np.square(dy), dtype=np.float64) / dy.size
+                  + np.sum(np.square(dx), dtype=np.float64) / dx.size) / scale
     grad = np.zeros(image.shape, np.float32)
     gy = dy * np.float32(2.0 / (dy.size * scale))
     gx = dx * np.float32(2.0 / (dx.size * scale))

@@ -1,9 +1,9 @@
 """Whether a scale is computed whole or in tiles, with which tile size and optimiser (no Keras here).
 
 The budget counts the memory of the work, beyond the framework's runtime and the model's weights
-(about 1 GB, loaded once). Memory of one scale = what grows with the image (the image, its gradient, the content target, the
-optimiser's state) + what one evaluation needs for the part of the image it holds at once (the whole
-image untiled, one tile plus its halo when tiled). Tiling bounds the second term only, so a refusal
+(about 1 GB, loaded once). Memory of one scale = what grows with the image (the image, its gradient,
+the content target, the optimiser's state) + what one evaluation needs for the part of the image it
+holds at once (the whole image untiled, one tile plus its halo when tiled). Tiling bounds the second term only, so a refusal
 now names the first.
 """
 
