@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import os
 import subprocess
 import sys
@@ -89,10 +90,14 @@ def test_memory_estimate_refuses_or_downsizes(hed_engine, tubingen, starry, monk
 
     big = np.repeat(np.repeat(tubingen, 20, axis=0), 20, axis=1)  # 1920x1440
     monkeypatch.setattr(memory, "available_bytes", lambda: int(2.0e9))
-    with pytest.raises(ResourceError, match="needs about .* GB .* set max_size to \\d+"):
-        hed_engine.stylize(big, [StyleImage(starry)], TransferParams(max_size=1920, iterations=1, scales=1))
-    result = hed_engine.stylize(big, [StyleImage(starry)], TransferParams(
-        max_size=1920, iterations=1, scales=1, on_too_large="downsize"))
+    untiled = TransferParams(max_size=1920, iterations=1, scales=1, tiling="never")
+    with pytest.raises(ResourceError, match="needs about .* GB but the memory budget is .* set max_size to \\d+"):
+        hed_engine.stylize(big, [StyleImage(starry)], untiled)
+    # Tiled, only the image-sized arrays must fit: a budget below them is refused, naming them.
+    with pytest.raises(ResourceError, match="1920x1440 result needs about .* GB for the image and optimiser "
+                                            "state alone.* the memory budget is 0.1 GB"):
+        hed_engine.stylize(big, [StyleImage(starry)], TransferParams(max_size=1920, memory_budget=10**8))
+    result = hed_engine.stylize(big, [StyleImage(starry)], replace(untiled, on_too_large="downsize"))
     assert max(result.size) < 1920 and result.downsized_from == (1920, 1440)
 
 
