@@ -212,3 +212,15 @@ def test_tiled_stylisation_within_a_small_budget_is_as_stylised_as_the_untiled_o
     assert plain_style < start_style / 3  # the untiled run did stylise
     assert tiled_style < plain_style * 1.25, (plain_style, tiled_style)
     assert tiled_content < plain_content * 1.25 + 0.02, (plain_content, tiled_content)
+
+
+def test_a_stop_request_is_honoured_between_tiles_of_one_iteration(hed_engine, tubingen, starry):
+    """A print-size iteration takes minutes: the stop must not wait for it to end."""
+    from daemon.errors import StopRequested
+
+    reports = []
+    params = TransferParams(max_size=96, scales=1, iterations=5, tiling="always", tile_size=32)
+    with pytest.raises(StopRequested):
+        hed_engine.stylize(tubingen, [StyleImage(starry)], params, on_progress=reports.append,
+                           should_stop=lambda: len(reports) >= 4)
+    assert len(reports) == 4 and all(r.tiles > 1 and r.iteration == 0 for r in reports)
