@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CORRECTIONS = 5
 LOW, HIGH = 0.0, 255.0
-_CHUNK = 1 << 18  # elements per pass over an array: 1 MiB of float32 temporaries at most
+_CHUNK = 1 << 16  # elements per step of a pass over an array: temporaries of 256 KiB
 _C1, _C2 = 1e-4, 0.9  # sufficient decrease and curvature constants (those of L-BFGS-B)
 _MAX_LINE_EVALUATIONS = 20  # scipy's maxls
 _CURVATURE_EPS = float(np.finfo(np.float32).eps)
@@ -32,8 +32,10 @@ _ARRAYS_BESIDE_HISTORY = 5  # x, gradient, direction, trial point, the trial poi
 
 def state_bytes(pixels: int, corrections: int = DEFAULT_CORRECTIONS) -> int:
     """Peak bytes lbfgs32 holds for an RGB image of `pixels` pixels (the engine's evaluation aside)."""
+    values = pixels * _CHANNELS
     arrays = 2 * corrections + _ARRAYS_BESIDE_HISTORY
-    return arrays * pixels * _CHANNELS * 4 + _CHUNK * 4 * 4
+    # + one byte a value for the active-set mask, + a few chunk-sized temporaries
+    return arrays * values * 4 + values + 8 * _CHUNK * 4
 
 
 def lbfgs32(
@@ -131,11 +133,13 @@ class _Run:
         self.max_evaluations = max(max_evaluations, 1)
         self.evaluations = self.iterations = 0
         self.g: np.ndarray | None = None
+        self.pair_rejected = False
 
     def optimise(self, iterations: int, on_step: StepCallback) -> bool:
         """Iterate; True when on_step asked to stop."""
         here = self._evaluate_at(self.x)
         self.f, self.g, self.parts = here.f, here.grad, here.parts
+        del here  # or the first gradient outlives its replacement
         while self.iterations < iterations and self.evaluations < self.max_evaluations:
             if not self._iterate():
                 break
@@ -152,17 +156,18 @@ class _Run:
         if slope == 0.0:
             return False  # projected gradient is zero: a stationary point of the box problem
         first = 1.0 if not fresh else min(1.0, 1.0 / math.sqrt(_dot(self.d, self.d)))
-        # The first step only needs to lower the loss: the pair it yields scales every later step (as in
-        # L-BFGS-B, whose first step is accepted at once), where extrapolating to meet the curvature
-        # condition cost about 6 evaluations on the engine's loss.
-        point = _WolfeSearch(self, slope, curvature=not fresh).run(first)
+        # A step from an empty history only needs to lower the loss: the pair it yields scales every
+        # later step (L-BFGS-B too accepts its first step at once), where extrapolating to meet the
+        # curvature condition cost about 6 evaluations on the engine's loss. If that pair had no
+        # positive curvature (a non-convex region), the next search insists on it, or -g repeats.
+        point = _WolfeSearch(self, slope, curvature=not fresh or self.pair_rejected).run(first)
         if point is None and not fresh:
             log.debug("line search failed; restarting from steepest descent")
             self.history.clear()
             return self._iterate()
         if point is None:
             return False
-        self.history.push(self.trial, self.x, point.grad, self.g)
+        self.pair_rejected = not self.history.push(self.trial, self.x, point.grad, self.g)
         self.x, self.trial = self.trial, self.x
         self.f, self.g, self.parts = point.f, point.grad, point.parts
         return True
@@ -261,7 +266,8 @@ class _WolfeSearch:
         return self._evaluate(lo.t)
 
     def _evaluate(self, t: float) -> _Point:
-        self.last = None  # release the previous trial's gradient before the next one is made
+        if self.last is not None:
+            self.last.grad = None  # release the previous trial's gradient before the next one is made
         self.budget -= 1
         self.last = self.run_.evaluate(t)
         return self.last
