@@ -307,7 +307,7 @@ def _dot(a: np.ndarray, b: np.ndarray, held: np.ndarray | None = None) -> float:
     """a.b over the pixels not `held`, summed in float64 across chunks (a float32 sum drifts)."""
     total = 0.0
     for c in _chunks(a.size):
-        if held is None:
+        if held is None or not held[c].any():  # most chunks of a photo hold no pixel at a bound
             total += float(np.dot(a[c], b[c]))
         else:
             free = ~held[c]
@@ -321,7 +321,8 @@ def _axpy(alpha: float, x: np.ndarray, y: np.ndarray, held: np.ndarray, scratch:
     for c in _chunks(x.size):
         tmp = scratch[: c.stop - c.start]
         np.multiply(x[c], a, out=tmp)
-        tmp[held[c]] = 0.0
+        if held[c].any():
+            tmp[held[c]] = 0.0
         y[c] += tmp
 
 
