@@ -42,8 +42,8 @@ def optimisers(corrections: int) -> dict:
             f"lbfgs32-m{corrections}": functools.partial(lbfgs32, corrections=corrections)}
 
 
-def quality_rows(pairs: list[str], sizes: list[int], iterations: int, corrections: int) -> list[dict]:
-    """One row per pair, size and optimiser: losses, evaluations, seconds."""
+def quality_rows(pairs: list[str], sizes: list[int], iterations: int, corrections: int, on_row) -> list[dict]:
+    """One row per pair, size and optimiser: losses, evaluations, seconds; on_row(rows) after each."""
     import daemon.engine.transfer as transfer
     from daemon.engine.backbones import resolve_backbone
     from daemon.engine.params import StyleImage, TransferParams
@@ -67,6 +67,7 @@ def quality_rows(pairs: list[str], sizes: list[int], iterations: int, correction
                        "load_average_1min": round(load, 2), "final_loss": result.losses.loss,
                        "loss_at": {str(k): losses.get(k) for k in (*CHECKPOINTS, iterations)}}
                 rows.append(row)
+                on_row(rows)
                 print(f"{pair:40} {size:4} {name:22} loss {row['final_loss']:12.5g} iters {row['iterations']:3} "
                       f"evals {row['evaluations']:3} {row['seconds']:6.1f}s (load {load:.1f})", flush=True)
     return rows
@@ -120,6 +121,8 @@ def print_summary(rows: list[dict]) -> None:
     for r in rows:
         by_key.setdefault((r["pair"], r["size"]), {})[r["optimiser"]] = r
     for (pair, size), runs in by_key.items():
+        if len(runs) < 2:
+            continue
         scipy, ours = (runs[k] for k in sorted(runs, key=lambda k: not k.startswith("scipy")))
         print(f"{pair:40} {size:4} loss ratio lbfgs32/scipy {ours['final_loss'] / scipy['final_loss']:.3f} "
               f"evals {ours['evaluations']}/{scipy['evaluations']}")
@@ -131,7 +134,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512])
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--corrections", type=int, default=5)
-    parser.add_argument("--memory-sizes", nargs="+", type=int, default=[512, 1024])
+    parser.add_argument("--memory-sizes", nargs="*", type=int, default=[512, 1024])
     parser.add_argument("--state-only", nargs=2, metavar=("OPTIMISER", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -145,15 +148,21 @@ def main() -> None:
     setup_logging("WARNING")
     start = time.time()
     memory = memory_rows(args.memory_sizes, args.corrections)
-    rows = quality_rows(args.pairs, args.sizes, args.iterations, args.corrections)
+    # written after every run, so that a long benchmark stopped half way keeps what it measured
+    rows = quality_rows(args.pairs, args.sizes, args.iterations, args.corrections,
+                        lambda rows: write_file(args, rows, memory, backend, state_bytes, start))
     print_summary(rows)
-    print_file(args, rows, memory, backend, state_bytes, start)
+    print(f"wrote {output_path(args, backend)}")
 
 
-def print_file(args, rows, memory, backend, state_bytes, start) -> None:
+def output_path(args, backend) -> Path:
+    return args.out or ROOT / "bench" / "results" / f"lbfgs32-{backend.backend_name()}-cpu.json"
+
+
+def write_file(args, rows, memory, backend, state_bytes, start) -> None:
     """Write the JSON result file."""
     pixels = 6000 * 4000
-    out = args.out or ROOT / "bench" / "results" / f"lbfgs32-{backend.backend_name()}-cpu.json"
+    out = output_path(args, backend)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "backbone": "vgg16-hed", "scales": 1, "init": "content", "iterations": args.iterations,
@@ -166,7 +175,6 @@ def print_file(args, rows, memory, backend, state_bytes, start) -> None:
             "scipy_state_bytes_approx": (2 * SCIPY_MAXCOR + 9) * pixels * 3 * 8,
         },
     }, indent=2))
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
