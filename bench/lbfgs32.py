@@ -62,7 +62,8 @@ def quality_rows(pairs: list[str], sizes: list[int], iterations: int, correction
                 load = os.getloadavg()[0]
                 result = maker.stylize(content, [style], params)
                 losses = {r.iteration: r.loss for r in result.history}
-                row = {"pair": pair, "size": size, "optimiser": name, "iterations": result.iterations,
+                row = {"pair": pair, "size": size, "optimiser": name, "iterations_asked": iterations,
+                       "iterations": result.iterations,
                        "evaluations": result.evaluations, "seconds": round(result.seconds, 1),
                        "load_average_1min": round(load, 2), "final_loss": result.losses.loss,
                        "loss_at": {str(k): losses.get(k) for k in (*CHECKPOINTS, iterations)}}
@@ -92,20 +93,30 @@ def memory_rows(sizes: list[int], corrections: int) -> list[dict]:
 
 
 def state_only(name: str, size: int, corrections: int) -> dict:
-    """Run one optimiser 25 iterations (scipy touches its whole history) on a separable quadratic over a size x size x 3 image."""
+    """Run one optimiser 25 iterations on an ill-conditioned separable quadratic over a size x size x 3
+    image (so it does not converge before its history fills; scipy touches its whole history anyway)."""
     shape = (1, size, size, 3)
-    target = np.linspace(-50, 300, num=int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    count = int(np.prod(shape))
+    target = np.linspace(-50, 300, num=count, dtype=np.float32)
+    curvature = np.linspace(0.5, 50, num=count, dtype=np.float32)[::-1].copy()
+    chunk = 1 << 16
 
     def value_and_grad(x: np.ndarray):
-        grad = np.subtract(x, target, dtype=np.float32)  # the only allocation: like the engine's gradient
-        return 0.5 * float(np.dot(grad.reshape(-1), grad.reshape(-1))), grad, (0.0, 0.0, 0.0)
+        grad = np.subtract(x.reshape(-1), target, dtype=np.float32)  # the only image-sized allocation
+        total = 0.0
+        for i in range(0, count, chunk):
+            r = grad[i:i + chunk]
+            total += 0.5 * float(np.dot(r * curvature[i:i + chunk], r.astype(np.float64)))
+            r *= curvature[i:i + chunk]
+        return total, grad.reshape(shape), (total, 0.0, 0.0)
 
     x0 = np.full(shape, 128.0, dtype=np.float32)
     value_and_grad(x0)
     before = _rss_bytes()
-    optimisers(corrections)[name](value_and_grad, x0, 25, lambda *a: True)
+    outcome = optimisers(corrections)[name](value_and_grad, x0, 25, lambda *a: True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"optimiser": name, "size": size, "values": int(np.prod(shape)), "peak_rss_bytes": peak - before}
+    return {"optimiser": name, "size": size, "values": count, "iterations": outcome.iterations,
+            "peak_rss_bytes": peak - before}
 
 
 def _rss_bytes() -> int:
@@ -131,12 +142,13 @@ def print_summary(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS, help="CONTENT:STYLE file names")
-    parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512])
+    parser.add_argument("--sizes", nargs="*", type=int, default=[256, 512])
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--corrections", type=int, default=5)
     parser.add_argument("--memory-sizes", nargs="*", type=int, default=[512, 1024])
     parser.add_argument("--state-only", nargs=2, metavar=("OPTIMISER", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--append", action="store_true", help="keep the rows already in the result file")
     args = parser.parse_args()
     if args.state_only:
         print(json.dumps(state_only(args.state_only[0], int(args.state_only[1]), args.corrections)))
@@ -148,11 +160,29 @@ def main() -> None:
     setup_logging("WARNING")
     start = time.time()
     memory = memory_rows(args.memory_sizes, args.corrections)
+    kept = _kept(output_path(args, backend)) if args.append else {"rows": [], "optimiser_memory": []}
+    memory = memory or kept["optimiser_memory"]
     # written after every run, so that a long benchmark stopped half way keeps what it measured
     rows = quality_rows(args.pairs, args.sizes, args.iterations, args.corrections,
-                        lambda rows: write_file(args, rows, memory, backend, state_bytes, start))
+                        lambda rows: write_file(args, kept["rows"] + rows, memory, backend, state_bytes, start))
     print_summary(rows)
     print(f"wrote {output_path(args, backend)}")
+
+
+def _extrapolated(memory: list[dict], values: int) -> dict:
+    largest = {}
+    for row in memory:
+        if row["values"] >= largest.get(row["optimiser"], {"values": 0})["values"]:
+            largest[row["optimiser"]] = row
+    return {name: int(row["peak_rss_bytes"] / row["values"] * values) for name, row in largest.items()}
+
+
+def _kept(path: Path) -> dict:
+    """The rows and memory figures of an earlier run (--append), so runs can be split and resumed."""
+    if not path.exists():
+        return {"rows": [], "optimiser_memory": []}
+    earlier = json.loads(path.read_text())
+    return {"rows": earlier["rows"], "optimiser_memory": earlier["optimiser_memory"]}
 
 
 def output_path(args, backend) -> Path:
@@ -165,7 +195,7 @@ def write_file(args, rows, memory, backend, state_bytes, start) -> None:
     out = output_path(args, backend)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "backbone": "vgg16-hed", "scales": 1, "init": "content", "iterations": args.iterations,
+        "backbone": "vgg16-hed", "scales": 1, "init": "content", "iterations": "per row",
         "corrections": args.corrections, "scipy_maxcor": SCIPY_MAXCOR, "device": backend.device_name(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared by 5 agents: timings under load",
         "wall_seconds": round(time.time() - start), "rows": rows, "optimiser_memory": memory,
@@ -173,6 +203,8 @@ def write_file(args, rows, memory, backend, state_bytes, start) -> None:
             "lbfgs32_state_bytes": state_bytes(pixels, args.corrections),
             # L-BFGS-B: 2m n-vectors of history plus about 9 more (x, g, bounds, work) in float64
             "scipy_state_bytes_approx": (2 * SCIPY_MAXCOR + 9) * pixels * 3 * 8,
+            # each optimiser's peak RSS per value at the largest size measured, times 6000x4000x3
+            "extrapolated_from_measured": _extrapolated(memory, pixels * 3),
         },
     }, indent=2))
 
