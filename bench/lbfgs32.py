@@ -165,7 +165,8 @@ def main() -> None:
     # written after every run, so that a long benchmark stopped half way keeps what it measured
     rows = quality_rows(args.pairs, args.sizes, args.iterations, args.corrections,
                         lambda rows: write_file(args, kept["rows"] + rows, memory, backend, state_bytes, start))
-    print_summary(rows)
+    write_file(args, kept["rows"] + rows, memory, backend, state_bytes, start)
+    print_summary(kept["rows"] + rows)
     print(f"wrote {output_path(args, backend)}")
 
 
