@@ -57,6 +57,9 @@ def quality_rows(pairs: list[str], sizes: list[int], iterations: int, correction
         style = StyleImage(load_image(IMAGES / "style" / style_name).rgb)
         for size in sizes:
             params = TransferParams(max_size=size, iterations=iterations, scales=1, log_every=1)
+            # one untimed iteration first: the graph for this size is traced once, not inside whichever
+            # optimiser happens to run first (rows written before this warm-up charge it to scipy)
+            maker.stylize(content, [style], TransferParams(max_size=size, iterations=1, scales=1))
             for name, run in optimisers(corrections).items():
                 transfer.lbfgs = run  # what _run calls for the host L-BFGS
                 load = os.getloadavg()[0]
@@ -65,7 +68,7 @@ def quality_rows(pairs: list[str], sizes: list[int], iterations: int, correction
                 row = {"pair": pair, "size": size, "optimiser": name, "iterations_asked": iterations,
                        "iterations": result.iterations,
                        "evaluations": result.evaluations, "seconds": round(result.seconds, 1),
-                       "load_average_1min": round(load, 2), "final_loss": result.losses.loss,
+                       "load_average_1min": round(load, 2), "final_loss": result.losses.loss, "warmed_up": True,
                        "loss_at": {str(k): losses.get(k) for k in (*CHECKPOINTS, iterations)}}
                 rows.append(row)
                 on_row(rows)
@@ -199,6 +202,9 @@ def write_file(args, rows, memory, backend, state_bytes, start) -> None:
         "backbone": "vgg16-hed", "scales": 1, "init": "content", "iterations": "per row",
         "corrections": args.corrections, "scipy_maxcor": SCIPY_MAXCOR, "device": backend.device_name(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared by 5 agents: timings under load",
+        "note": ("seconds are wall time on a loaded machine (see load_average_1min); rows without "
+                 "warmed_up include the size's graph tracing in the first optimiser run (scipy), so "
+                 "compare evaluations rather than seconds there"),
         "wall_seconds": round(time.time() - start), "rows": rows, "optimiser_memory": memory,
         "print_6000x4000": {
             "lbfgs32_state_bytes": state_bytes(pixels, args.corrections),
