@@ -56,7 +56,9 @@ def optimizer_bytes(optimizer: str, width: int, height: int) -> int:
     if optimizer == "lbfgs-scipy":
         return values * 8 * (2 * SCIPY_CORRECTIONS + 5 + 4)
     if optimizer == "lbfgs-float32":
-        return values * 4 * (2 * FLOAT32_CORRECTIONS + 6)
+        from daemon.engine.lbfgs32 import state_bytes
+
+        return state_bytes(width * height, FLOAT32_CORRECTIONS)
     return values * 4 * 4  # adam: x, m, v, gradient
 
 
