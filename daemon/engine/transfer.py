@@ -17,7 +17,9 @@ from daemon.engine.losses import LossSpec, gram_numpy, loss_terms, preprocess, w
 from daemon.engine.on_device import DeviceScales, feature_layers
 from daemon.engine.optimize import adam, lbfgs
 from daemon.engine.eta import CostModel, EtaEstimator
-from daemon.engine.params import MIN_SIDE, LossRecord, Progress, StyleImage, TransferParams, TransferResult
+from daemon.engine.params import (MIN_SIDE, LossRecord, Progress, ScaleReport, StyleImage, TransferParams,
+                                  TransferResult)
+from daemon.engine.stopping import StopRule, scale_caps
 from daemon.engine.weights import WeightsSource, build_model
 from daemon.errors import BadInputError, ConfigError, ResourceError, StopRequested, is_out_of_memory
 from daemon.media.images import resize_long_side, resize_to
@@ -116,28 +118,40 @@ class StyleTransfer:
         feature_model, spec = self._feature_model(params)
         sizes = _scale_sizes(content.shape, long_side, params)
         styles = _prepare_styles(styles, content, params)
-        clock = _Clock(sizes, params.iterations, self._cost_model)
+        caps = scale_caps(params.iterations, len(sizes), params.budget)
+        clock = _Clock(sizes, caps, self._cost_model)
         on_device = self._on_device(params)
         history: list[LossRecord] = []
+        reports: list[ScaleReport] = []
         image = None
         evaluations = iterations = 0
         start = time.perf_counter()
-        for index, size in enumerate(sizes):
+        for index, (size, cap) in enumerate(zip(sizes, caps)):
+            began = time.perf_counter()
             content_s = resize_to(content, size)
             targets = self._targets(feature_model, spec, content_s, styles, size, params)
             image = _initial(image, content_s, styles, params, size)
-            on_step = self._step_reporter(index, len(sizes), size, params, clock, history, hooks)
+            rule = StopRule(params.stop_tolerance, params.stop_window, cap)
+            clock.begin_scale(index)
+            on_step = self._step_reporter(index, len(sizes), size, params, clock, history, hooks, rule)
             if on_device:
-                outcome = self._device.run(params, spec, targets, image, on_step, index * params.iterations)
+                outcome = self._device.run(replace(params, iterations=cap), spec, targets, image, on_step,
+                                           clock.done)
             else:
                 step = self._value_and_grad(feature_model, spec, targets)
                 run = lbfgs if params.optimizer == "lbfgs" else _adam_with(params.learning_rate)
-                outcome = run(step, image[None], params.iterations, on_step)
+                outcome = run(step, image[None], cap, on_step)
             image = outcome.image[0]
             evaluations += outcome.evaluations
             iterations += outcome.iterations
-            if outcome.stopped:
+            if outcome.stopped and not rule.converged:
                 raise StopRequested("stopped at a shutdown request; the job will be re-queued")
+            decision = rule.decision(outcome.iterations)
+            reports.append(ScaleReport(
+                size=size, iterations=outcome.iterations, evaluations=outcome.evaluations,
+                seconds=time.perf_counter() - began, stop_reason=decision.reason,
+                stop_detail=decision.detail, optimizer=_optimizer_name(params, on_device)))
+            log.debug("scale %d/%d %dx%d: %s", index + 1, len(sizes), *size, decision.detail)
         if params.preserve_colors == "luminance":
             image = keep_content_colors(image, resize_to(content, sizes[-1]))
         final = history[-1] if history else LossRecord(0, len(sizes), 0.0, 0.0, 0.0, 0.0)
@@ -147,6 +161,7 @@ class StyleTransfer:
             rgb=image, iterations=iterations, evaluations=evaluations,
             seconds=time.perf_counter() - start, size=sizes[-1], losses=final,
             history=history, downsized_from=downsized, scale_sizes=tuple(sizes),
+            scale_reports=tuple(reports),
         )
 
     def _on_device(self, params: TransferParams) -> bool:
@@ -239,10 +254,11 @@ class StyleTransfer:
             self._compiled[key] = compiled
         return compiled(targets)
 
-    def _step_reporter(self, index, scales, size, params, clock, history, hooks: "_Hooks"):
+    def _step_reporter(self, index, scales, size, params, clock, history, hooks: "_Hooks", rule: StopRule):
         def on_step(iteration: int, total: float, parts: tuple[float, float, float], current) -> bool:
             clock.tick(index)
-            if iteration % params.log_every == 0 or iteration == params.iterations:
+            converged = rule.feed(total)
+            if iteration % params.log_every == 0 or iteration == rule.cap or converged:
                 history.append(LossRecord(iteration, index + 1, total, *parts))
             if hooks.on_snapshot is not None and params.save_every and clock.done % params.save_every == 0:
                 hooks.on_snapshot(clock.done, current()[0])
@@ -252,7 +268,10 @@ class StyleTransfer:
                     size=size, loss=total, content_loss=parts[0], style_loss=parts[1],
                     tv_loss=parts[2], elapsed=clock.elapsed(), eta=clock.eta(),
                 ))
-            return not (hooks.should_stop and hooks.should_stop())
+            if hooks.should_stop and hooks.should_stop():
+                rule.converged = False  # a shutdown request wins: the job is re-queued, not finished
+                return False
+            return not converged
 
         return on_step
 
@@ -267,13 +286,21 @@ class _Hooks:
 
 
 class _Clock:
-    """Counts iterations; the time left comes from an EtaEstimator (compile time kept out of the rate)."""
+    """Counts iterations; the time left comes from an EtaEstimator (compile time kept out of the rate).
 
-    def __init__(self, sizes: list[tuple[int, int]], iterations: int, model: CostModel) -> None:
-        self.total = iterations * len(sizes)
+    `done` is the position in the plan: a scale that stopped early counts as its full cap, so the
+    progress reaches `total` (the sum of the caps) when the last scale ends, however early."""
+
+    def __init__(self, sizes: list[tuple[int, int]], caps: list[int], model: CostModel) -> None:
+        self.caps = caps
+        self.total = sum(caps)
         self.done = 0
         self.start = time.perf_counter()
-        self.estimator = EtaEstimator([w * h for w, h in sizes], iterations, model=model)
+        self.estimator = EtaEstimator([w * h for w, h in sizes], caps, model=model)
+
+    def begin_scale(self, index: int) -> None:
+        """Skip what earlier scales left unused of their caps."""
+        self.done = sum(self.caps[:index])
 
     def tick(self, index: int) -> None:
         self.done += 1
@@ -328,6 +355,12 @@ def _initial(previous, content_s: np.ndarray, styles, params: TransferParams, si
     rng = np.random.default_rng(params.seed)
     noise = rng.uniform(0, 255, size=content_s.shape)
     return noise.astype(np.float32)
+
+
+def _optimizer_name(params: TransferParams, on_device: bool) -> str:
+    if params.optimizer != "lbfgs":
+        return params.optimizer
+    return "lbfgs-optax" if on_device else "lbfgs-scipy"
 
 
 def _adam_with(learning_rate: float):

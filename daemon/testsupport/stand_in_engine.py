@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from daemon.engine.params import LossRecord, Progress, StyleImage, TransferParams, TransferResult
+from daemon.engine.params import LossRecord, Progress, ScaleReport, StyleImage, TransferParams, TransferResult
 from daemon.engine.weights import WeightsSource, hed_weights
 from daemon.errors import BadInputError, StopRequested
 from daemon.engine.transfer import _scale_sizes
@@ -97,8 +97,20 @@ class FakeTransfer:
             if should_stop is not None and should_stop():
                 raise StopRequested("stopped at a shutdown request; the job will be re-queued")
         result = (0.5 * image + 0.5 * tint).astype(np.float32)
-        return TransferResult(result, params.iterations, params.iterations, time.perf_counter() - start,
-                              (image.shape[1], image.shape[0]), history[-1], history, scale_sizes=tuple(sizes))
+        seconds = time.perf_counter() - start
+        return TransferResult(result, params.iterations, params.iterations, seconds,
+                              (image.shape[1], image.shape[0]), history[-1], history, scale_sizes=tuple(sizes),
+                              scale_reports=_scale_reports(sizes, params.iterations, seconds))
+
+
+def _scale_reports(sizes, iterations: int, seconds: float) -> tuple[ScaleReport, ...]:
+    """The fake's iterations shared out over the planned scales, each ending at its share (the cap)."""
+    shares = [len(part) for part in np.array_split(np.arange(iterations), len(sizes))]
+    return tuple(
+        ScaleReport(size=tuple(size), iterations=n, evaluations=n, seconds=round(seconds * n / iterations, 3),
+                    stop_reason="cap", stop_detail=f"ran the full {n} iterations (stand-in engine)",
+                    optimizer="stand-in")
+        for size, n in zip(sizes, shares))
 
 
 def _planned_sizes(content: np.ndarray, params: TransferParams) -> list[tuple[int, int]]:
