@@ -65,7 +65,7 @@ class TransferParams:
     """Every knob of one style transfer; defaults give a clearly stylised, recognisable result."""
 
     max_size: int = 512
-    iterations: int = 100  # cap per scale (see budget)
+    iterations: int = 80  # cap per scale (see budget)
     scales: int = 3
     min_scale_size: int = 128
     content_weight: float = 1.0
@@ -94,8 +94,8 @@ class TransferParams:
     tile_size: int = 0  # px of a tile's core (multiple of 16); 0: the largest that fits the budget
     # A scale stops once the loss fell by less than stop_tolerance (relative) over stop_window
     # iterations; 0 turns the rule off (every scale runs to its cap).
-    stop_tolerance: float = 0.01
-    stop_window: int = 5
+    stop_tolerance: float = 0.02
+    stop_window: int = 10
     # even: every scale capped at `iterations`; coarse: the coarsest at `iterations`, each finer half.
     budget: Budget = "coarse"
 
