@@ -288,8 +288,8 @@ class _Hooks:
 class _Clock:
     """Counts iterations; the time left comes from an EtaEstimator (compile time kept out of the rate).
 
-    `done` is the position in the plan: a scale that stopped early counts as its full cap, so the
-    progress reaches `total` (the sum of the caps) when the last scale ends, however early."""
+    `done` is the position in the plan (total: the sum of the caps): the next scale starts counting
+    where an earlier one's cap ends, however early that scale stopped."""
 
     def __init__(self, sizes: list[tuple[int, int]], caps: list[int], model: CostModel) -> None:
         self.caps = caps
