@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--vgg19-weights", type=Path, help="VGG19 notop weights (default: vgg16-hed)")
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/strength_grid"))
+    parser.add_argument("--photos", nargs="*", help="make only these photos' pairs (to share the work "
+                        "between processes); the grid is drawn when every pair is in the cache")
     args = parser.parse_args()
     setup_logging("WARNING")
     engine, backbone = _engine(args.vgg19_weights)
@@ -41,13 +43,19 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     photos = sorted((IMAGES / "content").iterdir())
     styles = sorted((IMAGES / "style").iterdir())
+    if args.photos:
+        for photo in [p for p in photos if p.name in args.photos]:
+            for style_path in styles:
+                _pair(engine, load_image(photo).rgb, StyleImage(load_image(style_path).rgb), params,
+                      args.cache / f"{photo.stem}__{style_path.stem}")
+        return
     rows, records = [], []
     for photo in photos:
         content = load_image(photo).rgb
         panels = [Panel(content, photo.name)]
         for style_path in styles:
             style = StyleImage(load_image(style_path).rgb)
-            record, rgb = _pair(engine, content, style, params, args.cache / f"{photo.stem}.{style_path.stem}")
+            record, rgb = _pair(engine, content, style, params, args.cache / f"{photo.stem}__{style_path.stem}")
             records.append({"photo": photo.name, "style": style_path.name, **record})
             panels.append(Panel(rgb, f"{style_path.stem}: content {record['content_distance']:.2f}, "
                                      f"{record['seconds']:.0f}s"))
@@ -76,6 +84,7 @@ def _pair(engine, content: np.ndarray, style: StyleImage, params: TransferParams
     image_file, record_file = cache.with_suffix(".npy"), cache.with_suffix(".json")
     if image_file.exists() and record_file.exists():
         return json.loads(record_file.read_text()), np.load(image_file)
+    print(f"making {cache.name}", flush=True)
     result = engine.stylize(content, [style], params)
     content_distance, style_distance, _ = engine.evaluate(result.rgb, content, [style], params)
     record = {"content_distance": round(float(content_distance), 4),

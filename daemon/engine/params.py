@@ -32,7 +32,7 @@ DEFAULT_STYLE_LAYERS = {
 }
 
 # Strength 0..1 -> style weight on a log scale: 3 at 0, 30 (the old default) at 0.5, 300 at 1.
-STRENGTH_PRESETS = {"subtle": 0.25, "balanced": 0.4, "strong": 0.6}
+STRENGTH_PRESETS = {"subtle": 0.15, "balanced": 0.3, "strong": 0.5}
 DEFAULT_STRENGTH = STRENGTH_PRESETS["balanced"]
 _STYLE_WEIGHT_AT_0, _STYLE_WEIGHT_RANGE = 3.0, 100.0
 
