@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/strength_grid"))
     parser.add_argument("--photos", nargs="*", help="make only these photos' pairs (to share the work "
                         "between processes); the grid is drawn when every pair is in the cache")
+    parser.add_argument("--draw-only", action="store_true", help="draw from the cache; missing pairs stay grey")
     args = parser.parse_args()
     setup_logging("WARNING")
     engine, backbone = _engine(args.vgg19_weights)
@@ -55,7 +56,11 @@ def main() -> None:
         panels = [Panel(content, photo.name)]
         for style_path in styles:
             style = StyleImage(load_image(style_path).rgb)
-            record, rgb = _pair(engine, content, style, params, args.cache / f"{photo.stem}__{style_path.stem}")
+            cache = args.cache / f"{photo.stem}__{style_path.stem}"
+            if args.draw_only and not cache.with_suffix(".json").exists():
+                panels.append(Panel(np.full_like(content, 200.0), f"{style_path.stem}: not made"))
+                continue
+            record, rgb = _pair(engine, content, style, params, cache)
             records.append({"photo": photo.name, "style": style_path.name, **record})
             panels.append(Panel(rgb, f"{style_path.stem}: content {record['content_distance']:.2f}, "
                                      f"{record['seconds']:.0f}s"))
