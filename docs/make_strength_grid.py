@@ -39,7 +39,8 @@ def main() -> None:
     parser.add_argument("--draw-only", action="store_true", help="draw from the cache; missing pairs stay grey")
     args = parser.parse_args()
     setup_logging("WARNING")
-    engine, backbone = _engine(args.vgg19_weights)
+    engine, backbone = (None, "vgg19" if args.vgg19_weights else "vgg16-hed") if args.draw_only \
+        else _engine(args.vgg19_weights)
     params = TransferParams(max_size=args.size)
     args.cache.mkdir(parents=True, exist_ok=True)
     photos = sorted((IMAGES / "content").iterdir())
