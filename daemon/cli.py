@@ -169,15 +169,27 @@ def _add_stylize(s: argparse.ArgumentParser) -> None:
                    help="result (.jpg, .png or .webp); if it exists, OUT.2.EXT (then .3, ...) is written instead")
     s.add_argument("--size", type=int, default=d.max_size, metavar="N",
                    help="long side of the result in pixels; a smaller photo is not upscaled")
-    s.add_argument("--iterations", type=int, default=d.iterations, metavar="N", help="optimiser iterations per scale")
+    s.add_argument("--iterations", type=int, default=d.iterations, metavar="N",
+                   help="most optimiser iterations per scale (see --budget, --stop-tolerance)")
     s.add_argument("--scales", type=int, default=d.scales, metavar="N",
                    help="coarse-to-fine scales (fewer run when the photo is small)")
-    s.add_argument("--style-weight", type=float, default=d.style_weight, metavar="W",
-                   help="weight of the style loss: higher gives more paint")
+    s.add_argument("--strength", type=_parse_strength, default="balanced", metavar="S",
+                   help="how much style: a number from 0 (a hint) to 1 (style everywhere) or subtle, "
+                        "balanced, strong (0.15, 0.3, 0.5)")
+    s.add_argument("--style-weight", type=float, default=None, metavar="W",
+                   help="raw weight of the style loss, instead of --strength: higher gives more paint "
+                        "(default: from --strength)")
     s.add_argument("--content-weight", type=float, default=d.content_weight, metavar="W",
                    help="weight of the content loss: higher keeps more of the photo")
     s.add_argument("--tv-weight", type=float, default=d.tv_weight, metavar="W",
                    help="weight of the total-variation loss: higher smooths pixel noise")
+    s.add_argument("--stop-tolerance", type=float, default=d.stop_tolerance, metavar="F",
+                   help="a scale stops once the loss fell by less than this fraction over --stop-window "
+                        "iterations; 0 runs every scale to its cap")
+    s.add_argument("--stop-window", type=int, default=d.stop_window, metavar="N",
+                   help="iterations over which --stop-tolerance is measured")
+    s.add_argument("--budget", choices=["even", "coarse"], default=d.budget,
+                   help="iteration caps per scale: even gives each --iterations, coarse halves it at each finer scale")
     s.add_argument("--style-scale", type=float, default=d.style_scale, metavar="S",
                    help="style image size relative to the result: smaller gives finer brush strokes")
     s.add_argument("--preserve-colors", nargs="?", const="luminance", default=d.preserve_colors,
@@ -232,13 +244,31 @@ def _parse_since(text: str):
         raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
 
 
-def _params_from_args(args: argparse.Namespace):
-    """TransferParams from the stylize options; a value the engine refuses is a usage error (exit 2)."""
-    from daemon.engine.params import TransferParams
+def _parse_strength(text: str) -> float:
+    """--strength: a number 0..1 or a preset name."""
+    from daemon.engine.params import STRENGTH_PRESETS, strength_value
 
     try:
+        value = strength_value(text)
+    except ConfigError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a strength; use a number from 0 to 1 or one of {', '.join(STRENGTH_PRESETS)}")
+    return value
+
+
+def _params_from_args(args: argparse.Namespace):
+    """TransferParams from the stylize options; a value the engine refuses is a usage error (exit 2)."""
+    from daemon.engine.params import TransferParams, strength_value, style_weight_for
+
+    style_weight = args.style_weight
+    if style_weight is None:  # a raw --style-weight wins over --strength
+        style_weight = style_weight_for(strength_value(args.strength))
+    try:
         return TransferParams(
-            max_size=args.size, iterations=args.iterations, scales=args.scales, style_weight=args.style_weight,
+            max_size=args.size, iterations=args.iterations, scales=args.scales, style_weight=style_weight,
+            stop_tolerance=args.stop_tolerance, stop_window=args.stop_window, budget=args.budget,
             content_weight=args.content_weight, tv_weight=args.tv_weight, style_scale=args.style_scale,
             preserve_colors=args.preserve_colors, init=args.init, optimizer=args.optimizer, seed=args.seed,
             lbfgs_impl=args.lbfgs_impl, precision=args.precision, on_too_large="downsize" if args.downsize else "refuse", save_every=args.save_every,
@@ -249,6 +279,7 @@ def _params_from_args(args: argparse.Namespace):
 
 # Engine parameter names as the stylize options spell them.
 _OPTION_OF = {"max_size": "--size", "iterations": "--iterations", "scales": "--scales",
+              "stop_tolerance": "--stop-tolerance", "stop_window": "--stop-window",
               "style_scale": "--style-scale", "save_every": "--save-every", "memory_budget": "--memory-budget",
               "tile_size": "--tile-size"}
 

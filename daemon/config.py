@@ -15,7 +15,7 @@ from PIL import Image
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError,
                       field_validator, model_validator)
 
-from daemon.engine.params import TransferParams
+from daemon.engine.params import STRENGTH_PRESETS, TransferParams, strength_value, style_weight_for
 from daemon.media import folder_access
 from daemon.errors import ConfigError
 from daemon.media.folder_access import Need
@@ -76,17 +76,47 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_DEFAULTS = TransferParams()
+# A number 0..1 or a preset name; checked by _check_strength (one message for both forms).
+Strength = Annotated[float, Strict()] | str
+
+
+def _check_strength(value: float | str | None) -> float | str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"must be a number from 0 to 1 or one of {', '.join(STRENGTH_PRESETS)}; got {value!r}")
+    if isinstance(value, str) and value not in STRENGTH_PRESETS:
+        raise ValueError(f"must be a number from 0 to 1 or one of {', '.join(STRENGTH_PRESETS)}; got {value!r}")
+    if not isinstance(value, str) and not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be from 0 (a hint of style) to 1 (style everywhere); got {value}")
+    return value
+
+
+def _style_weight(levels: list) -> float | None:
+    """The style weight the most specific level asks for; at one level style_weight wins over strength."""
+    chosen = None
+    for level in levels:
+        if level.style_weight is not None:
+            chosen = level.style_weight
+        elif level.strength is not None:
+            chosen = style_weight_for(strength_value(level.strength))
+    return chosen
+
+
 class EngineSettings(_Strict):
     """Engine parameters (see TransferParams) plus the backbone and its weights."""
 
     backbone: Literal["auto", "vgg19", "vgg16-hed"] = "auto"
     weights: Path | None = None
     max_size: Int = Field(512, ge=32)
-    iterations: Int = Field(100, ge=1)
+    iterations: Int = Field(_DEFAULTS.iterations, ge=1)
     scales: Int = Field(3, ge=1, le=6)
     min_scale_size: Int = Field(128, ge=32)
+    # strength (0..1 or a preset) sets the style weight; style_weight, if given, wins over it.
+    strength: Strength | None = None
     content_weight: Float = Field(1.0, ge=0)
-    style_weight: Float = Field(30.0, ge=0)
+    style_weight: Float | None = Field(None, ge=0)
     tv_weight: Float = Field(5.0, ge=0)
     content_layer: str = "block4_conv2"
     style_layers: dict[str, Float] | None = None
@@ -101,15 +131,25 @@ class EngineSettings(_Strict):
     on_too_large: Literal["refuse", "downsize"] = "refuse"
     log_every: Int = Field(50, ge=1)
     save_every: Int = Field(0, ge=0)
-    memory_budget: ByteSize = 0  # bytes one evaluation may use; 0: what is free when the job starts
+    memory_budget: ByteSize = 0  # bytes beyond the loaded model; 0: 90% of what is free when a scale starts
     tiling: Literal["auto", "always", "never"] = "auto"
     tile_size: TileSize = 0
+    stop_tolerance: Float = Field(_DEFAULTS.stop_tolerance, ge=0, lt=1)
+    stop_window: Int = Field(_DEFAULTS.stop_window, ge=1)
+    budget: Literal["even", "coarse"] = _DEFAULTS.budget
+
+    _strength = field_validator("strength", mode="before")(_check_strength)
 
     def transfer_params(self, overrides: "StyleOverrides | None" = None) -> TransferParams:
-        """TransferParams from these settings with a style set's overrides applied."""
-        values = self.model_dump(exclude={"backbone", "weights"}, exclude_none=True)
+        """TransferParams from these settings with a style set's overrides applied.
+
+        A style set's strength or style_weight wins over the engine's; within one, style_weight wins."""
+        values = self.model_dump(exclude={"backbone", "weights", "strength"}, exclude_none=True)
         if overrides is not None:
-            values.update(overrides.model_dump(exclude_none=True))
+            values.update(overrides.model_dump(exclude={"strength"}, exclude_none=True))
+        style_weight = _style_weight([self, *([overrides] if overrides is not None else [])])
+        if style_weight is not None:
+            values["style_weight"] = style_weight
         return TransferParams(**values)
 
 
@@ -119,11 +159,14 @@ class StyleOverrides(_Strict):
     max_size: Int | None = Field(None, ge=32)
     iterations: Int | None = Field(None, ge=1)
     scales: Int | None = Field(None, ge=1, le=6)
+    strength: Strength | None = None
     content_weight: Float | None = Field(None, ge=0)
     style_weight: Float | None = Field(None, ge=0)
     tv_weight: Float | None = Field(None, ge=0)
     style_layers: dict[str, Float] | None = None
     content_layer: str | None = None
+
+    _strength = field_validator("strength", mode="before")(_check_strength)
     init: Literal["content", "noise", "style"] | None = None
     seed: Int | None = None
     style_scale: Float | None = Field(None, gt=0)

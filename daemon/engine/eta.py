@@ -65,11 +65,13 @@ class CostModel:
 class EtaEstimator:
     """Call tick(scale_index) after each iteration; eta() is the seconds left, or None while estimating."""
 
-    def __init__(self, pixels: list[int], iterations: int, now: Callable[[], float] = time.perf_counter,
+    def __init__(self, pixels: list[int], iterations: int | list[int], now: Callable[[], float] = time.perf_counter,
                  warmup: int = WARMUP_ITERATIONS, model: CostModel | None = None) -> None:
         self.model = model if model is not None else CostModel()
-        self.iterations = iterations
-        self.warmup = min(warmup, max(iterations - MIN_SAMPLES, 0))  # short runs: fewer left out
+        # One cap for every scale, or one per scale; a scale that stops early simply hands over to the next.
+        self.caps = list(iterations) if isinstance(iterations, list) else [iterations] * len(pixels)
+        self.iterations = min(self.caps)
+        self.warmup = min(warmup, max(self.iterations - MIN_SAMPLES, 0))  # short runs: fewer left out
         self.now = now
         self.scales = [_Scale(p) for p in pixels]
         self.current = 0
@@ -79,10 +81,12 @@ class EtaEstimator:
         """One iteration of scale `index` finished now."""
         now = self.now()
         took, self.last = now - self.last, now
+        if index > self.current > 0:  # the previous scale ended (maybe before its cap): learn from it
+            self.model.learn(self.scales[self.current - 1], self.scales[self.current])
         self.current = index
         scale = self.scales[index]
         (scale.warmup if len(scale.warmup) < self.warmup else scale.steady).append(took)
-        if scale.done == self.iterations and index > 0:
+        if scale.done == self.caps[index] and index == len(self.scales) - 1 and index > 0:
             self.model.learn(self.scales[index - 1], scale)
 
     def eta(self) -> float | None:
@@ -97,7 +101,8 @@ class EtaEstimator:
         left = 0.0
         for index in range(self.current, len(self.scales)):
             scale = self.scales[index]
-            remaining = self.iterations - scale.done if index == self.current else self.iterations
+            cap = self.caps[index]
+            remaining = max(cap - scale.done, 0) if index == self.current else cap
             rate = scale.rate() if scale.rate() is not None else predict(scale.pixels)
             left += rate * remaining
             if index > self.current or len(scale.warmup) < self.warmup:

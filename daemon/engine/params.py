@@ -16,6 +16,7 @@ TooLarge = Literal["refuse", "downsize"]
 LbfgsImpl = Literal["auto", "optax", "scipy"]
 Tiling = Literal["auto", "always", "never"]
 Precision = Literal["float32", "tf32", "bf16"]
+Budget = Literal["even", "coarse"]
 
 # VGG pools four times before block5; a smaller short side leaves nothing to pool.
 MIN_SIDE = 32
@@ -30,17 +31,45 @@ DEFAULT_STYLE_LAYERS = {
     "block5_conv1": 1.0,
 }
 
+# Strength 0..1 -> style weight on a log scale: 3 at 0, 30 (the old default) at 0.5, 300 at 1.
+STRENGTH_PRESETS = {"subtle": 0.15, "balanced": 0.3, "strong": 0.5}
+DEFAULT_STRENGTH = STRENGTH_PRESETS["balanced"]
+_STYLE_WEIGHT_AT_0, _STYLE_WEIGHT_RANGE = 3.0, 100.0
+
+
+def style_weight_for(strength: float) -> float:
+    """The style weight (content weight 1) for a strength in 0..1: each +0.1 is about 1.6x more style."""
+    if not 0.0 <= strength <= 1.0:
+        from daemon.errors import ConfigError
+
+        raise ConfigError(f"invalid engine parameter: strength must be between 0 and 1, got {strength}")
+    return round(_STYLE_WEIGHT_AT_0 * _STYLE_WEIGHT_RANGE**strength, 4)
+
+
+def strength_value(value: float | str) -> float:
+    """A strength given as a number 0..1 or a preset name (subtle, balanced, strong)."""
+    if isinstance(value, str) and value in STRENGTH_PRESETS:
+        return STRENGTH_PRESETS[value]
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        from daemon.errors import ConfigError
+
+        names = ", ".join(STRENGTH_PRESETS)
+        raise ConfigError(f"invalid engine parameter: strength must be a number 0..1 or one of {names}, "
+                          f"got {value!r}") from None
+
 
 @dataclass(frozen=True)
 class TransferParams:
     """Every knob of one style transfer; defaults give a clearly stylised, recognisable result."""
 
     max_size: int = 512
-    iterations: int = 100
+    iterations: int = 80  # cap per scale (see budget)
     scales: int = 3
     min_scale_size: int = 128
     content_weight: float = 1.0
-    style_weight: float = 30.0
+    style_weight: float = style_weight_for(DEFAULT_STRENGTH)  # default: strength "balanced"
     tv_weight: float = 5.0
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
@@ -63,6 +92,12 @@ class TransferParams:
     # auto: tile only when the untiled estimate exceeds the budget; always/never force it.
     tiling: Tiling = "auto"
     tile_size: int = 0  # px of a tile's core (multiple of 16); 0: the largest that fits the budget
+    # A scale stops once the loss fell by less than stop_tolerance (relative) over stop_window
+    # iterations; 0 turns the rule off (every scale runs to its cap).
+    stop_tolerance: float = 0.02
+    stop_window: int = 10
+    # even: every scale capped at `iterations`; coarse: the coarsest at `iterations`, each finer half.
+    budget: Budget = "coarse"
 
     def __post_init__(self) -> None:
         checks = [
@@ -84,6 +119,9 @@ class TransferParams:
             (self.tiling in ("auto", "always", "never"), "tiling must be auto, always or never"),
             (self.tile_size == 0 or (self.tile_size >= 32 and self.tile_size % 16 == 0),
              "tile_size must be 0 (auto) or a multiple of 16 of at least 32"),
+            (0 <= self.stop_tolerance < 1, "stop_tolerance must be 0 (off) or between 0 and 1"),
+            (self.stop_window >= 1, "stop_window must be at least 1"),
+            (self.budget in ("even", "coarse"), "budget must be even or coarse"),
         ]
         for ok, message in checks:
             if not ok:
@@ -142,7 +180,7 @@ class ScaleReport:
     iterations: int
     evaluations: int
     seconds: float
-    stop_reason: str = "cap"  # cap | converged | ... (see transfer.py)
+    stop_reason: str = "cap"  # cap | converged | optimizer (see engine/stopping.py)
     stop_detail: str = ""  # one plain sentence, e.g. "loss fell 0.3% over the last 10 iterations"
     tiles: int = 0  # tiles per evaluation; 0: untiled
     tile_size: int = 0  # core px of a tile

@@ -19,6 +19,7 @@ from daemon.engine.optimize import adam, lbfgs
 from daemon.engine.eta import CostModel, EtaEstimator
 from daemon.engine.params import (MIN_SIDE, LossRecord, Progress, ScaleReport, StyleImage, TransferParams,
                                   TransferResult)
+from daemon.engine.stopping import StopRule, scale_caps
 from daemon.engine.weights import WeightsSource, build_model
 from daemon.errors import BadInputError, ConfigError, ResourceError, StopRequested, is_out_of_memory
 from daemon.media.images import resize_long_side, resize_to
@@ -133,42 +134,51 @@ class StyleTransfer:
         feature_model, spec = self._feature_model(params)
         sizes = _scale_sizes(content.shape, long_side, params)
         styles = _prepare_styles(styles, content, params)
-        clock = _Clock(sizes, params.iterations, self._cost_model)
+        caps = _print_caps(scale_caps(params.iterations, len(sizes), params.budget), sizes)
+        net, budget = self._network(params), _budget(params)
+        plans = [tiling.plan_scale(w, h, params, net, budget) for w, h in sizes]
+        clock = _Clock(sizes, caps, self._cost_model, [_cost_factor(p, w, h) for p, (w, h) in zip(plans, sizes)])
         on_device = self._on_device(params)
         history: list[LossRecord] = []
+        reports: list[ScaleReport] = []
         image = None
         evaluations = iterations = 0
         start = time.perf_counter()
-        net, budget = self._network(params), _budget(params)
-        reports: list[ScaleReport] = []
-        for index, size in enumerate(sizes):
-            plan = tiling.plan_scale(size[0], size[1], params, net, budget)
+        for index, (size, cap, plan) in enumerate(zip(sizes, caps, plans)):
+            began = time.perf_counter()
             content_s = resize_to(content, size)
             image = _initial(image, content_s, styles, params, size)
-            on_step = self._step_reporter(index, len(sizes), size, params, clock, history, hooks)
+            rule = StopRule(params.stop_tolerance, params.stop_window, cap)
+            clock.begin_scale(index)
+            on_step = self._step_reporter(index, len(sizes), size, params, clock, history, hooks, rule)
+            count = 0
             if plan.tiled:
                 tiles = _TileReporter(on_step, index, len(sizes), size, clock, hooks)
                 log.info("%dx%d: tiled evaluation (%d px cores, %d px halo, %s) within %.1f GB",
                          size[0], size[1], plan.core, plan.halo, plan.optimizer, budget / 1e9)
                 outcome, count = self._run_tiled(plan, feature_model, spec, content_s, styles, size, params,
-                                                 image, tiles)
+                                                 image, tiles, cap)
             elif on_device:
                 targets = self._targets(feature_model, spec, content_s, styles, size, params)
-                outcome = self._device.run(params, spec, targets, image, on_step, index * params.iterations)
+                outcome = self._device.run(replace(params, iterations=cap), spec, targets, image, on_step,
+                                           clock.done)
             else:
                 targets = self._targets(feature_model, spec, content_s, styles, size, params)
                 step = self._value_and_grad(feature_model, spec, targets)
                 run = lbfgs if params.optimizer == "lbfgs" else _adam_with(params.learning_rate)
-                outcome = run(step, image[None], params.iterations, on_step)
-            reports.append(ScaleReport(
-                size=size, iterations=outcome.iterations, evaluations=outcome.evaluations, seconds=outcome.seconds,
-                tiles=count if plan.tiled else 0, tile_size=plan.core, halo=plan.halo,
-                optimizer="lbfgs-optax" if on_device and not plan.tiled else plan.optimizer))
+                outcome = run(step, image[None], cap, on_step)
             image = outcome.image[0]
             evaluations += outcome.evaluations
             iterations += outcome.iterations
-            if outcome.stopped:
+            if outcome.stopped and not rule.converged:
                 raise StopRequested("stopped at a shutdown request; the job will be re-queued")
+            decision = rule.decision(outcome.iterations)
+            reports.append(ScaleReport(
+                size=size, iterations=outcome.iterations, evaluations=outcome.evaluations,
+                seconds=time.perf_counter() - began, stop_reason=decision.reason, stop_detail=decision.detail,
+                tiles=count, tile_size=plan.core, halo=plan.halo,
+                optimizer=plan.optimizer if plan.tiled else _optimizer_name(params, on_device)))
+            log.debug("scale %d/%d %dx%d: %s", index + 1, len(sizes), *size, decision.detail)
         if params.preserve_colors == "luminance":
             image = keep_content_colors(image, resize_to(content, sizes[-1]))
         final = history[-1] if history else LossRecord(0, len(sizes), 0.0, 0.0, 0.0, 0.0)
@@ -181,14 +191,15 @@ class StyleTransfer:
         )
 
     def _run_tiled(self, plan: tiling.ScalePlan, feature_model, spec: LossSpec, content_s: np.ndarray, styles,
-                   size: tuple[int, int], params: TransferParams, image: np.ndarray, tiles: "_TileReporter"):
+                   size: tuple[int, int], params: TransferParams, image: np.ndarray, tiles: "_TileReporter",
+                   cap: int):
         """One scale with the loss and gradient computed tile by tile: (outcome, tiles per pass)."""
         passes = self._tiled_passes(feature_model, spec, params)
         content_tiles = self._tiled_image(size, plan, params)
         content_target, _ = tiled.content_features_and_grams(passes, content_s, content_tiles, tiles.on_tile)
         style_targets = self._tiled_style_grams(passes, styles, size, plan, params, tiles.on_tile)
         loss = tiled.TiledLoss(passes, content_tiles, content_target, style_targets, tiles.on_tile)
-        outcome = _optimizer_for(plan, params)(loss, image[None], params.iterations, tiles.on_step)
+        outcome = _optimizer_for(plan, params)(loss, image[None], cap, tiles.on_step)
         return outcome, len(content_tiles.layout.tiles)
 
     def _tiled_passes(self, feature_model, spec: LossSpec, params: TransferParams) -> tiled.TiledPasses:
@@ -309,10 +320,11 @@ class StyleTransfer:
             self._compiled[key] = compiled
         return compiled(targets)
 
-    def _step_reporter(self, index, scales, size, params, clock, history, hooks: "_Hooks"):
+    def _step_reporter(self, index, scales, size, params, clock, history, hooks: "_Hooks", rule: StopRule):
         def on_step(iteration: int, total: float, parts: tuple[float, float, float], current) -> bool:
             clock.tick(index)
-            if iteration % params.log_every == 0 or iteration == params.iterations:
+            converged = rule.feed(total)
+            if iteration % params.log_every == 0 or iteration == rule.cap or converged:
                 history.append(LossRecord(iteration, index + 1, total, *parts))
             if hooks.on_snapshot is not None and params.save_every and clock.done % params.save_every == 0:
                 hooks.on_snapshot(clock.done, current()[0])
@@ -322,7 +334,10 @@ class StyleTransfer:
                     size=size, loss=total, content_loss=parts[0], style_loss=parts[1],
                     tv_loss=parts[2], elapsed=clock.elapsed(), eta=clock.eta(),
                 ))
-            return not (hooks.should_stop and hooks.should_stop())
+            if hooks.should_stop and hooks.should_stop():
+                rule.converged = False  # a shutdown request wins: the job is re-queued, not finished
+                return False
+            return not converged
 
         return on_step
 
@@ -337,13 +352,25 @@ class _Hooks:
 
 
 class _Clock:
-    """Counts iterations; the time left comes from an EtaEstimator (compile time kept out of the rate)."""
+    """Counts iterations; the time left comes from an EtaEstimator (compile time kept out of the rate).
 
-    def __init__(self, sizes: list[tuple[int, int]], iterations: int, model: CostModel) -> None:
-        self.total = iterations * len(sizes)
+    `done` is the position in the plan (total: the sum of the caps): the next scale starts counting
+    where an earlier one's cap ends, however early that scale stopped."""
+
+    def __init__(self, sizes: list[tuple[int, int]], caps: list[int], model: CostModel,
+                 factors: list[float] | None = None) -> None:
+        self.caps = caps
+        self.total = sum(caps)
         self.done = 0
         self.start = time.perf_counter()
-        self.estimator = EtaEstimator([w * h for w, h in sizes], iterations, model=model)
+        # A tiled scale computes more than its pixels (halos, a second forward pass): the estimator
+        # predicts it from the scales below by the pixels it really computes.
+        factors = factors or [1.0] * len(sizes)
+        self.estimator = EtaEstimator([round(w * h * f) for (w, h), f in zip(sizes, factors)], caps, model=model)
+
+    def begin_scale(self, index: int) -> None:
+        """Skip what earlier scales left unused of their caps."""
+        self.done = sum(self.caps[:index])
 
     def tick(self, index: int) -> None:
         self.done += 1
@@ -398,11 +425,20 @@ def _optimizer_for(plan: tiling.ScalePlan, params: TransferParams):
     return lbfgs
 
 
+# Above this long side the pyramid gains a scale per doubling, and caps fall with the size.
+PRINT_SIDE = 1024
+PRINT_MIN_ITERATIONS = 5
+
+
 def _scale_sizes(shape, long_side: int, params: TransferParams) -> list[tuple[int, int]]:
-    """(width, height) for each scale, coarse to fine, ending at long_side."""
+    """(width, height) for each scale, coarse to fine, ending at long_side.
+
+    Above PRINT_SIDE one scale is added per doubling, so the coarse work happens where it is cheap
+    and no scale is more than twice the one before."""
     height, width = shape[:2]
     sizes = []
-    for k in reversed(range(params.scales)):
+    extra = max(0, math.ceil(math.log2(long_side / PRINT_SIDE))) if long_side > PRINT_SIDE else 0
+    for k in reversed(range(params.scales + extra)):
         side = round(long_side / 2**k)
         scale = side / max(height, width)
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -415,6 +451,30 @@ def _scale_sizes(shape, long_side: int, params: TransferParams) -> list[tuple[in
             f"must be at least {MIN_SIDE} px - raise max_size or crop the image"
         )
     return sizes
+
+
+def _print_caps(caps: list[int], sizes: list[tuple[int, int]]) -> list[int]:
+    """Caps of scales above PRINT_SIDE fall with their size (at least PRINT_MIN_ITERATIONS): such a
+    scale starts from the one below, upsampled, and only sharpens; each iteration costs 4x the last."""
+    out = []
+    for cap, (w, h) in zip(caps, sizes):
+        side = max(w, h)
+        if side > PRINT_SIDE:
+            cap = min(cap, max(PRINT_MIN_ITERATIONS, round(cap * PRINT_SIDE / side)))
+        out.append(cap)
+    return out
+
+
+def _cost_factor(plan: tiling.ScalePlan, width: int, height: int) -> float:
+    """Pixels a tiled evaluation computes per image pixel: the halos, and a second forward pass."""
+    if not plan.tiled:
+        return 1.0
+
+    def covered(length: int) -> int:
+        return sum(min(start + plan.core + plan.halo, length) - max(start - plan.halo, 0)
+                   for start in range(0, length, plan.core))
+
+    return covered(width) * covered(height) / (width * height) * 4 / 3
 
 
 def _style_size(style: np.ndarray, long_side: int) -> int:
@@ -440,6 +500,12 @@ def _initial(previous, content_s: np.ndarray, styles, params: TransferParams, si
     rng = np.random.default_rng(params.seed)
     noise = rng.uniform(0, 255, size=content_s.shape)
     return noise.astype(np.float32)
+
+
+def _optimizer_name(params: TransferParams, on_device: bool) -> str:
+    if params.optimizer != "lbfgs":
+        return params.optimizer
+    return "lbfgs-optax" if on_device else "lbfgs-scipy"
 
 
 def _adam_with(learning_rate: float):

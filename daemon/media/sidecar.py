@@ -101,6 +101,8 @@ def build_sidecar(
             "seconds": round(result.seconds, 3),
             "losses": dataclasses.asdict(result.losses),
             "loss_history": [dataclasses.asdict(r) for r in result.history],
+            # Per scale, coarse to fine: iterations run, time, and why it stopped (cap or converged).
+            "scales": [dataclasses.asdict(r) for r in result.scale_reports],
         },
         "tiled": any(report.tiles for report in result.scale_reports),  # how: each scale's report (issue 14)
         "device": device,

@@ -107,9 +107,8 @@ class FakeTransfer:
                 raise StopRequested("stopped at a shutdown request; the job will be re-queued")
         result = (0.5 * image + 0.5 * tint).astype(np.float32)
         seconds = time.perf_counter() - start
-        report = _scale_report(size, tiles, params, seconds)
         return TransferResult(result, params.iterations, params.iterations, seconds, size, history[-1], history,
-                              scale_sizes=tuple(sizes), scale_reports=(report,))
+                              scale_sizes=tuple(sizes), scale_reports=_scale_reports(sizes, tiles, params, seconds))
 
     def _tiled_iteration(self, step: int, tiles: int, params: TransferParams, size: tuple[int, int],
                          start: float, on_progress: Callable[[Progress], None] | None) -> None:
@@ -135,14 +134,21 @@ def _tiles(params: TransferParams) -> int:
     return asked or (4 if params.tiling == "always" else 0)
 
 
-def _scale_report(size: tuple[int, int], tiles: int, params: TransferParams, seconds: float) -> ScaleReport:
-    """What the one scale the stand-in runs did, tiles included (a square grid of about `tiles` cores)."""
-    core = 0
-    if tiles:
-        across = max(1, round(tiles ** 0.5))
-        core = params.tile_size or max(32, math.ceil(max(size) / across / 16) * 16)
-    return ScaleReport(size, params.iterations, params.iterations, seconds, tiles=tiles, tile_size=core,
-                       halo=32 if tiles else 0, optimizer=f"fake-{params.optimizer}")
+def _scale_reports(sizes, tiles: int, params: TransferParams, seconds: float) -> tuple[ScaleReport, ...]:
+    """The fake's iterations shared out over the planned scales, each ending at its share (the cap);
+    tiles included when tiling (a square grid of about `tiles` cores)."""
+    shares = [len(part) for part in np.array_split(np.arange(params.iterations), len(sizes))]
+    reports = []
+    for size, n in zip(sizes, shares):
+        core = 0
+        if tiles:
+            across = max(1, round(tiles ** 0.5))
+            core = params.tile_size or max(32, math.ceil(max(size) / across / 16) * 16)
+        reports.append(ScaleReport(
+            size=tuple(size), iterations=n, evaluations=n, seconds=round(seconds * n / params.iterations, 3),
+            stop_reason="cap", stop_detail=f"ran the full {n} iterations (stand-in engine)", tiles=tiles,
+            tile_size=core, halo=32 if tiles else 0, optimizer=f"fake-{params.optimizer}"))
+    return tuple(reports)
 
 
 def _hang() -> None:
