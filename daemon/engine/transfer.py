@@ -134,7 +134,7 @@ class StyleTransfer:
         feature_model, spec = self._feature_model(params)
         sizes = _scale_sizes(content.shape, long_side, params)
         styles = _prepare_styles(styles, content, params)
-        caps = _print_caps(scale_caps(params.iterations, len(sizes), params.budget), sizes)
+        caps = _print_caps(scale_caps(params.iterations, len(sizes), params.budget), sizes, params.iterations)
         net, budget = self._network(params), _budget(params)
         plans = [tiling.plan_scale(w, h, params, net, budget) for w, h in sizes]
         clock = _Clock(sizes, caps, self._cost_model, [_cost_factor(p, w, h) for p, (w, h) in zip(plans, sizes)])
@@ -453,14 +453,16 @@ def _scale_sizes(shape, long_side: int, params: TransferParams) -> list[tuple[in
     return sizes
 
 
-def _print_caps(caps: list[int], sizes: list[tuple[int, int]]) -> list[int]:
-    """Caps of scales above PRINT_SIDE fall with their size (at least PRINT_MIN_ITERATIONS): such a
-    scale starts from the one below, upsampled, and only sharpens; each iteration costs 4x the last."""
+def _print_caps(caps: list[int], sizes: list[tuple[int, int]], iterations: int) -> list[int]:
+    """Caps of scales above PRINT_SIDE fall with their size, to at least PRINT_MIN_ITERATIONS (never
+    above `iterations`): such a scale starts from the one below, upsampled, and only sharpens, and
+    each of its iterations costs 4x one of the scale below."""
     out = []
+    floor = min(PRINT_MIN_ITERATIONS, iterations)
     for cap, (w, h) in zip(caps, sizes):
         side = max(w, h)
         if side > PRINT_SIDE:
-            cap = min(cap, max(PRINT_MIN_ITERATIONS, round(cap * PRINT_SIDE / side)))
+            cap = min(max(floor, round(cap * PRINT_SIDE / side)), max(cap, floor))
         out.append(cap)
     return out
 
