@@ -18,21 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+from bench.memory import big_content
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT.parent / "shared" / "images"
 VGG19 = ROOT.parent / "shared" / "weights" / "vgg19_notop.weights.h5"
-
-
-def upscaled_photo(size: int, workdir: Path) -> Path:
-    """The Tübingen photo with its long side at `size` px."""
-    from PIL import Image
-
-    target = workdir / f"tubingen-{size}.png"
-    if not target.exists():
-        photo = Image.open(IMAGES / "content" / "tubingen.jpg").convert("RGB")
-        scale = size / max(photo.size)
-        photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.LANCZOS).save(target)
-    return target
 
 
 def run_job(args: argparse.Namespace, photo: Path, out: Path) -> dict:
@@ -77,7 +67,7 @@ def main() -> None:
     out = workdir / f"print-{args.size}.jpg"
     for stale in workdir.glob(f"print-{args.size}.jpg*"):
         stale.unlink()
-    row = run_job(args, upscaled_photo(args.size, workdir), out)
+    row = run_job(args, big_content(workdir, args.size), out)
     sidecar = out.with_name(out.name + ".json")
     if sidecar.exists():
         row["sidecar"] = json.loads(sidecar.read_text())

@@ -36,19 +36,6 @@ def available_bytes() -> int:
     return min(available, limit) if limit is not None else available
 
 
-def largest_fitting_long_side(
-    width: int, height: int, budget: int, convs_per_block: tuple[int, ...], deepest_block: int
-) -> int:
-    """The largest long side (aspect kept) whose estimate fits in `budget` bytes (at least 64)."""
-    long_side = max(width, height)
-    while long_side > 64:
-        scale = long_side / max(width, height)
-        if estimate_bytes(round(width * scale), round(height * scale), convs_per_block, deepest_block) <= budget:
-            break
-        long_side = int(long_side * 0.9)
-    return max(long_side, 64)
-
-
 def _meminfo_available() -> int:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
