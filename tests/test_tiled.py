@@ -192,27 +192,27 @@ def test_peak_memory_of_a_tiled_evaluation_grows_only_with_the_image_sized_array
 
 
 def test_tiled_stylisation_within_a_small_budget_is_as_stylised_as_the_untiled_one(tmp_path):
-    """1024 px with a 1 GB budget (above that budget's untiled limit) through `style-daemon stylize`;
-    the result is judged by our own style and content distances against the untiled result's."""
-    from daemon.media.images import load_image
+    """768 px with a 1 GB budget (its untiled estimate is 1.6 GB) through `style-daemon stylize`; the
+    result is judged by our own style and content distances against the untiled result's."""
+    from daemon.media.images import load_image, resize_long_side
 
     engine = _engine("vgg16-hed")
-    photo = CONTENT / "tubingen.jpg"  # 1024x768
-    content = load_image(photo).rgb
+    photo = CONTENT / "tubingen.jpg"  # 1024x768, made 768x576 by --size
+    content = resize_long_side(load_image(photo).rgb, 768)
     style = load_image(STYLE / "starry_night.jpg").rgb
-    params = TransferParams(max_size=1024, scales=1, iterations=8, style_weight=30.0)
-    assert tiling.untiled_bytes(1024, 768, engine._network(params)) > 10**9
+    params = TransferParams(max_size=768, scales=1, iterations=8, style_weight=30.0)
+    assert tiling.untiled_bytes(768, 576, engine._network(params)) > 1.5e9
     out = tmp_path / "tiled.png"
     done = subprocess.run(
         [sys.executable, "-m", "daemon", "stylize", str(photo), "--style", str(STYLE / "starry_night.jpg"),
-         "-o", str(out), "--size", "1024", "--scales", "1", "--iterations", "8", "--style-weight", "30",
+         "-o", str(out), "--size", "768", "--scales", "1", "--iterations", "8", "--style-weight", "30",
          "--memory-budget", "1GB", "--backbone", "vgg16-hed"],
         cwd=ROOT, capture_output=True, text=True, timeout=1200, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert done.returncode == 0, done.stderr[-2000:]
     sidecar = json.loads((tmp_path / "tiled.png.json").read_text())
     report = sidecar["result"]["scales"][0]
     assert sidecar["tiled"] is True and report["tiles"] > 1 and report["halo"] == 80
-    assert report["optimizer"] == "lbfgs-float32" and report["iterations"] == 8
+    assert report["optimizer"].startswith("lbfgs-") and report["iterations"] == 8
     plain = engine.stylize(content, [StyleImage(style)], params)
     assert plain.scale_reports[0].tiles == 0
     tiled_rgb = load_image(out).rgb

@@ -153,7 +153,7 @@ class StyleTransfer:
             on_step = self._step_reporter(index, len(sizes), size, params, clock, history, hooks, rule)
             count = 0
             if plan.tiled:
-                tiles = _TileReporter(on_step, index, len(sizes), size, clock, hooks)
+                tiles = _TileReporter(on_step, index, len(sizes), size, clock, hooks, history[-1] if history else None)
                 log.info("%dx%d: tiled evaluation (%d px cores, %d px halo, %s) within %.1f GB",
                          size[0], size[1], plan.core, plan.halo, plan.optimizer, budget / 1e9)
                 outcome, count = self._run_tiled(plan, feature_model, spec, content_s, styles, size, params,
@@ -388,11 +388,12 @@ class _TileReporter:
     shows the service (and its watchdog) that work goes on."""
 
     def __init__(self, on_step, index: int, scales: int, size: tuple[int, int], clock: "_Clock",
-                 hooks: _Hooks) -> None:
+                 hooks: _Hooks, last: LossRecord | None) -> None:
         self._on_step = on_step
         self._index, self._scales, self._size = index, scales, size
         self._clock, self._hooks = clock, hooks
-        self._last: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))
+        # Until this scale's first iteration, tiles report the loss the scale below ended with.
+        self._last = (last.loss, (last.content_loss, last.style_loss, last.tv_loss)) if last else (0.0, (0.0, 0.0, 0.0))
 
     def on_step(self, iteration: int, total: float, parts: tuple[float, float, float], current) -> bool:
         self._last = (total, parts)
