@@ -216,7 +216,7 @@ def _add_stylize(s: argparse.ArgumentParser) -> None:
                    help="shrink an image that would not fit in memory instead of refusing it")
     s.add_argument("--memory-budget", type=_byte_size, default=d.memory_budget, metavar="SIZE",
                    help="memory the job may use beyond the loaded model, e.g. 8GB or 512MiB; above it the loss is "
-                        "computed tile by tile (exact); 0: 90%% of what is free when a scale starts")
+                        "computed tile by tile (exact); 0: 90%% of what is free when a job starts")
     s.add_argument("--tiling", choices=["auto", "always", "never"], default=d.tiling,
                    help="auto: tile only when the image would not fit in the memory budget")
     s.add_argument("--tile-size", type=int, default=d.tile_size, metavar="N",

@@ -131,7 +131,7 @@ class EngineSettings(_Strict):
     on_too_large: Literal["refuse", "downsize"] = "refuse"
     log_every: Int = Field(50, ge=1)
     save_every: Int = Field(0, ge=0)
-    memory_budget: ByteSize = 0  # bytes beyond the loaded model; 0: 90% of what is free when a scale starts
+    memory_budget: ByteSize = 0  # bytes beyond the loaded model; 0: 90% of what is free when a job starts
     tiling: Literal["auto", "always", "never"] = "auto"
     tile_size: TileSize = 0
     stop_tolerance: Float = Field(_DEFAULTS.stop_tolerance, ge=0, lt=1)
