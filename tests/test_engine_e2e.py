@@ -17,7 +17,9 @@ from daemon.engine.params import StyleImage, TransferParams
 from daemon.media.stylize import StyleRef, StylizeRequest, run_stylize
 from tests.conftest import CONTENT, STYLE
 
-FAST = TransferParams(max_size=96, iterations=40, scales=2, min_scale_size=48, log_every=10)
+# A fixed count at every scale (no stopping rule, even budget): these tests count iterations.
+FAST = TransferParams(max_size=96, iterations=40, scales=2, min_scale_size=48, log_every=10, stop_tolerance=0.0,
+                      budget="even")
 
 
 def _losses(engine, image, content, style, params):
@@ -59,8 +61,8 @@ def test_blend_preserve_colors_and_progress(hed_engine, tubingen, starry):
 
     scream = resize_long_side(load_image(STYLE / "the_scream.jpg").rgb, 128)
     seen = []
-    params = TransferParams(max_size=96, iterations=8, scales=2, min_scale_size=32,
-                            preserve_colors="luminance", style_scale=0.5)
+    params = TransferParams(max_size=96, iterations=8, scales=2, min_scale_size=32, stop_tolerance=0.0,
+                            budget="even", preserve_colors="luminance", style_scale=0.5)
     result = hed_engine.stylize(tubingen, [StyleImage(starry, 2.0), StyleImage(scream, 1.0)], params,
                                 on_progress=seen.append)
     assert [p.iteration for p in seen] == list(range(1, 17))
