@@ -12,7 +12,6 @@ the whole image; the halo's pixels receive their share of the gradient too, so t
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -21,8 +20,6 @@ import numpy as np
 
 from daemon.engine import backend
 from daemon.engine.losses import LossSpec, preprocess
-
-log = logging.getLogger(__name__)
 
 # Called after each tile of a pass: (tiles done in this evaluation, tiles in this evaluation).
 TileCallback = Callable[[int, int], None]
