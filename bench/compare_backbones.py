@@ -52,7 +52,7 @@ def main() -> None:
                 rows.append({"pair": pair, "made_by": made_by, "judge": judge_name, "content_distance": c,
                              "style_distance": s, "seconds": result.seconds})
         sheets.append(contact_sheet(panels, height=180))
-    _save_figure(sheets, args.figure)
+    save_figure(sheets, args.figure)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"size": args.size, "iterations": args.iterations, "rows": rows}, indent=2))
     print(f"{'pair':40} {'made by':10} {'judge':10} {'style dist':>10} {'content dist':>12}")
@@ -60,7 +60,8 @@ def main() -> None:
         print(f"{r['pair']:40} {r['made_by']:10} {r['judge']:10} {r['style_distance']:10.4f} {r['content_distance']:12.4f}")
 
 
-def _save_figure(sheets, target: Path) -> None:
+def save_figure(sheets, target: Path) -> None:
+    """Stack images (contact sheets, grid rows) top to bottom into one JPEG at `target`."""
     from PIL import Image
 
     width = max(s.width for s in sheets)

@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.compare_backbones import save_figure  # noqa: E402
 from daemon.engine.params import StyleImage, TransferParams  # noqa: E402
 from daemon.logs import setup_logging  # noqa: E402
 from daemon.media.images import load_image  # noqa: E402
@@ -68,7 +69,7 @@ def main() -> None:
             print(f"{photo.name:14} {style_path.name:28} content {record['content_distance']:.3f} "
                   f"{record['seconds']:6.1f}s {record['iterations']} iterations", flush=True)
         rows.append(contact_sheet(panels, height=160))
-    _save(rows, DOCS / "strength_grid.jpg")
+    save_figure(rows, DOCS / "strength_grid.jpg")
     summary = {"size": args.size, "backbone": backbone, "style_weight": params.style_weight,
                "iterations_cap": params.iterations, "budget": params.budget,
                "stop_tolerance": params.stop_tolerance, "stop_window": params.stop_window,
@@ -100,18 +101,6 @@ def _pair(engine, content: np.ndarray, style: StyleImage, params: TransferParams
     np.save(image_file, result.rgb)
     record_file.write_text(json.dumps(record))
     return record, result.rgb
-
-
-def _save(rows, target: Path) -> None:
-    from PIL import Image
-
-    width = max(r.width for r in rows)
-    grid = Image.new("RGB", (width, sum(r.height for r in rows)), "white")
-    y = 0
-    for row in rows:
-        grid.paste(row, (0, y))
-        y += row.height
-    grid.save(target, quality=85)
 
 
 if __name__ == "__main__":
