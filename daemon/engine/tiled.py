@@ -195,20 +195,32 @@ def content_features_and_grams(passes: TiledPasses, image: np.ndarray, tiled: Ti
     """The whole image's content-layer features and its style Gram matrices (averaged), one tile at a time."""
     level = passes.levels.of_feature[passes.spec.content_index]
     height, width = image.shape[0] >> level, image.shape[1] >> level
-    content = None
+    content: list[np.ndarray] = []
+
+    def keep(tile: Tile, features: np.ndarray) -> None:
+        if not content:
+            content.append(np.zeros((height, width, features.shape[-1]), np.float32))
+        _place_core(content[0], features, tile, level, tiled.layout)
+
+    sums = forward_pass(passes, image, tiled, keep, on_tile, len(tiled.layout.tiles))
+    style_positions = [tiled.positions[i] for i in passes.spec.style_indices]
+    return content[0], [(s / n).astype(np.float32) for s, n in zip(sums, style_positions)]
+
+
+def forward_pass(passes: TiledPasses, image: np.ndarray, tiled: TiledImage,
+                 visit: Callable[[Tile, np.ndarray], None], on_tile: TileCallback | None,
+                 count: int) -> list[np.ndarray]:
+    """Pass 1: every tile forward; visit(tile, its content-layer features); returns each style
+    layer's Gram sum over the whole image (float64). on_tile(k, count) after the k-th tile."""
     sums: list[np.ndarray] | None = None
-    count = len(tiled.layout.tiles)
     for n, (tile, boxes) in enumerate(zip(tiled.layout.tiles, tiled.boxes)):
         tile_sums, features = passes.forward(tiled.crop(image, tile), boxes)
-        if content is None:
-            content = np.zeros((height, width, features.shape[-1]), np.float32)
-        _place_core(content, np.asarray(features)[0], tile, level, tiled.layout)
+        visit(tile, np.asarray(features)[0])
         sums = [np.asarray(s, np.float64) for s in tile_sums] if sums is None else \
             [a + np.asarray(b, np.float64) for a, b in zip(sums, tile_sums)]
         if on_tile:
             on_tile(n + 1, count)
-    style_positions = [tiled.positions[i] for i in passes.spec.style_indices]
-    return content, [(s / n).astype(np.float32) for s, n in zip(sums, style_positions)]
+    return sums
 
 
 def _place_core(out: np.ndarray, features: np.ndarray, tile: Tile, level: int, tiles: Layout) -> None:
@@ -248,14 +260,11 @@ class TiledLoss:
         count = 2 * len(tiles)
         spec = self.spec
         content_level = self.passes.levels.of_feature[spec.content_index]
-        sums: list[np.ndarray] | None = None
-        content_sq = 0.0
-        for n, (tile, boxes) in enumerate(zip(tiles, self.tiled.boxes)):
-            tile_sums, features = self.passes.forward(self.tiled.crop(image, tile), boxes)
-            content_sq += self._content_error(np.asarray(features)[0], tile, content_level)
-            sums = [np.asarray(s, np.float64) for s in tile_sums] if sums is None else \
-                [a + np.asarray(b, np.float64) for a, b in zip(sums, tile_sums)]
-            self._report(n + 1, count)
+        errors: list[float] = []
+        sums = forward_pass(self.passes, image, self.tiled,
+                            lambda tile, features: errors.append(self._content_error(features, tile, content_level)),
+                            self.on_tile, count)
+        content_sq = sum(errors)
         positions = [self.tiled.positions[i] for i in spec.style_indices]
         grams = [s / p for s, p in zip(sums, positions)]
         style = 0.0
