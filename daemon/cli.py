@@ -175,10 +175,14 @@ def _add_stylize(s: argparse.ArgumentParser) -> None:
                    help="coarse-to-fine scales (fewer run when the photo is small)")
     s.add_argument("--strength", type=_parse_strength, default="balanced", metavar="S",
                    help="how much style: a number from 0 (a hint) to 1 (style everywhere) or subtle, "
-                        "balanced, strong (0.15, 0.3, 0.5)")
+                        "balanced, strong (0.3, 0.5, 0.7); damped for a photo far from the painting "
+                        "(see --no-adapt-strength)")
     s.add_argument("--style-weight", type=float, default=None, metavar="W",
                    help="raw weight of the style loss, instead of --strength: higher gives more paint "
                         "(default: from --strength)")
+    s.add_argument("--no-adapt-strength", dest="adapt_strength", action="store_false",
+                   help="use the style weight as given for every photo (by default it is damped for a photo "
+                        "whose own style statistics are far from the painting's, where it drowned the subject)")
     s.add_argument("--content-weight", type=float, default=d.content_weight, metavar="W",
                    help="weight of the content loss: higher keeps more of the photo")
     s.add_argument("--tv-weight", type=float, default=d.tv_weight, metavar="W",
@@ -272,7 +276,8 @@ def _params_from_args(args: argparse.Namespace):
             content_weight=args.content_weight, tv_weight=args.tv_weight, style_scale=args.style_scale,
             preserve_colors=args.preserve_colors, init=args.init, optimizer=args.optimizer, seed=args.seed,
             lbfgs_impl=args.lbfgs_impl, precision=args.precision, on_too_large="downsize" if args.downsize else "refuse", save_every=args.save_every,
-            memory_budget=args.memory_budget, tiling=args.tiling, tile_size=args.tile_size)
+            memory_budget=args.memory_budget, tiling=args.tiling, tile_size=args.tile_size,
+            adapt_strength=args.adapt_strength)
     except ConfigError as exc:
         args.parser.error(_option_wording(str(exc).removeprefix("invalid engine parameter: ")))
 

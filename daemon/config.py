@@ -137,6 +137,7 @@ class EngineSettings(_Strict):
     stop_tolerance: Float = Field(_DEFAULTS.stop_tolerance, ge=0, lt=1)
     stop_window: Int = Field(_DEFAULTS.stop_window, ge=1)
     budget: Literal["even", "coarse"] = _DEFAULTS.budget
+    adapt_strength: bool = _DEFAULTS.adapt_strength
 
     _strength = field_validator("strength", mode="before")(_check_strength)
 
@@ -160,6 +161,7 @@ class StyleOverrides(_Strict):
     iterations: Int | None = Field(None, ge=1)
     scales: Int | None = Field(None, ge=1, le=6)
     strength: Strength | None = None
+    adapt_strength: bool | None = None
     content_weight: Float | None = Field(None, ge=0)
     style_weight: Float | None = Field(None, ge=0)
     tv_weight: Float | None = Field(None, ge=0)

@@ -120,12 +120,24 @@ def test_plan_is_untiled_under_the_budget_and_tiled_above_it():
     assert not tiling.plan_scale(1024, 768, replace(params, tiling="never"), NET, 1).tiled
 
 
-def test_plan_switches_to_the_float32_optimizer_when_scipys_history_would_not_fit():
+def test_plan_takes_the_optimizer_that_leaves_the_largest_tile():
     params = TransferParams()
-    roomy = tiling.plan_scale(6000, 4000, params, NET, 80 * 10**9)
-    assert roomy.tiled and roomy.optimizer == "lbfgs-scipy"  # 6000x4000: scipy's ~47 GB state fits 80 GB
-    tight = tiling.plan_scale(6000, 4000, params, NET, 16 * 10**9)
-    assert tight.tiled and tight.optimizer == "lbfgs-float32" and tight.need <= 16 * 10**9
+    # 2048x1536 in 80 GB: either optimiser leaves room for one tile over the whole image; scipy's kept
+    roomy = tiling.plan_scale(2048, 1536, replace(params, tiling="always"), NET, 80 * 10**9)
+    assert roomy.tiled and roomy.optimizer == "lbfgs-scipy" and roomy.core >= 2048
+    # 6000x4000 in 16 GB: scipy's ~47 GB state cannot fit at all; in 80 GB it fits but leaves a smaller tile
+    for budget in (16 * 10**9, 80 * 10**9):
+        plan = tiling.plan_scale(6000, 4000, params, NET, budget)
+        assert plan.tiled and plan.optimizer == "lbfgs-float32" and plan.need <= budget
+    scipy_room = 80 * 10**9 - tiling.image_bytes(6000, 4000) - tiling.optimizer_bytes("lbfgs-scipy", 6000, 4000)
+    assert tiling.tile_bytes(tiling.plan_scale(6000, 4000, params, NET, 80 * 10**9).core, 6000, 4000, NET) > scipy_room
+
+
+def test_a_forced_tile_size_keeps_scipy_when_it_fits_beside_it():
+    params = TransferParams(tiling="always", tile_size=256)
+    assert tiling.plan_scale(1024, 768, params, NET, 10**12).optimizer == "lbfgs-scipy"
+    tight = tiling.plan_scale(1024, 768, params, NET, 2 * 10**9)  # scipy's 1.5 GB state leaves too little
+    assert tight.optimizer == "lbfgs-float32" and tight.core == 256
 
 
 def test_refusal_names_the_image_and_optimizer_state_when_even_tiles_cannot_fit():

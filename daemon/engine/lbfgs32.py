@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from daemon.engine.backend import ValueAndGrad
-from daemon.engine.optimize import OptimizeOutcome, StepCallback
+from daemon.engine.optimize import FIRST_STEP_LEVELS, OptimizeOutcome, StepCallback
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,9 @@ class _Run:
         slope = self._direction()
         if slope == 0.0:
             return False  # projected gradient is zero: a stationary point of the box problem
-        first = 1.0 if not fresh else min(1.0, 1.0 / math.sqrt(_dot(self.d, self.d)))
+        # From an empty history the direction is -g, tiny (the loss is a mean over pixels): the first
+        # step is sized in pixel levels instead (optimize.FIRST_STEP_LEVELS says why).
+        first = 1.0 if not fresh else FIRST_STEP_LEVELS / _steepest(self.d)
         # A step from an empty history only needs to lower the loss: the pair it yields scales every
         # later step (L-BFGS-B too accepts its first step at once), where extrapolating to meet the
         # curvature condition cost about 6 evaluations on the engine's loss. If that pair had no
@@ -301,6 +303,11 @@ def _path_slope(grad: np.ndarray, d: np.ndarray, trial: np.ndarray) -> float:
         inside = (trial[c] > LOW) & (trial[c] < HIGH)
         total += float(np.dot(grad[c][inside], d[c][inside]))
     return total
+
+
+def _steepest(d: np.ndarray) -> float:
+    """max |d|, chunked (no image-sized temporary); d is not all zero here (the slope was negative)."""
+    return max(float(np.max(np.abs(d[c]))) for c in _chunks(d.size))
 
 
 def _dot(a: np.ndarray, b: np.ndarray, held: np.ndarray | None = None) -> float:

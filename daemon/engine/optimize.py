@@ -14,6 +14,13 @@ from daemon.engine.backend import ValueAndGrad
 # returns False to stop.
 StepCallback = Callable[[int, float, tuple[float, float, float], Callable[[], np.ndarray]], bool]
 
+# How far (in pixel levels, of 0..255) the first step of a fresh L-BFGS history moves the pixel with
+# the steepest gradient. The loss is a mean over pixels, so its gradient is tiny: taken as is (what
+# L-BFGS-B does before it has a curvature pair) the first step moved pixels by far under a level and
+# lowered the loss by less than float32 resolves, and the line search failed with "no lower loss
+# found" (seen at the 500 and 1000 px scales of a 4000 px job). Later steps are scale-free.
+FIRST_STEP_LEVELS = 1.0
+
 
 @dataclass(frozen=True)
 class OptimizeOutcome:
@@ -31,13 +38,15 @@ def lbfgs(value_and_grad: ValueAndGrad, x0: np.ndarray, iterations: int, on_step
     from scipy.optimize import Bounds, minimize
 
     shape = x0.shape
-    state = {"evaluations": 0, "iteration": 0, "stopped": False, "last": (0.0, (0.0, 0.0, 0.0))}
+    state = {"evaluations": 0, "iteration": 0, "stopped": False, "last": (0.0, (0.0, 0.0, 0.0)), "scale": 0.0}
 
     def fun(flat: np.ndarray) -> tuple[float, np.ndarray]:
         total, grad, parts = value_and_grad(flat.reshape(shape).astype(np.float32))
         state["evaluations"] += 1
         state["last"] = (total, parts)
-        return total, grad.reshape(-1).astype(np.float64)
+        if not state["scale"]:  # fixed at scipy's first call (x0), so the objective stays one function
+            state["scale"] = first_step_scale(grad)
+        return total * state["scale"], grad.reshape(-1).astype(np.float64) * state["scale"]
 
     def callback(intermediate_result) -> None:
         state["iteration"] += 1
@@ -65,6 +74,12 @@ def lbfgs(value_and_grad: ValueAndGrad, x0: np.ndarray, iterations: int, on_step
         stopped=state["stopped"],
         seconds=time.perf_counter() - start,
     )
+
+
+def first_step_scale(grad: np.ndarray) -> float:
+    """The factor on the objective that makes a gradient step move the steepest pixel FIRST_STEP_LEVELS."""
+    steepest = float(np.max(np.abs(grad)))
+    return FIRST_STEP_LEVELS / steepest if steepest > 0 and np.isfinite(steepest) else 1.0
 
 
 def adam(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from daemon.engine.adapt import Adaptation
+
 if TYPE_CHECKING:  # only annotations use numpy: `style-daemon --help` starts without importing it
     import numpy as np
 
@@ -31,8 +33,9 @@ DEFAULT_STYLE_LAYERS = {
     "block5_conv1": 1.0,
 }
 
-# Strength 0..1 -> style weight on a log scale: 3 at 0, 30 (the old default) at 0.5, 300 at 1.
-STRENGTH_PRESETS = {"subtle": 0.15, "balanced": 0.3, "strong": 0.5}
+# Strength 0..1 -> style weight on a log scale: 3 at 0, 30 (the old default) at 0.5, 300 at 1. The
+# default keeps the old look; adapt_strength damps it for the pairs where it drowned the subject.
+STRENGTH_PRESETS = {"subtle": 0.3, "balanced": 0.5, "strong": 0.7}
 DEFAULT_STRENGTH = STRENGTH_PRESETS["balanced"]
 _STYLE_WEIGHT_AT_0, _STYLE_WEIGHT_RANGE = 3.0, 100.0
 
@@ -98,6 +101,8 @@ class TransferParams:
     stop_window: int = 10
     # even: every scale capped at `iterations`; coarse: the coarsest at `iterations`, each finer half.
     budget: Budget = "coarse"
+    # Damp the style weight for a photo that starts far from the painting's style statistics (adapt.py).
+    adapt_strength: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -202,3 +207,4 @@ class TransferResult:
     downsized_from: tuple[int, int] | None = None
     scale_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) of each scale that actually ran, coarse to fine
     scale_reports: tuple[ScaleReport, ...] = ()  # one per scale that ran, coarse to fine
+    adaptation: Adaptation | None = None  # the pair-adaptive style weight (None: adapt_strength off)

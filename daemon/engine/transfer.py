@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from daemon.engine import backend, memory, tiled, tiling
+from daemon.engine import adapt, backend, memory, tiled, tiling
 from daemon.engine.color import keep_content_colors, match_color_histogram
 from daemon.engine.losses import LossSpec, gram_numpy, loss_terms, preprocess, weighted_total
 from daemon.engine.on_device import DeviceScales, feature_layers
@@ -70,14 +70,35 @@ class StyleTransfer:
             raise ConfigError("a style set needs at least one style image")
         long_side = self._fitting_long_side(content, params)
         hooks = _Hooks(on_progress, should_stop, on_snapshot)
+        adaptation = self._adaptation(content, styles, params) if params.adapt_strength else None
+        if adaptation is not None:
+            params = replace(params, style_weight=adaptation.style_weight)
         try:
-            return self._run(content, styles, params, long_side, hooks)
+            result = self._run(content, styles, params, long_side, hooks)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             smaller = int(long_side * 0.7)
             log.warning("out of memory at %d px; retrying once at %d px", long_side, smaller)
-            return self._run(content, styles, params, smaller, hooks)
+            result = self._run(content, styles, params, smaller, hooks)
+        return replace(result, adaptation=adaptation)
+
+    def _adaptation(self, content: np.ndarray, styles: Sequence[StyleImage],
+                    params: TransferParams) -> adapt.Adaptation:
+        """The pair-adaptive style weight: the photo's own style error, measured at a small fixed size."""
+        # A fixed size whatever the job's: the error grows as images shrink (astronaut/Shipwreck, VGG19:
+        # 3.3 at 256 px, 5 at 128), and the pair, not the job size, should decide the weight.
+        side = min(adapt.REFERENCE_SIDE, max(content.shape[:2]))
+        photo = resize_long_side(content, side)
+        # Unit weights: one compiled probe whatever the job's weights (only the unweighted style term is read).
+        probe = replace(params, content_weight=1.0, style_weight=1.0, tv_weight=1.0)
+        _, style, _ = self.evaluate(photo, photo, _prepare_styles(styles, content, params), probe)
+        adaptation = adapt.adapt(params.style_weight, style)  # the style term is a mean over its layers
+        if adaptation.factor < 1:
+            log.info("style weight %.3g -> %.3g for this pair: the photo starts far from the painting's style "
+                     "(relative error %.2f, damped above %.2f)", params.style_weight, adaptation.style_weight,
+                     adaptation.start_style_error, adapt.REFERENCE_ERROR)
+        return adaptation
 
     def evaluate(
         self, image: np.ndarray, content: np.ndarray, styles: Sequence[StyleImage], params: TransferParams

@@ -103,6 +103,8 @@ def build_sidecar(
             "loss_history": [dataclasses.asdict(r) for r in result.history],
             # Per scale, coarse to fine: iterations run, time, and why it stopped (cap or converged).
             "scales": [dataclasses.asdict(r) for r in result.scale_reports],
+            # The style weight used for this pair and why (issue 16); null with adapt_strength off.
+            "adaptation": dataclasses.asdict(result.adaptation) if result.adaptation else None,
         },
         "tiled": any(report.tiles for report in result.scale_reports),  # how: each scale's report (issue 14)
         "device": device,
