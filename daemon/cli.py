@@ -175,7 +175,7 @@ def _add_stylize(s: argparse.ArgumentParser) -> None:
                    help="coarse-to-fine scales (fewer run when the photo is small)")
     s.add_argument("--strength", type=_parse_strength, default="balanced", metavar="S",
                    help="how much style: a number from 0 (a hint) to 1 (style everywhere) or subtle, "
-                        "balanced, strong (0.3, 0.5, 0.7); damped for a photo far from the painting "
+                        "balanced, strong (0.15, 0.3, 0.5); damped for a photo far from the painting "
                         "(see --no-adapt-strength)")
     s.add_argument("--style-weight", type=float, default=None, metavar="W",
                    help="raw weight of the style loss, instead of --strength: higher gives more paint "

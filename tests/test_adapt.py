@@ -20,20 +20,21 @@ def test_a_photo_near_the_painting_keeps_the_weight_asked(error):
     assert adapt.damping(error) == 1.0
 
 
-def test_the_damping_falls_with_the_square_of_the_error_in_quarter_octave_steps():
+def test_the_damping_falls_with_the_error_in_quarter_octave_steps():
     errors = np.linspace(adapt.REFERENCE_ERROR, 6 * adapt.REFERENCE_ERROR, 200)
     factors = [adapt.damping(e) for e in errors]
     assert all(b <= a for a, b in zip(factors, factors[1:]))
-    assert adapt.damping(2 * adapt.REFERENCE_ERROR) == 0.25
+    assert adapt.damping(2 * adapt.REFERENCE_ERROR) == 0.5 ** adapt.EXPONENT
     for factor in factors:  # every factor is 2^(-k/4): a handful of distinct weights, so of compiled losses
         steps = -math.log2(factor) * adapt.STEPS_PER_OCTAVE
         assert steps == pytest.approx(round(steps), abs=1e-9)
-    assert len(set(factors)) <= 1 + adapt.STEPS_PER_OCTAVE * math.ceil(2 * math.log2(6))
+    assert len(set(factors)) <= 1 + adapt.STEPS_PER_OCTAVE * math.ceil(adapt.EXPONENT * math.log2(6))
 
 
 def test_adapt_reports_the_weight_used():
-    a = adapt.adapt(30.0, 2 * adapt.REFERENCE_ERROR)
-    assert (a.factor, a.style_weight, a.start_style_error) == (0.25, 7.5, 2 * adapt.REFERENCE_ERROR)
+    a = adapt.adapt(30.0, 4 * adapt.REFERENCE_ERROR)
+    factor = 0.25 ** adapt.EXPONENT
+    assert (a.factor, a.style_weight, a.start_style_error) == (factor, 30 * factor, 4 * adapt.REFERENCE_ERROR)
 
 
 def _pair(content: str, style: str, size: int):

@@ -5,8 +5,8 @@ starts far from the painting in style statistics (measured, VGG19, 256 px: the p
 style error, the engine's style term, is 1.56-3.28 for the four pairs that drowned or darkened in the
 grid and 0.50-1.13 for the other 16):
 there the style term outweighs the content term from the first iteration and the optimiser trades the
-subject away. So the style weight is divided by (error / REFERENCE_ERROR)^2 above the reference, in
-quarter-octave steps. No Keras here: unit-testable.
+subject away. So the style weight is divided by error / REFERENCE_ERROR above the reference, in
+quarter-octave steps: the style term then starts about as strong as on an ordinary pair. No Keras here: unit-testable.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 REFERENCE_SIDE = 256  # px: the photo and the painting are compared at this long side (the photo's, if smaller)
 REFERENCE_ERROR = 1.15  # the photo's own style error (a mean over the style layers) above which it is damped
-EXPONENT = 2.0  # by eye, 256 px: astronaut/Shipwreck keeps its subject at weight 4.4 or 7 (not 11.9), astronaut/Scream loses the face at 14.4
+# By eye, 256 px: astronaut/Shipwreck keeps its subject at weight 4.4 (11.9 / 2.7), not at 11.9.
+EXPONENT = 1.0
 STEPS_PER_OCTAVE = 4  # the factor is rounded to 2^(-k/4): few distinct loss weights, few compiled functions
 
 
