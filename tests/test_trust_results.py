@@ -33,10 +33,12 @@ def sha(path: Path) -> str:
 
 
 def results(folder: Path) -> dict[str, int]:
-    """Every file under out/ except logs and the gallery page: relative name -> mtime_ns."""
+    """Every file under out/ except logs and the gallery page (with the temporary files it is written
+    through, which come and go while the daemon runs): relative name -> mtime_ns."""
     out = folder / "out"
     return {p.relative_to(out).as_posix(): p.stat().st_mtime_ns for p in out.rglob("*")
-            if p.is_file() and "logs" not in p.relative_to(out).parts and p.name != "index.html"}
+            if p.is_file() and "logs" not in p.relative_to(out).parts and p.name != "index.html"
+            and not (p.name.startswith(".index.html.") and p.name.endswith(".tmp"))}
 
 
 def images(folder: Path) -> list[str]:
