@@ -64,3 +64,24 @@ def test_real_engine_leaves_an_ordinary_pair_alone(hed_engine):
     photo, styles = _pair("tubingen.jpg", "starry_night.jpg", 64)
     result = hed_engine.stylize(photo, styles, TransferParams(max_size=64, min_scale_size=32, iterations=2))
     assert result.adaptation.factor == 1.0 and result.adaptation.start_style_error < adapt.REFERENCE_ERROR
+
+
+@pytest.mark.parametrize(("engine", "style_params", "expected"), [
+    ({}, None, True),
+    ({"adapt_strength": False}, None, False),
+    ({"adapt_strength": False}, {"adapt_strength": True}, True),  # a style set wins over the engine
+    ({}, {"adapt_strength": False}, False),
+])
+def test_config_adapt_strength_reaches_the_engine_parameters(tmp_path, engine, style_params, expected):
+    from tests.test_stopping import _config
+    from daemon.config import load_config
+
+    config = load_config(_config(tmp_path, engine, style_params))
+    assert config.engine.transfer_params(config.styles["starry"].params).adapt_strength is expected
+
+
+def test_cli_no_adapt_strength_turns_it_off():
+    from tests.test_tiling_service import _stylize_params
+
+    assert _stylize_params().adapt_strength is True
+    assert _stylize_params("--no-adapt-strength").adapt_strength is False
