@@ -3,10 +3,10 @@
 One fixed style weight does not suit every pair. The pairs whose subject drowns are those whose photo
 starts far from the painting in style statistics (measured, VGG19, 256 px: the photo's own relative
 style error, the engine's style term, is 1.56-3.28 for the four pairs that drowned or darkened in the
-grid and 0.50-1.13 for the other 16):
-there the style term outweighs the content term from the first iteration and the optimiser trades the
-subject away. So the style weight is divided by error / REFERENCE_ERROR above the reference, in
-quarter-octave steps: the style term then starts about as strong as on an ordinary pair. No Keras here: unit-testable.
+grid and 0.50-1.13 for the other 16): there the style term outweighs the content term from the first
+iteration and the optimiser trades the subject away. So the style weight is divided by
+error / REFERENCE_ERROR above the reference, in quarter-octave steps: the style term then starts
+about as strong as on an ordinary pair. No Keras here: unit-testable.
 """
 
 from __future__ import annotations

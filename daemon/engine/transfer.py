@@ -70,6 +70,7 @@ class StyleTransfer:
             raise ConfigError("a style set needs at least one style image")
         long_side = self._fitting_long_side(content, params)
         hooks = _Hooks(on_progress, should_stop, on_snapshot)
+        styles = _prepare_styles(styles, content, params)  # once: the probe, the run and a retry share them
         adaptation = self._adaptation(content, styles, params) if params.adapt_strength else None
         if adaptation is not None:
             params = replace(params, style_weight=adaptation.style_weight)
@@ -85,14 +86,15 @@ class StyleTransfer:
 
     def _adaptation(self, content: np.ndarray, styles: Sequence[StyleImage],
                     params: TransferParams) -> adapt.Adaptation:
-        """The pair-adaptive style weight: the photo's own style error, measured at a small fixed size."""
+        """The pair-adaptive style weight: the photo's own style error against the (prepared) styles,
+        measured at a small fixed size."""
         # A fixed size whatever the job's: the error grows as images shrink (astronaut/Shipwreck, VGG19:
         # 3.3 at 256 px, 5 at 128), and the pair, not the job size, should decide the weight.
         side = min(adapt.REFERENCE_SIDE, max(content.shape[:2]))
         photo = resize_long_side(content, side)
         # Unit weights: one compiled probe whatever the job's weights (only the unweighted style term is read).
         probe = replace(params, content_weight=1.0, style_weight=1.0, tv_weight=1.0)
-        _, style, _ = self.evaluate(photo, photo, _prepare_styles(styles, content, params), probe)
+        _, style, _ = self.evaluate(photo, photo, styles, probe)
         adaptation = adapt.adapt(params.style_weight, style)  # the style term is a mean over its layers
         if adaptation.factor < 1:
             log.info("style weight %.3g -> %.3g for this pair: the photo starts far from the painting's style "
@@ -154,7 +156,6 @@ class StyleTransfer:
         backend.seed_everything(params.seed)
         feature_model, spec = self._feature_model(params)
         sizes = _scale_sizes(content.shape, long_side, params)
-        styles = _prepare_styles(styles, content, params)
         caps = _print_caps(scale_caps(params.iterations, len(sizes), params.budget), sizes, params.iterations)
         net, budget = self._network(params), _budget(params)
         plans = [tiling.plan_scale(w, h, params, net, budget) for w, h in sizes]
