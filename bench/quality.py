@@ -89,6 +89,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--new-param", action="append", default=[], metavar="KEY=VALUE",
                         help="override one TransferParams field of ours-new (repeatable), e.g. "
                              "style_weight=30 to compare speed at the old look")
+    parser.add_argument("--methods", nargs="+", choices=METHODS[1:], default=list(METHODS[1:]),
+                        help="the methods run beside ours-old (which always runs: it sets the cap and target)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: {QUICK['size']} px, {QUICK['iterations']} iterations per scale, "
                              f"grid {QUICK['grid']}")
@@ -99,6 +101,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.cap_factor <= 0 or args.margin < 0 or args.grid < 0 or args.snapshot_every < 1:
         parser.error("--cap-factor must be positive, --margin and --grid not negative, --snapshot-every "
                      "at least 1")
+    args.methods = [METHODS[0]] + [m for m in METHODS[1:] if m in args.methods]
     if args.quick:
         args.size, args.grid = QUICK["size"], min(args.grid, QUICK["grid"])
     return args
@@ -175,7 +178,7 @@ def run_pair(index: int, content_path: Path, style_path: Path, maker, judge_engi
     judge = Judge(judge_engine, content, style)
     target = Target(*judge(done["ours-old"].images[-1]), args.margin)
     step = cap / args.grid if args.grid else 0.0
-    results = {m: _judge_run(done[m], judge, target, cap, step) for m in METHODS}
+    results = {m: _judge_run(done[m], judge, target, cap, step) for m in args.methods}
     size = (int(content.shape[1]), int(content.shape[0]))
     return PairResult(content_path.name, style_path.name, size, target, cap, warm, results)
 
@@ -187,7 +190,7 @@ def _run_methods(index: int, maker, loss, content, style: StyleImage, params,
 
     done = {"ours-old": runs.run_ours("ours-old", maker, content, style, params["ours-old"], args.snapshot_every)}
     cap = args.cap_factor * done["ours-old"].total_seconds
-    others = list(METHODS[1:])
+    others = list(args.methods[1:])
     for _ in range(index % len(others)):  # rotate, so no method always runs last
         others.append(others.pop(0))
     for method in others:
@@ -238,7 +241,7 @@ def document(results: list[PairResult], params, args: argparse.Namespace, machin
                           "target": dataclasses.asdict(pair.target), "cap_seconds": pair.cap_seconds,
                           "warm_up_seconds": pair.warm_up_seconds, "methods": methods})
     summary = {}
-    for name in METHODS:
+    for name in args.methods:
         ratios = [p["methods"][name]["ratio_to_old_total"] for p in pair_docs]
         reached = [r for r in ratios if r is not None]
         summary[name] = {"pairs_reached": len(reached), "pairs": len(ratios),
@@ -248,7 +251,8 @@ def document(results: list[PairResult], params, args: argparse.Namespace, machin
         "machine": machine,
         "settings": {"size": args.size, "backbone": args.backbone, "judge": JUDGE_OF[args.backbone],
                      "cap_factor": args.cap_factor, "margin": args.margin, "grid": args.grid,
-                     "snapshot_every": args.snapshot_every, "new_param": args.new_param, "quick": args.quick},
+                     "snapshot_every": args.snapshot_every, "new_param": args.new_param, "quick": args.quick,
+                     "methods": args.methods},
         "params": {name: dataclasses.asdict(p) for name, p in params.items()},
         "old_defaults_skipped": sorted(set(OLD_DEFAULTS) - set(dataclasses.asdict(params["ours-old"]))),
         "pairs": pair_docs,
@@ -264,26 +268,28 @@ def table(doc: dict) -> str:
         return f"{m['seconds_to_target']:.1f}s ({m['ratio_to_old_total']:.2f})"
 
     width = 40
+    methods = doc["settings"].get("methods", list(METHODS))
+    new = methods[1]  # the total beside ours-old's: ours-new when it ran
     lines = [f"time to target (ratio to ours-old's total time); cap {doc['settings']['cap_factor']}x ours-old, "
              f"margin {100 * doc['settings']['margin']:.0f}%, made by {doc['settings']['backbone']}, "
              f"judged by {doc['settings']['judge']}",
-             f"{'pair':{width}} {'old total':>9} {'new total':>9} " + " ".join(f"{m:>16}" for m in METHODS)]
+             f"{'pair':{width}} {'old total':>9} {new[:9]:>9} " + " ".join(f"{m:>16}" for m in methods)]
     for p in doc["pairs"]:
         name = f"{p['content']} + {p['style']}"
         lines.append(f"{name:{width}} {p['methods']['ours-old']['total_seconds']:8.1f}s "
-                     f"{p['methods']['ours-new']['total_seconds']:8.1f}s "
-                     + " ".join(f"{cell(p['methods'][m]):>16}" for m in METHODS))
-    medians = [doc["summary"][m]["median_ratio_to_old_total"] for m in METHODS]
+                     f"{p['methods'][new]['total_seconds']:8.1f}s "
+                     + " ".join(f"{cell(p['methods'][m]):>16}" for m in methods))
+    medians = [doc["summary"][m]["median_ratio_to_old_total"] for m in methods]
     lines.append(f"{'median ratio (pairs reached)':{width}} {'':19} " + " ".join(
         f"{(f'{r:.2f}' if r is not None else '-') + ' (' + str(doc['summary'][m]['pairs_reached']) + ')':>16}"
-        for r, m in zip(medians, METHODS)))
+        for r, m in zip(medians, methods)))
     lines.append("")
     lines.append("final judged distances, style / content (target: ours-old's)")
     for p in doc["pairs"]:
         name = f"{p['content']} + {p['style']}"
         lines.append(f"{name:{width}} {'':19} " + " ".join(
             f"{p['methods'][m]['final_style_distance']:.4f}/{p['methods'][m]['final_content_distance']:.3f}".rjust(16)
-            for m in METHODS))
+            for m in methods))
     return "\n".join(lines)
 
 
@@ -311,6 +317,8 @@ def main(argv=None) -> None:
     info = machine_info(maker)
     doc = document(results, params, args, info)
     tag = f"{info['backend']}-{info['device'].split(':')[0]}-{args.size}"
+    if args.methods != list(METHODS):  # a partial run never overwrites the full one's results
+        tag += "-" + "+".join(args.methods[1:])
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"quality-{tag}.json").write_text(json.dumps(doc, indent=2))
     plot(doc, args.out / f"quality-{tag}.png")

@@ -14,7 +14,7 @@ BAR, GAP, LABEL, PAD = 12, 14, 250, 30
 
 def plot(doc: dict, target: Path) -> None:
     """Writes the figure for a quality document (see bench/quality.py) to `target`."""
-    methods = list(COLOURS)
+    methods = [m for m in COLOURS if m in doc["settings"].get("methods", COLOURS)]
     pairs = doc["pairs"]
     cap = doc["settings"]["cap_factor"]
     x_max = max([cap, 1.0] + [p["methods"][m]["ratio_to_old_total"] or 0 for p in pairs for m in methods])

@@ -173,6 +173,30 @@ def test_new_param_overrides_only_ours_new():
             method_params(quick=False, overrides=bad)
 
 
+
+def test_methods_chooses_what_runs_beside_ours_old_and_the_table_and_plot_show_only_those(tmp_path):
+    from bench.quality import METHODS, parse_args, table
+    from bench.quality_plot import plot
+
+    args = parse_args(["--methods", "keras-sgd", "ours-new-sw30"])
+    assert args.methods == ["ours-old", "ours-new-sw30", "keras-sgd"]  # ours-old first, the rest in METHODS order
+    assert parse_args([]).methods == list(METHODS)
+    with pytest.raises(SystemExit):
+        parse_args(["--methods", "ours-old"])  # not a choice: it always runs
+    run = {"seconds_to_target": None, "total_seconds": 50.0, "ratio_to_old_total": None,
+           "final_style_distance": 0.2, "final_content_distance": 0.9}
+    doc = {"settings": {"cap_factor": 1.0, "margin": 0.05, "backbone": "vgg16-hed", "judge": "vgg19", "size": 64,
+                        "methods": args.methods},
+           "machine": {"backend": "tensorflow", "device": "cpu:0"},
+           "pairs": [{"content": "a.png", "style": "b.jpg", "methods": {m: run for m in args.methods}}],
+           "summary": {m: {"median_ratio_to_old_total": None, "pairs_reached": 0} for m in args.methods}}
+    shown = table(doc)
+    assert "ours-new-sw30" in shown and "keras-sgd" in shown
+    assert "lbfgs-plain" not in shown and "ours-new " not in shown
+    plot(doc, tmp_path / "plot.png")
+    assert Image.open(tmp_path / "plot.png").size[0] == 900
+
+
 def test_judge_measures_what_the_engine_evaluates(hed_engine, tubingen, starry):
     from bench.quality_judge import JUDGE_PARAMS, Judge
     from daemon.engine.params import StyleImage

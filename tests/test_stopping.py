@@ -115,6 +115,24 @@ def test_eta_counts_per_scale_caps_and_forgets_what_an_early_stop_left():
     assert left_before == pytest.approx(10 + 5 * 4)  # scale 0's last 10 and scale 1's 5 at 4x the pixels
 
 
+
+def test_eta_counts_down_within_a_long_iteration_and_forgets_a_scale_that_stopped_early():
+    """A tiled print-size iteration takes minutes and reports per tile: the time left moves between
+    iterations, by at most the iteration's expected cost, and the scale below stops counting when it ends."""
+    now = [0.0]
+    eta = EtaEstimator([100, 400], [20, 5], now=lambda: now[0], warmup=0)
+    for _ in range(10):
+        now[0] += 1.0
+        eta.tick(0)  # 1 s per iteration; the scale stops at 10 of its 20
+    eta.begin(1)
+    assert eta.eta() == pytest.approx(5 * 4)  # scale 1's 5 iterations at 4x the pixels, no leftovers of scale 0
+    now[0] += 3.0  # three tiles into scale 1's first iteration
+    assert eta.eta_now() == pytest.approx(20 - 3)
+    assert eta.eta() == pytest.approx(20)
+    now[0] += 30.0  # the iteration overruns its expected 4 s: the rest is still ahead
+    assert eta.eta_now() == pytest.approx(4 * 4)
+
+
 # --- strength ---------------------------------------------------------------------------------
 
 def test_strength_maps_monotonically_onto_the_style_weight():

@@ -75,7 +75,12 @@ class EtaEstimator:
         self.now = now
         self.scales = [_Scale(p) for p in pixels]
         self.current = 0
+        self.running = 0  # the scale under way: ahead of `current` while a new scale has not ticked yet
         self.last = now()
+
+    def begin(self, index: int) -> None:
+        """Scale `index` starts (its first iteration may take minutes at print sizes)."""
+        self.running = index
 
     def tick(self, index: int) -> None:
         """One iteration of scale `index` finished now."""
@@ -83,7 +88,7 @@ class EtaEstimator:
         took, self.last = now - self.last, now
         if index > self.current > 0:  # the previous scale ended (maybe before its cap): learn from it
             self.model.learn(self.scales[self.current - 1], self.scales[self.current])
-        self.current = index
+        self.current = self.running = index
         scale = self.scales[index]
         (scale.warmup if len(scale.warmup) < self.warmup else scale.steady).append(took)
         if scale.done == self.caps[index] and index == len(self.scales) - 1 and index > 0:
@@ -91,23 +96,49 @@ class EtaEstimator:
 
     def eta(self) -> float | None:
         """Seconds left, or None until the rates measured so far say something meaningful."""
+        model = self._model()
+        if model is None:
+            return None
+        predict, startup = model
+        left = 0.0
+        for index in range(self.running, len(self.scales)):
+            scale = self.scales[index]
+            remaining = max(self.caps[index] - scale.done, 0)
+            left += self._rate(scale, predict) * remaining + self._startup_left(scale, startup)
+        return max(left, 0.0)
+
+    def eta_now(self) -> float | None:
+        """eta() less what the iteration under way has already taken (up to its expected cost).
+
+        A tiled print-size iteration takes minutes and reports after each tile: without this the time
+        left would stand still between iterations."""
+        left, model = self.eta(), self._model()
+        if left is None or model is None:
+            return None
+        predict, startup = model
+        scale = self.scales[self.running]
+        expected = self._rate(scale, predict)
+        if len(scale.warmup) < self.warmup:
+            expected += startup / max(self.warmup, 1)
+        return max(left - min(self.now() - self.last, expected), 0.0)
+
+    def _model(self) -> tuple[Callable[[int], float], float] | None:
+        """Seconds per iteration by pixel count, and the start-up cost of a scale; None while estimating."""
         measured = [s for s in self.scales if s.rate() is not None]
         if not measured:
             return None
         enough = min(FIT_SAMPLES, self.iterations - self.warmup)
         solid = [s for s in measured if len(s.steady) >= enough]
-        predict = _rate_model(solid or measured[:1], self.model.exponent)
         startup = sum(s.startup() for s in measured) / len(measured)
-        left = 0.0
-        for index in range(self.current, len(self.scales)):
-            scale = self.scales[index]
-            cap = self.caps[index]
-            remaining = max(cap - scale.done, 0) if index == self.current else cap
-            rate = scale.rate() if scale.rate() is not None else predict(scale.pixels)
-            left += rate * remaining
-            if index > self.current or len(scale.warmup) < self.warmup:
-                left += startup * (self.warmup - len(scale.warmup)) / max(self.warmup, 1)
-        return max(left, 0.0)
+        return _rate_model(solid or measured[:1], self.model.exponent), startup
+
+    def _rate(self, scale: _Scale, predict: Callable[[int], float]) -> float:
+        rate = scale.rate()
+        return rate if rate is not None else predict(scale.pixels)
+
+    def _startup_left(self, scale: _Scale, startup: float) -> float:
+        """The compile/set-up cost still ahead of a scale: its warm-up iterations not yet run."""
+        return startup * (self.warmup - len(scale.warmup)) / max(self.warmup, 1)
 
 
 def _rate_model(measured: list[_Scale], exponent: float) -> Callable[[int], float]:

@@ -393,6 +393,7 @@ class _Clock:
     def begin_scale(self, index: int) -> None:
         """Skip what earlier scales left unused of their caps."""
         self.done = sum(self.caps[:index])
+        self.estimator.begin(index)
 
     def tick(self, index: int) -> None:
         self.done += 1
@@ -403,6 +404,10 @@ class _Clock:
 
     def eta(self) -> float | None:
         return self.estimator.eta()
+
+    def eta_now(self) -> float | None:
+        """The time left counted down within an iteration (tile reports come between iterations)."""
+        return self.estimator.eta_now()
 
 
 class _TileReporter:
@@ -432,7 +437,7 @@ class _TileReporter:
         self._hooks.on_progress(Progress(
             iteration=self._clock.done, total_iterations=self._clock.total, scale=self._index + 1,
             scales=self._scales, size=self._size, loss=total, content_loss=parts[0], style_loss=parts[1],
-            tv_loss=parts[2], elapsed=self._clock.elapsed(), eta=self._clock.eta(), tile=done, tiles=count,
+            tv_loss=parts[2], elapsed=self._clock.elapsed(), eta=self._clock.eta_now(), tile=done, tiles=count,
         ))
 
 
