@@ -171,7 +171,7 @@ def run_pair(index: int, content_path: Path, style_path: Path, maker, judge_engi
 
     content = resize_long_side(load_image(content_path).rgb, args.size)
     style = StyleImage(load_image(style_path).rgb, name=style_path.name)
-    warm = warm_up(maker, loss, content, style, list(params.values()))
+    warm = warm_up(maker, loss, content, style, [params[m] for m in args.methods if m in params])
     done = _run_methods(index, maker, loss, content, style, params, args)
     cap = args.cap_factor * done["ours-old"].total_seconds
     _say(f"pair {index + 1}: judging")
