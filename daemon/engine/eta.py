@@ -97,30 +97,31 @@ class EtaEstimator:
     def eta(self) -> float | None:
         """Seconds left, or None until the rates measured so far say something meaningful."""
         model = self._model()
-        if model is None:
-            return None
-        predict, startup = model
-        left = 0.0
-        for index in range(self.running, len(self.scales)):
-            scale = self.scales[index]
-            remaining = max(self.caps[index] - scale.done, 0)
-            left += self._rate(scale, predict) * remaining + self._startup_left(scale, startup)
-        return max(left, 0.0)
+        return None if model is None else self._left(*model)
 
     def eta_now(self) -> float | None:
         """eta() less what the iteration under way has already taken (up to its expected cost).
 
         A tiled print-size iteration takes minutes and reports after each tile: without this the time
         left would stand still between iterations."""
-        left, model = self.eta(), self._model()
-        if left is None or model is None:
+        model = self._model()
+        if model is None:
             return None
         predict, startup = model
         scale = self.scales[self.running]
         expected = self._rate(scale, predict)
         if len(scale.warmup) < self.warmup:
             expected += startup / max(self.warmup, 1)
-        return max(left - min(self.now() - self.last, expected), 0.0)
+        return max(self._left(predict, startup) - min(self.now() - self.last, expected), 0.0)
+
+    def _left(self, predict: Callable[[int], float], startup: float) -> float:
+        """Seconds left as of the last finished iteration."""
+        left = 0.0
+        for index in range(self.running, len(self.scales)):
+            scale = self.scales[index]
+            remaining = max(self.caps[index] - scale.done, 0)
+            left += self._rate(scale, predict) * remaining + self._startup_left(scale, startup)
+        return max(left, 0.0)
 
     def _model(self) -> tuple[Callable[[int], float], float] | None:
         """Seconds per iteration by pixel count, and the start-up cost of a scale; None while estimating."""
