@@ -42,7 +42,8 @@ VGG19_WEIGHTS = ROOT.parent / "shared" / "weights" / "vgg19_notop.weights.h5"
 METHODS = ("ours-old", "ours-new", "ours-new-sw30", "lbfgs-plain", "keras-sgd")
 # Today's defaults (before issue #16); fields this TransferParams lacks are skipped.
 OLD_DEFAULTS = {"iterations": 100, "scales": 3, "style_weight": 30.0, "content_weight": 1.0, "tv_weight": 5.0,
-                "stop_tolerance": 0.0, "budget": "even", "adapt_strength": False}
+                "stop_tolerance": 0.0, "budget": "even", "adapt_strength": False, "precision": "float32",
+                "lbfgs_impl": "scipy"}
 QUICK = {"size": 96, "iterations": 3, "grid": 4}
 JUDGE_OF = {"vgg19": "vgg16-hed", "vgg16-hed": "vgg19"}
 

@@ -203,10 +203,12 @@ def _add_stylize(s: argparse.ArgumentParser) -> None:
                    help="start from the photo, from seeded noise or from the style image")
     s.add_argument("--optimizer", choices=["lbfgs", "adam"], default=d.optimizer,
                    help="L-BFGS needs far fewer iterations; adam is there for comparison")
-    s.add_argument("--lbfgs-impl", choices=["auto", "optax", "scipy"], default=d.lbfgs_impl,
-                   help="L-BFGS on the device (optax, JAX only) or on the host (scipy); auto: optax on a JAX GPU")
-    s.add_argument("--precision", choices=["float32", "tf32", "bf16"], default=d.precision,
-                   help="matrix precision of the on-device loop (JAX)")
+    s.add_argument("--lbfgs-impl", choices=["auto", "optax", "numpy", "scipy"], default=d.lbfgs_impl,
+                   help="L-BFGS on the device (optax, JAX only) or on the host (numpy: float32, scipy: "
+                        "L-BFGS-B); auto: optax on a JAX GPU, else numpy")
+    s.add_argument("--precision", choices=["auto", "float32", "tf32", "bf16"], default=d.precision,
+                   help="arithmetic of the loss (auto: bf16 on a CPU with AMX, else float32; tf32: "
+                        "on-device loop only)")
     s.add_argument("--seed", type=int, default=d.seed, metavar="N",
                    help="random seed: identical input and seed give identical output on CPU")
     s.add_argument("--backbone", choices=["auto", "vgg19", "vgg16-hed"], default="auto",

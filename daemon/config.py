@@ -121,8 +121,8 @@ class EngineSettings(_Strict):
     content_layer: str = "block4_conv2"
     style_layers: dict[str, Float] | None = None
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
-    lbfgs_impl: Literal["auto", "optax", "scipy"] = "auto"
-    precision: Literal["float32", "tf32", "bf16"] = "float32"
+    lbfgs_impl: Literal["auto", "optax", "numpy", "scipy"] = "auto"
+    precision: Literal["auto", "float32", "tf32", "bf16"] = "auto"
     learning_rate: Float = Field(2.0, gt=0)
     init: Literal["content", "noise", "style"] = "content"
     seed: Int = 0

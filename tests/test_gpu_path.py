@@ -140,7 +140,7 @@ def test_config_and_cli_pass_the_settings_to_the_engine():
     params = EngineSettings(precision="bf16", lbfgs_impl="scipy").transfer_params()
     assert (params.precision, params.lbfgs_impl) == ("bf16", "scipy")
     assert (EngineSettings().transfer_params().precision, EngineSettings().transfer_params().lbfgs_impl) == (
-        "float32", "auto")
+        "auto", "auto")
     args = build_parser().parse_args(["stylize", "a.jpg", "-s", "b.jpg", "-o", "c.jpg",
                                       "--precision", "tf32", "--lbfgs-impl", "optax"])
     params = _params_from_args(args)
@@ -148,7 +148,7 @@ def test_config_and_cli_pass_the_settings_to_the_engine():
 
 
 @pytest.mark.parametrize("params,message", [
-    (TransferParams(max_size=64, scales=1, precision="bf16"), "precision bf16 needs"),
+    (TransferParams(max_size=64, scales=1, precision="tf32"), "precision tf32 needs"),
     (TransferParams(max_size=64, scales=1, lbfgs_impl="optax"), "optax needs the JAX backend"),
 ])
 def test_tensorflow_refuses_device_only_settings(hed_engine, tubingen, starry, params, message):

@@ -22,14 +22,16 @@ class DeviceScales:
 
     def loop(self, params: TransferParams, spec: LossSpec) -> tuple:
         """(DeviceLBFGS, Plan, device weights) for this loss and precision, built once."""
-        key = (params.content_layer, tuple(params.style_layers.items()), spec, params.precision)
+        # auto is float32 on the device until bf16/tf32 speed is measured on a GPU
+        arithmetic = "float32" if params.precision == "auto" else params.precision
+        key = (params.content_layer, tuple(params.style_layers.items()), spec, arithmetic)
         if key not in self._loops:
             import jax.numpy as jnp
 
             from daemon.engine import masked_vgg
             from daemon.engine.device_loop import DeviceLBFGS
 
-            plan, weights = masked_vgg.make_plan(self.model, feature_layers(params), spec, params.precision)
+            plan, weights = masked_vgg.make_plan(self.model, feature_layers(params), spec, arithmetic)
             device_weights = [(jnp.asarray(k), jnp.asarray(b)) for k, b in weights]
             loop = DeviceLBFGS(lambda x, t, w, hw: masked_vgg.loss(plan, x, t, w, hw))
             self._loops[key] = (loop, plan, device_weights)

@@ -15,9 +15,9 @@ Optimizer = Literal["lbfgs", "adam"]
 Init = Literal["content", "noise", "style"]
 ColorMode = Literal["none", "luminance", "histogram"]
 TooLarge = Literal["refuse", "downsize"]
-LbfgsImpl = Literal["auto", "optax", "scipy"]
+LbfgsImpl = Literal["auto", "optax", "numpy", "scipy"]
 Tiling = Literal["auto", "always", "never"]
-Precision = Literal["float32", "tf32", "bf16"]
+Precision = Literal["auto", "float32", "tf32", "bf16"]
 Budget = Literal["even", "coarse"]
 
 # VGG pools four times before block5; a smaller short side leaves nothing to pool.
@@ -69,7 +69,7 @@ class TransferParams:
     """Every knob of one style transfer; defaults give a clearly stylised, recognisable result."""
 
     max_size: int = 512
-    iterations: int = 80  # cap per scale (see budget)
+    iterations: int = 400  # cap of the coarsest scale (see budget): 400, 200, 100 at 128, 256, 512 px
     scales: int = 3
     min_scale_size: int = 128
     content_weight: float = 1.0
@@ -78,10 +78,12 @@ class TransferParams:
     content_layer: str = DEFAULT_CONTENT_LAYER
     style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
     optimizer: Optimizer = "lbfgs"
-    # auto: optax on the device under JAX on an accelerator, else scipy's L-BFGS-B on the host.
+    # auto: optax on the device under JAX on an accelerator, else the float32 L-BFGS in numpy on the host
+    # (lbfgs32.py: a tenth of the overhead of scipy's L-BFGS-B, which at 512 px took 0.28 s an iteration).
     lbfgs_impl: LbfgsImpl = "auto"
-    # Matrix precision of the on-device loop (JAX); float32 until bf16/tf32 speed is measured on a GPU.
-    precision: Precision = "float32"
+    # Arithmetic of the loss. auto: bf16 on a CPU with AMX under TensorFlow (3.5x faster there,
+    # precision.py), float32 elsewhere (the on-device loop: until bf16/tf32 speed is measured on a GPU).
+    precision: Precision = "auto"
     learning_rate: float = 2.0
     init: Init = "content"
     seed: int = 0
@@ -119,8 +121,8 @@ class TransferParams:
             (self.learning_rate > 0, "learning_rate must be positive"),
             (self.log_every >= 1, "log_every must be at least 1"),
             (self.save_every >= 0, "save_every must be 0 (off) or positive"),
-            (self.lbfgs_impl in ("auto", "optax", "scipy"), "lbfgs_impl must be auto, optax or scipy"),
-            (self.precision in ("float32", "tf32", "bf16"), "precision must be float32, tf32 or bf16"),
+            (self.lbfgs_impl in ("auto", "optax", "numpy", "scipy"), "lbfgs_impl must be auto, optax, numpy or scipy"),
+            (self.precision in ("auto", "float32", "tf32", "bf16"), "precision must be auto, float32, tf32 or bf16"),
             (self.memory_budget >= 0, "memory_budget must be 0 (what is free) or positive"),
             (self.tiling in ("auto", "always", "never"), "tiling must be auto, always or never"),
             (self.tile_size == 0 or (self.tile_size >= 32 and self.tile_size % 16 == 0),
@@ -192,6 +194,7 @@ class ScaleReport:
     tile_size: int = 0  # core px of a tile
     halo: int = 0  # px of context around each tile core
     optimizer: str = ""  # e.g. "lbfgs-scipy", "lbfgs-float32", "adam"
+    precision: str = ""  # the loss's arithmetic at this scale: float32, tf32 or bf16
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from daemon.engine import adapt, backend, memory, tiled, tiling
+from daemon.engine import adapt, backend, memory, precision, tiled, tiling
 from daemon.engine.color import keep_content_colors, match_color_histogram
 from daemon.engine.losses import LossSpec, gram_numpy, loss_terms, preprocess, weighted_total
 from daemon.engine.on_device import DeviceScales, feature_layers
@@ -45,6 +45,7 @@ class StyleTransfer:
         self._cost_model = CostModel()  # how step time grows with size here, learned job after job (ETA)
         self._device = DeviceScales(self.model)
         self._warned_no_optax = False
+        self._bf16_model = None
 
     def backend(self) -> str:
         """The Keras backend computing the loss."""
@@ -154,13 +155,16 @@ class StyleTransfer:
 
     def _run(self, content, styles, params, long_side, hooks: "_Hooks") -> TransferResult:
         backend.seed_everything(params.seed)
-        feature_model, spec = self._feature_model(params)
         sizes = _scale_sizes(content.shape, long_side, params)
         caps = _print_caps(scale_caps(params.iterations, len(sizes), params.budget), sizes, params.iterations)
         net, budget = self._network(params), _budget(params)
         plans = [tiling.plan_scale(w, h, params, net, budget) for w, h in sizes]
-        clock = _Clock(sizes, caps, self._cost_model, [_cost_factor(p, w, h) for p, (w, h) in zip(plans, sizes)])
         on_device = self._on_device(params)
+        arithmetic = self._arithmetic(params, on_device)
+        # Tiled scales compute in float32: after bf16 scales below them, each pixel costs more.
+        slower = precision.BF16_SPEEDUP if arithmetic == "bf16" and not on_device else 1.0
+        factors = [_cost_factor(p, w, h) * (slower if p.tiled else 1.0) for p, (w, h) in zip(plans, sizes)]
+        clock = _Clock(sizes, caps, self._cost_model, factors)
         history: list[LossRecord] = []
         reports: list[ScaleReport] = []
         image = None
@@ -174,6 +178,10 @@ class StyleTransfer:
             clock.begin_scale(index)
             on_step = self._step_reporter(index, len(sizes), size, params, clock, history, hooks, rule)
             count = 0
+            # The host loop's feature model carries the arithmetic; the device loop's plan carries its
+            # own, and tiled scales stay float32 (their memory plan and exactness assume it).
+            host = arithmetic if not (plan.tiled or on_device) else "float32"
+            feature_model, spec = self._feature_model(params, host)
             if plan.tiled:
                 tiles = _TileReporter(on_step, index, len(sizes), size, clock, hooks, history[-1] if history else None)
                 log.info("%dx%d: tiled evaluation (%d px cores, %d px halo, %s) within %.1f GB",
@@ -182,13 +190,12 @@ class StyleTransfer:
                                                  image, tiles, cap)
             elif on_device:
                 targets = self._targets(feature_model, spec, content_s, styles, size, params)
-                outcome = self._device.run(replace(params, iterations=cap), spec, targets, image, on_step,
-                                           clock.done)
+                outcome = self._device.run(replace(params, iterations=cap, precision=arithmetic), spec, targets,
+                                           image, on_step, clock.done)
             else:
                 targets = self._targets(feature_model, spec, content_s, styles, size, params)
                 step = self._value_and_grad(feature_model, spec, targets)
-                run = lbfgs if params.optimizer == "lbfgs" else _adam_with(params.learning_rate)
-                outcome = run(step, image[None], cap, on_step)
+                outcome = _host_optimizer(params)(step, image[None], cap, on_step)
             image = outcome.image[0]
             evaluations += outcome.evaluations
             iterations += outcome.iterations
@@ -199,7 +206,8 @@ class StyleTransfer:
                 size=size, iterations=outcome.iterations, evaluations=outcome.evaluations,
                 seconds=time.perf_counter() - began, stop_reason=decision.reason, stop_detail=decision.detail,
                 tiles=count, tile_size=plan.core, halo=plan.halo,
-                optimizer=plan.optimizer if plan.tiled else _optimizer_name(params, on_device)))
+                optimizer=plan.optimizer if plan.tiled else _optimizer_name(params, on_device),
+                precision=host if not on_device else arithmetic))
             log.debug("scale %d/%d %dx%d: %s", index + 1, len(sizes), *size, decision.detail)
         if params.preserve_colors == "luminance":
             image = keep_content_colors(image, resize_to(content, sizes[-1]))
@@ -273,19 +281,44 @@ class StyleTransfer:
                             "pip install 'style-daemon[gpu]' for the on-device loop")
                 self._warned_no_optax = True
             device = False
-        if not device and params.precision != "float32":
-            raise ConfigError(f"precision {params.precision} needs the on-device loop: KERAS_BACKEND=jax "
-                              "with lbfgs_impl: optax (auto picks it on a GPU), or precision: float32")
         return device
 
-    def _feature_model(self, params: TransferParams):
+    def _arithmetic(self, params: TransferParams, on_device: bool) -> str:
+        """The precision this job's untiled scales compute in (auto resolved for this machine)."""
+        if on_device:  # the device loop's auto stays float32 until bf16/tf32 speed is measured on a GPU
+            return "float32" if params.precision == "auto" else params.precision
+        return precision.host_precision(params.precision, backend.backend_name(), backend.device_name(),
+                                        precision.cpu_flags())
+
+    def _feature_model(self, params: TransferParams, arithmetic: str = "float32"):
         key = (params.content_layer, tuple(params.style_layers.items()), params.content_weight,
-               params.style_weight, params.tv_weight)
+               params.style_weight, params.tv_weight, arithmetic)
         if key not in self._feature_models:
-            self._feature_models[key] = self._build_feature_model(params)
+            base = self._bf16() if arithmetic == "bf16" else self.model
+            self._feature_models[key] = self._build_feature_model(params, base)
         return self._feature_models[key]
 
-    def _build_feature_model(self, params: TransferParams):
+    def _bf16(self):
+        """The backbone under Keras' mixed_bfloat16 policy (float32 weights, bf16 arithmetic), built once."""
+        if self._bf16_model is None:
+            import keras
+
+            first = next(layer.name for layer in self.model.layers if isinstance(layer, keras.layers.Conv2D))
+
+            def mixed(layer):
+                config = layer.get_config()
+                # The image enters the first convolution in float32: rounded to bf16 (a level's spacing
+                # near 255) it would swallow the optimiser's small steps; that layer is cheap (3 channels).
+                if "dtype" in config and layer.name != first and not isinstance(layer, keras.layers.InputLayer):
+                    config["dtype"] = "mixed_bfloat16"
+                return layer.__class__.from_config(config)
+
+            clone = keras.models.clone_model(self.model, clone_function=mixed)
+            clone.set_weights(self.model.get_weights())
+            self._bf16_model = clone
+        return self._bf16_model
+
+    def _build_feature_model(self, params: TransferParams, base):
         import keras
 
         layers = feature_layers(params)
@@ -296,8 +329,8 @@ class StyleTransfer:
                 f"unknown layer(s) {', '.join(unknown)} for {self.source.backbone}; "
                 f"choose from {', '.join(valid)}"
             )
-        outputs = [self.model.get_layer(n).output for n in layers]
-        feature_model = keras.Model(self.model.inputs, outputs)
+        outputs = [base.get_layer(n).output for n in layers]
+        feature_model = keras.Model(base.inputs, outputs)
         total_weight = sum(params.style_layers.values()) or 1.0
         spec = LossSpec(
             content_index=0,
@@ -325,7 +358,7 @@ class StyleTransfer:
         from keras import ops
 
         outputs = feature_model(preprocess(ops.convert_to_tensor(rgb[None].astype(np.float32))))
-        return [np.asarray(ops.convert_to_numpy(o)) for o in outputs]
+        return [np.asarray(ops.convert_to_numpy(ops.cast(o, "float32"))) for o in outputs]
 
     def _value_and_grad(self, feature_model, spec: LossSpec, targets) -> backend.ValueAndGrad:
         # One compiled function per feature model and loss spec, reused by every job and scale.
@@ -333,7 +366,11 @@ class StyleTransfer:
         compiled = self._compiled.get(key)
         if compiled is None:
             def loss_fn(x, targets, weights):
-                features = feature_model.stateless_call(weights, [], preprocess(x))[0]
+                from keras import ops
+
+                # float32 losses whatever the arithmetic of the convolutions (bf16 Grams lose the style's detail)
+                features = [ops.cast(f, "float32")
+                            for f in feature_model.stateless_call(weights, [], preprocess(x))[0]]
                 content, style, tv = loss_terms(features, x, targets[0], targets[1:], spec)
                 return weighted_total(content, style, tv, spec), (content, style, tv)
 
@@ -482,15 +519,15 @@ def _scale_sizes(shape, long_side: int, params: TransferParams) -> list[tuple[in
 
 
 def _print_caps(caps: list[int], sizes: list[tuple[int, int]], iterations: int) -> list[int]:
-    """Caps of scales above PRINT_SIDE fall with their size, to at least PRINT_MIN_ITERATIONS (never
-    above `iterations`): such a scale starts from the one below, upsampled, and only sharpens, and
-    each of its iterations costs 4x one of the scale below."""
+    """Caps of scales above PRINT_SIDE fall with their pixel count, cap x (PRINT_SIDE / side)^2, to at
+    least PRINT_MIN_ITERATIONS (never above `iterations`): such a scale starts from the one below,
+    upsampled, and only sharpens, and an iteration costs about its pixel count."""
     out = []
     floor = min(PRINT_MIN_ITERATIONS, iterations)
     for cap, (w, h) in zip(caps, sizes):
         side = max(w, h)
         if side > PRINT_SIDE:
-            cap = min(max(floor, round(cap * PRINT_SIDE / side)), max(cap, floor))
+            cap = min(max(floor, round(cap * (PRINT_SIDE / side) ** 2)), max(cap, floor))
         out.append(cap)
     return out
 
@@ -535,7 +572,27 @@ def _initial(previous, content_s: np.ndarray, styles, params: TransferParams, si
 def _optimizer_name(params: TransferParams, on_device: bool) -> str:
     if params.optimizer != "lbfgs":
         return params.optimizer
-    return "lbfgs-optax" if on_device else "lbfgs-scipy"
+    if on_device:
+        return "lbfgs-optax"
+    return "lbfgs-scipy" if params.lbfgs_impl == "scipy" else "lbfgs-float32"
+
+
+# Correction pairs of the host's float32 L-BFGS: at 512 px (bf16, 25 iterations) 10 reached a lower
+# loss per second than 5 or 20, and scipy's 20 cost 0.28 s an iteration of bookkeeping beside 0.4 s
+# of evaluation.
+HOST_CORRECTIONS = 10
+
+
+def _host_optimizer(params: TransferParams):
+    """The host loop's optimiser, as run(value_and_grad, x0, iterations, on_step)."""
+    if params.optimizer == "adam":
+        return _adam_with(params.learning_rate)
+    if params.lbfgs_impl == "scipy":
+        return lbfgs
+    from daemon.engine.lbfgs32 import lbfgs32
+
+    return lambda step, x0, iterations, on_step: lbfgs32(step, x0, iterations, on_step,
+                                                         corrections=HOST_CORRECTIONS)
 
 
 def _adam_with(learning_rate: float):
