@@ -172,7 +172,8 @@ def test_on_the_real_engine_the_loss_falls_about_as_fast_as_with_scipy(hed_engin
     import daemon.engine.transfer as transfer
     from daemon.engine.optimize import lbfgs
 
-    params = TransferParams(max_size=64, iterations=12, scales=1, log_every=1)
+    # lbfgs_impl scipy: the host loop then calls transfer.lbfgs, which the test swaps for each optimiser
+    params = TransferParams(max_size=64, iterations=12, scales=1, log_every=1, lbfgs_impl="scipy", precision="float32")
     results = {}
     for name, optimiser in {"scipy": lbfgs, "lbfgs32": functools.partial(lbfgs32, corrections=5)}.items():
         first = []
