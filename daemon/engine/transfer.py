@@ -483,10 +483,7 @@ def _optimizer_for(plan: tiling.ScalePlan, params: TransferParams):
     if plan.optimizer == "adam":
         return _adam_with(params.learning_rate)
     if plan.optimizer == "lbfgs-float32":
-        from daemon.engine.lbfgs32 import lbfgs32
-
-        return lambda step, x0, iterations, on_step: lbfgs32(step, x0, iterations, on_step,
-                                                             corrections=tiling.FLOAT32_CORRECTIONS)
+        return _lbfgs32_with(tiling.FLOAT32_CORRECTIONS)
     return lbfgs
 
 
@@ -589,10 +586,14 @@ def _host_optimizer(params: TransferParams):
         return _adam_with(params.learning_rate)
     if params.lbfgs_impl == "scipy":
         return lbfgs
+    return _lbfgs32_with(HOST_CORRECTIONS)
+
+
+def _lbfgs32_with(corrections: int):
+    """The float32 L-BFGS with `corrections` pairs, as run(value_and_grad, x0, iterations, on_step)."""
     from daemon.engine.lbfgs32 import lbfgs32
 
-    return lambda step, x0, iterations, on_step: lbfgs32(step, x0, iterations, on_step,
-                                                         corrections=HOST_CORRECTIONS)
+    return lambda step, x0, iterations, on_step: lbfgs32(step, x0, iterations, on_step, corrections=corrections)
 
 
 def _adam_with(learning_rate: float):
