@@ -11,6 +11,7 @@ from daemon.engine import buckets
 from daemon.engine.losses import LossSpec
 from daemon.engine.optimize import OptimizeOutcome, StepCallback
 from daemon.engine.params import TransferParams
+from daemon.engine.precision import device_precision
 
 
 class DeviceScales:
@@ -22,8 +23,7 @@ class DeviceScales:
 
     def loop(self, params: TransferParams, spec: LossSpec) -> tuple:
         """(DeviceLBFGS, Plan, device weights) for this loss and precision, built once."""
-        # auto is float32 on the device until bf16/tf32 speed is measured on a GPU
-        arithmetic = "float32" if params.precision == "auto" else params.precision
+        arithmetic = device_precision(params.precision)
         key = (params.content_layer, tuple(params.style_layers.items()), spec, arithmetic)
         if key not in self._loops:
             import jax.numpy as jnp

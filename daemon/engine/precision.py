@@ -39,6 +39,11 @@ def fast_bf16_cpu(flags: frozenset[str]) -> bool:
     return "amx_bf16" in flags
 
 
+def device_precision(requested: str) -> str:
+    """The precision of the on-device loop: auto stays float32 until bf16/tf32 speed is measured on a GPU."""
+    return "float32" if requested == "auto" else requested
+
+
 def host_precision(requested: str, backend: str, device: str, flags: frozenset[str]) -> HostPrecision:
     """The precision of a host-loop evaluation for the `requested` setting (auto, float32, tf32, bf16)."""
     if requested == "tf32":

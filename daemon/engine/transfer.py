@@ -285,8 +285,8 @@ class StyleTransfer:
 
     def _arithmetic(self, params: TransferParams, on_device: bool) -> str:
         """The precision this job's untiled scales compute in (auto resolved for this machine)."""
-        if on_device:  # the device loop's auto stays float32 until bf16/tf32 speed is measured on a GPU
-            return "float32" if params.precision == "auto" else params.precision
+        if on_device:
+            return precision.device_precision(params.precision)
         return precision.host_precision(params.precision, backend.backend_name(), backend.device_name(),
                                         precision.cpu_flags())
 
