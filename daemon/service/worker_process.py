@@ -263,9 +263,10 @@ class Worker:
             log.info("job %d: %s vanished or changed while queued; running from its copy %s", job.id,
                      job.rel_path, rel)
             return (moved or job), path, handle
+        # Dropped before it is said, so whoever reads the line finds the journal already agreeing.
+        self.journal.drop(job.id)
         log.warning("job %d: %s vanished or changed while queued and no other copy of it is left in the input "
                     "folder; dropped (dropping the photo again makes a new job)", job.id, job.rel_path)
-        self.journal.drop(job.id)
         return None
 
     def _progress(self, job: Job):
