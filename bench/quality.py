@@ -9,7 +9,10 @@ and its final picture the target), recording timed snapshots; judging happens af
 off the clock. Target: the judge's (style, content) distances of ours-old's final picture, each
 with `margin` slack. Time to target: run seconds at the first snapshot meeting it; a method that
 does not meet it within cap-factor x ours-old's total time is "> cap" (null in the JSON).
-Writes bench/results/quality-BACKEND-DEVICE-SIZE.json and .png and prints a table.
+The photo itself is judged too: each final style distance is also given as the share of the
+photo's own that is left (the scale the issue's own figures used). Writes
+bench/results/quality-BACKEND-DEVICE-SIZE.json, a .png of the ratios and a -finals.jpg contact sheet
+of the final pictures side by side, and prints a table.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from typing import TYPE_CHECKING
 from bench.time_to_target import Judged, Target, first_reaching, ratio
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from bench.quality_runs import MethodRun
     from daemon.engine.params import StyleImage, TransferParams
 
@@ -71,6 +76,9 @@ class PairResult:
     cap_seconds: float
     warm_up_seconds: float
     methods: dict[str, MethodResult]
+    photo: Judged  # the unmodified photo, judged: how far the picture started from the painting
+    # not in the JSON: the photo, the painting and each method's final picture, for the contact sheet
+    pictures: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -181,7 +189,9 @@ def run_pair(index: int, content_path: Path, style_path: Path, maker, judge_engi
     step = cap / args.grid if args.grid else 0.0
     results = {m: _judge_run(done[m], judge, target, cap, step) for m in args.methods}
     size = (int(content.shape[1]), int(content.shape[0]))
-    return PairResult(content_path.name, style_path.name, size, target, cap, warm, results)
+    photo = Judged(0.0, *judge(content))
+    pictures = {"photo": content, "painting": style.rgb} | {m: done[m].images[-1] for m in args.methods}
+    return PairResult(content_path.name, style_path.name, size, target, cap, warm, results, photo, pictures)
 
 
 def _run_methods(index: int, maker, loss, content, style: StyleImage, params,
@@ -235,12 +245,15 @@ def document(results: list[PairResult], params, args: argparse.Namespace, machin
                 "ratio_to_old_target": ratio(m.seconds_to_target, old.seconds_to_target),
                 "final_style_distance": m.final.style,
                 "final_content_distance": m.final.content,
+                "style_left": m.final.style / pair.photo.style,
                 "snapshots": m.snapshots,
                 "curve": [[round(j.seconds, 3), j.style, j.content] for j in m.curve],
             }
         pair_docs.append({"content": pair.content, "style": pair.style, "size": list(pair.size),
                           "target": dataclasses.asdict(pair.target), "cap_seconds": pair.cap_seconds,
-                          "warm_up_seconds": pair.warm_up_seconds, "methods": methods})
+                          "warm_up_seconds": pair.warm_up_seconds,
+                          "photo": {"style_distance": pair.photo.style, "content_distance": pair.photo.content},
+                          "methods": methods})
     summary = {}
     for name in args.methods:
         ratios = [p["methods"][name]["ratio_to_old_total"] for p in pair_docs]
@@ -291,6 +304,13 @@ def table(doc: dict) -> str:
         lines.append(f"{name:{width}} {'':19} " + " ".join(
             f"{p['methods'][m]['final_style_distance']:.4f}/{p['methods'][m]['final_content_distance']:.3f}".rjust(16)
             for m in methods))
+    if all("photo" in p for p in doc["pairs"]):
+        lines.append("")
+        lines.append("style distance left, as a share of the photo's own (the photo's distance in brackets)")
+        for p in doc["pairs"]:
+            name = f"{p['content']} + {p['style']} ({p['photo']['style_distance']:.3f})"
+            lines.append(f"{name:{width + 21}}" + " ".join(
+                f"{100 * p['methods'][m]['style_left']:.1f}%".rjust(16) for m in methods))
     return "\n".join(lines)
 
 
@@ -306,7 +326,7 @@ def main(argv=None) -> None:
 
     setup_logging("WARNING")
     from bench.keras_loss import KerasExampleLoss
-    from bench.quality_plot import plot
+    from bench.quality_plot import contact_sheet, plot
 
     params = method_params(args.quick, args.new_param)
     maker, judge_engine = engines(args)
@@ -323,6 +343,7 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"quality-{tag}.json").write_text(json.dumps(doc, indent=2))
     plot(doc, args.out / f"quality-{tag}.png")
+    contact_sheet(results, args.methods, args.out / f"quality-{tag}-finals.jpg")
     print(table(doc))
 
 

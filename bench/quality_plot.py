@@ -1,15 +1,22 @@
-"""The quality benchmark's figure, drawn with Pillow (no matplotlib here): per pair, one bar per
-method for its time to target as a fraction of ours-old's total time; "> cap" bars are hollow."""
+"""The quality benchmark's figures, drawn with Pillow (no matplotlib here): per pair, one bar per
+method for its time to target as a fraction of ours-old's total time ("> cap" bars are hollow); and a
+contact sheet of the final pictures, to judge them by eye side by side."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
 
 COLOURS = {"ours-old": (120, 120, 120), "ours-new": (20, 150, 60), "ours-new-sw30": (150, 200, 40),
            "lbfgs-plain": (40, 90, 200), "keras-sgd": (200, 60, 40)}
 BAR, GAP, LABEL, PAD = 12, 14, 250, 30
+CELL = (340, 280)  # contact sheet: each picture fits in this box
+HEADER = 18
+
+if TYPE_CHECKING:
+    from bench.quality import PairResult
 
 
 def plot(doc: dict, target: Path) -> None:
@@ -58,3 +65,29 @@ def plot(doc: dict, target: Path) -> None:
                       f"{s['backbone']}, judged by {s['judge']}", fill="black")
     target.parent.mkdir(parents=True, exist_ok=True)
     image.save(target)
+
+
+def contact_sheet(results: list[PairResult], methods: list[str], target: Path) -> None:
+    """A JPEG with a row per pair: the photo, the painting and each method's final picture."""
+    import numpy as np
+
+    columns = ["photo", "painting", *methods]
+    width, height = CELL[0] * len(columns), HEADER + (CELL[1] + HEADER) * len(results)
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    for j, name in enumerate(columns):
+        draw.text((CELL[0] * j + 6, 3), name, fill="black")
+    for i, pair in enumerate(results):
+        top = HEADER + i * (CELL[1] + HEADER)
+        draw.text((6, top + 2), f"{pair.content} + {pair.style}", fill="black")
+        for j, name in enumerate(columns):
+            picture = Image.fromarray(np.clip(pair.pictures[name], 0, 255).astype(np.uint8))
+            picture.thumbnail((CELL[0] - 6, CELL[1] - 6), Image.Resampling.LANCZOS)
+            sheet.paste(picture, (CELL[0] * j + 3, top + HEADER))
+            if name in pair.methods:
+                m = pair.methods[name]
+                draw.text((CELL[0] * j + 6, top + HEADER + picture.height - 14),
+                          f"{m.total_seconds:.0f} s  style {m.final.style:.3f}  content {m.final.content:.3f}",
+                          fill="white", stroke_width=2, stroke_fill="black")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(target, quality=88)

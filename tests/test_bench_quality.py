@@ -248,6 +248,10 @@ def test_quick_run_end_to_end(tmp_path):
             else:  # ratios come from the recorded times
                 assert m["ratio_to_old_total"] == pytest.approx(m["seconds_to_target"] / old["total_seconds"])
                 assert m["ratio_to_old_target"] == pytest.approx(m["seconds_to_target"] / old["seconds_to_target"])
+        # the photo is judged as it is: no content distance to itself, and each style share is measured from it
+        assert pair["photo"]["content_distance"] < 1e-3 and pair["photo"]["style_distance"] > 0
+        for m in pair["methods"].values():
+            assert m["style_left"] == pytest.approx(m["final_style_distance"] / pair["photo"]["style_distance"])
         # SGD never stops by itself: it ran until the cap (L-BFGS-B may end sooner, at a failed line search)
         assert pair["methods"]["keras-sgd"]["total_seconds"] >= pair["cap_seconds"]
     for name in METHODS:
@@ -257,4 +261,7 @@ def test_quick_run_end_to_end(tmp_path):
         if reached:
             assert doc["summary"][name]["median_ratio_to_old_total"] == pytest.approx(float(np.median(reached)))
     assert Image.open(json_file.with_suffix(".png")).size[0] == 900
+    sheet = Image.open(json_file.with_name(json_file.stem + "-finals.jpg"))
+    assert sheet.size == (340 * (2 + len(METHODS)), 18 + 298 * 2)  # photo, painting, every method; a row a pair
+    assert "style distance left" in done.stdout
     assert "time to target" in done.stdout and all(m in done.stdout for m in METHODS)
