@@ -10,7 +10,7 @@ off the clock. Target: the judge's (style, content) distances of ours-old's fina
 with `margin` slack. Time to target: run seconds at the first snapshot meeting it; a method that
 does not meet it within cap-factor x ours-old's total time is "> cap" (null in the JSON).
 The photo itself is judged too: each final style distance is also given as the share of the
-photo's own that is left (the scale the issue's own figures used). Writes
+photo's own that is left (comparable across pairs: every photo starts at 100 %). Writes
 bench/results/quality-BACKEND-DEVICE-SIZE.json, a .png of the ratios and a -finals.jpg contact sheet
 of the final pictures side by side, and prints a table.
 """
