@@ -195,7 +195,8 @@ class StyleTransfer:
             else:
                 targets = self._targets(feature_model, spec, content_s, styles, size, params)
                 step = self._value_and_grad(feature_model, spec, targets)
-                outcome = _host_optimizer(params)(step, image[None], cap, on_step)
+                run = _optimizer_named(_optimizer_name(params, on_device=False), params, HOST_CORRECTIONS)
+                outcome = run(step, image[None], cap, on_step)
             image = outcome.image[0]
             evaluations += outcome.evaluations
             iterations += outcome.iterations
@@ -229,7 +230,8 @@ class StyleTransfer:
         content_target, _ = tiled.content_features_and_grams(passes, content_s, content_tiles, tiles.on_tile)
         style_targets = self._tiled_style_grams(passes, styles, size, plan, params, tiles.on_tile)
         loss = tiled.TiledLoss(passes, content_tiles, content_target, style_targets, tiles.on_tile)
-        outcome = _optimizer_for(plan, params)(loss, image[None], cap, tiles.on_step)
+        outcome = _optimizer_named(plan.optimizer, params, tiling.FLOAT32_CORRECTIONS)(loss, image[None], cap,
+                                                                                       tiles.on_step)
         return outcome, len(content_tiles.layout.tiles)
 
     def _tiled_passes(self, feature_model, spec: LossSpec, params: TransferParams) -> tiled.TiledPasses:
@@ -478,12 +480,13 @@ class _TileReporter:
         ))
 
 
-def _optimizer_for(plan: tiling.ScalePlan, params: TransferParams):
-    """The optimiser the plan chose, as run(value_and_grad, x0, iterations, on_step)."""
-    if plan.optimizer == "adam":
+def _optimizer_named(name: str, params: TransferParams, corrections: int):
+    """The host optimiser called `name` (adam, lbfgs-float32 with `corrections` pairs, lbfgs-scipy), as
+    run(value_and_grad, x0, iterations, on_step)."""
+    if name == "adam":
         return _adam_with(params.learning_rate)
-    if plan.optimizer == "lbfgs-float32":
-        return _lbfgs32_with(tiling.FLOAT32_CORRECTIONS)
+    if name == "lbfgs-float32":
+        return _lbfgs32_with(corrections)
     return lbfgs
 
 
@@ -567,6 +570,7 @@ def _initial(previous, content_s: np.ndarray, styles, params: TransferParams, si
 
 
 def _optimizer_name(params: TransferParams, on_device: bool) -> str:
+    """The untiled loop's optimiser (the sidecar's name; the host loop runs the one it names)."""
     if params.optimizer != "lbfgs":
         return params.optimizer
     if on_device:
@@ -578,15 +582,6 @@ def _optimizer_name(params: TransferParams, on_device: bool) -> str:
 # loss per second than 5 or 20, and scipy's 20 cost 0.28 s an iteration of bookkeeping beside 0.4 s
 # of evaluation.
 HOST_CORRECTIONS = 10
-
-
-def _host_optimizer(params: TransferParams):
-    """The host loop's optimiser, as run(value_and_grad, x0, iterations, on_step)."""
-    if params.optimizer == "adam":
-        return _adam_with(params.learning_rate)
-    if params.lbfgs_impl == "scipy":
-        return lbfgs
-    return _lbfgs32_with(HOST_CORRECTIONS)
 
 
 def _lbfgs32_with(corrections: int):
