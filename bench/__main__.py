@@ -98,9 +98,9 @@ def summarise(runs: dict[str, list[dict]], args: argparse.Namespace) -> dict:
 
 
 def machine() -> dict:
-    from daemon.engine import backend
+    from daemon.engine import gradient
 
-    return {"backend": backend.backend_name(), "device": backend.device_name(), "cpus": os.cpu_count(),
+    return {"backend": gradient.backend_name(), "device": gradient.device_name(), "cpus": os.cpu_count(),
             "platform": platform.platform(), "processor": platform.processor() or platform.machine()}
 
 

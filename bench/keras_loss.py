@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daemon.engine import backend
+from daemon.engine import gradient
 from daemon.engine.losses import preprocess
 
 CONTENT_LAYER = "block5_conv2"
@@ -33,7 +33,7 @@ class KerasExampleLoss:
 
         outputs = [self.model.get_layer(n).output for n in (CONTENT_LAYER, *STYLE_LAYERS)]
         self.features = keras.Model(self.model.inputs, outputs)
-        self._compiled = backend.compile_value_and_grad(self._loss, [v.value for v in self.features.trainable_variables])
+        self._compiled = gradient.compile_value_and_grad(self._loss, [v.value for v in self.features.trainable_variables])
 
     def _loss(self, x, targets, weights):
         from keras import ops
@@ -54,7 +54,7 @@ class KerasExampleLoss:
         total = CONTENT_WEIGHT * content + STYLE_WEIGHT * style + TV_WEIGHT * tv
         return total, (CONTENT_WEIGHT * content, STYLE_WEIGHT * style, TV_WEIGHT * tv)
 
-    def value_and_grad(self, content: np.ndarray, style: np.ndarray) -> backend.ValueAndGrad:
+    def value_and_grad(self, content: np.ndarray, style: np.ndarray) -> gradient.ValueAndGrad:
         """The loss of an image of content's size, against these two images (style resized to match)."""
         from keras import ops
 

@@ -156,7 +156,7 @@ def main() -> None:
     if args.state_only:
         print(json.dumps(state_only(args.state_only[0], int(args.state_only[1]), args.corrections)))
         return
-    from daemon.engine import backend
+    from daemon.engine import gradient
     from daemon.engine.lbfgs32 import state_bytes
     from daemon.logs import setup_logging
 
@@ -190,7 +190,7 @@ def _kept(path: Path) -> dict:
 
 
 def output_path(args, backend) -> Path:
-    return args.out or ROOT / "bench" / "results" / f"lbfgs32-{backend.backend_name()}-cpu.json"
+    return args.out or ROOT / "bench" / "results" / f"lbfgs32-{gradient.backend_name()}-cpu.json"
 
 
 def write_file(args, rows, memory, backend, state_bytes, start) -> None:
@@ -200,7 +200,7 @@ def write_file(args, rows, memory, backend, state_bytes, start) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "backbone": "vgg16-hed", "scales": 1, "init": "content", "iterations": "per row",
-        "corrections": args.corrections, "scipy_maxcor": SCIPY_MAXCOR, "device": backend.device_name(),
+        "corrections": args.corrections, "scipy_maxcor": SCIPY_MAXCOR, "device": gradient.device_name(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared by 5 agents: timings under load",
         "note": ("seconds are wall time on a loaded machine (see load_average_1min); rows without "
                  "warmed_up include the size's graph tracing in the first optimiser run (scipy), so "

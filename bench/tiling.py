@@ -28,7 +28,7 @@ def child_main() -> None:
 
     import numpy as np
 
-    from daemon.engine import tiled, tiling
+    from daemon.engine import tiled_loss, tile_plan
     from daemon.engine.backbones import resolve_backbone
     from daemon.engine.params import StyleImage, TransferParams
     from daemon.engine.transfer import StyleTransfer
@@ -47,14 +47,14 @@ def child_main() -> None:
     style_scale = min(1.0, style_side / size) if style_side else 1.0
     params = TransferParams(max_size=size, tiling=mode, memory_budget=budget, style_scale=style_scale)
     model, spec = engine._feature_model(params)
-    plan = tiling.plan_scale(width, height, params, engine._network(params), budget)
+    plan = tile_plan.plan_scale(width, height, params, engine._network(params), budget)
     begin = time.perf_counter()
     if plan.tiled:
         passes = engine._tiled_passes(model, spec, params)
         image = engine._tiled_image((width, height), plan, params)
-        target, _ = tiled.content_features_and_grams(passes, content, image)
+        target, _ = tiled_loss.content_features_and_grams(passes, content, image)
         grams = engine._tiled_style_grams(passes, styles, (width, height), plan, params, None)
-        step = tiled.TiledLoss(passes, image, target, grams)
+        step = tiled_loss.TiledLoss(passes, image, target, grams)
     else:
         targets = engine._targets(model, spec, content, styles, (width, height), params)
         step = engine._value_and_grad(model, spec, targets)

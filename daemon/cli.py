@@ -13,14 +13,14 @@ from daemon import __version__
 from daemon.errors import ConfigError, StyleDaemonError
 
 if TYPE_CHECKING:
-    from daemon.media.stylize import StyleRef
+    from daemon.job.pipeline import StyleRef
 
 log = logging.getLogger("style-daemon")
 
 
 def parse_style(text: str) -> StyleRef:
     """IMAGE or IMAGE:WEIGHT -> StyleRef (a colon followed by a number is the weight)."""
-    from daemon.media.stylize import StyleRef
+    from daemon.job.pipeline import StyleRef
 
     path, sep, weight = text.rpartition(":")
     if sep:
@@ -300,7 +300,7 @@ def _option_wording(message: str) -> str:
 def cmd_stylize(args: argparse.Namespace) -> int:
     """Stylise one photo and write the result with its sidecar; every input is checked before the model loads."""
     from daemon.engine.backbones import CLI_WEIGHTS_HINT, resolve_backbone
-    from daemon.media.stylize import StylizeRequest, check_output_path, load_inputs, run_stylize
+    from daemon.job.pipeline import StylizeRequest, check_output_path, load_inputs, run_stylize
     from daemon.review.progress import ProgressReporter
 
     try:
@@ -362,7 +362,7 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print what the engine would compute on: backend, device, memory, compilation cache."""
-    from daemon.engine.doctor import describe
+    from daemon.engine.diagnostics import describe
 
     for key, value in describe().items():
         print(f"{key}: {value}")
@@ -452,7 +452,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def _compute_lines(config) -> list[str]:
     """Which backbone (and weights), Keras backend and device will compute; nothing is loaded or fetched."""
     from daemon.engine.backbones import plan_backbone
-    from daemon.engine.probe import device_guess, keras_backend
+    from daemon.engine.device_guess import device_guess, keras_backend
     from daemon.errors import WeightsError
 
     engine = config.engine

@@ -19,7 +19,7 @@ from daemon.engine.params import STRENGTH_PRESETS, TransferParams, strength_valu
 from daemon.media import folder_access
 from daemon.errors import ConfigError
 from daemon.media.folder_access import Need
-from daemon.media.names import to_text
+from daemon.media.path_text import to_text
 from daemon.store.records import StoreTarget
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 
-from daemon.media.names import display
+from daemon.media.path_text import display
 
 CONTINUATION = "  "  # the prefix of a record's second and later lines (traceback, stack)
 

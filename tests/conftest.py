@@ -7,12 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-IMAGES = SHARED / "images"
-CONTENT = IMAGES / "content"
-STYLE = IMAGES / "style"
-VGG19_H5 = SHARED / "weights" / "vgg19_notop.weights.h5"
+from tests.support import CONTENT, STYLE
 
 # Tests never touch the network and never see the developer's Keras cache.
 os.environ["STYLE_DAEMON_OFFLINE"] = "1"
@@ -51,7 +46,7 @@ def starry():
 @pytest.fixture(scope="session")
 def pg_cluster():
     """A throwaway PostgreSQL server for the session (fails, never skips, without the server binaries)."""
-    from tests.pg_cluster import INSTALL_HINT, Cluster, server_bin
+    from tests.support.pg_cluster import INSTALL_HINT, Cluster, server_bin
 
     bindir = server_bin()
     if bindir is None:

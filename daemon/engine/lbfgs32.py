@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from daemon.engine.backend import ValueAndGrad
+from daemon.engine.gradient import ValueAndGrad
 from daemon.engine.optimize import FIRST_STEP_LEVELS, OptimizeOutcome, StepCallback
 
 log = logging.getLogger(__name__)

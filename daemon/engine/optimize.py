@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from daemon.engine.backend import ValueAndGrad
+from daemon.engine.gradient import ValueAndGrad
 
 # Called after every iteration with (iteration, total, (content, style, tv), current image getter);
 # returns False to stop.

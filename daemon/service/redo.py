@@ -16,7 +16,7 @@ from typing import Iterator
 from daemon.config import Config
 from daemon.errors import ConfigError
 from daemon.media.hashing import sha256_handle
-from daemon.media.names import display, from_text, to_text
+from daemon.media.path_text import display, from_text, to_text
 from daemon.media.safe_open import open_input
 from daemon.service.fingerprint import style_fingerprints
 from daemon.service.routing import free_output_names, output_path_for, style_sets_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from daemon.config import Config
-from daemon.media.names import from_text
+from daemon.media.path_text import from_text
 from daemon.service.aftercare import record_failure
 from daemon.service.worker_pool import EndedWorker
 from daemon.store import JobStore, worker_id

@@ -20,12 +20,12 @@ from daemon.service.environment import EnvironmentProblem, environment_problem
 from daemon.service.fingerprint import style_fingerprints
 from daemon.review.gallery import write_gallery
 from daemon.media.hashing import sha256_handle
-from daemon.media.names import display, from_text, to_text
+from daemon.media.path_text import display, from_text, to_text
 from daemon.media.safe_open import open_input
 from daemon.store import Job, open_store, worker_id
 from daemon.service.worker_pool import SUPERVISOR_PID_ENV
 from daemon.review.progress import LogRhythm, describe
-from daemon.media.stylize import StyleRef, StylizeRequest, run_stylize
+from daemon.job.pipeline import StyleRef, StylizeRequest, run_stylize
 from daemon.review.contact_sheet import sheet_path
 from daemon.service.routing import free_output_names, output_path_for
 

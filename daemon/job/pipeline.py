@@ -1,0 +1,202 @@
+"""One stylisation from files to files: read inputs, run the engine, write output and sidecar atomically."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+from daemon.engine.params import MIN_SIDE, Progress, StyleImage, TransferParams
+from daemon.media.atomic import publish_exclusive
+from daemon.media.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, LoadedImage, encode_image, load_image
+from daemon.media.hashing import sha256_file, sha256_handle
+from daemon.media.path_text import display, to_text
+from daemon.media.derived_names import DERIVED_ROOM, variants
+from daemon.job.sidecar import (BackboneRecord, EncodingRecord, InputRecord, JobTimes, build_sidecar,
+                                  sidecar_path, write_sidecar)
+from daemon.review.contact_sheet import sheet_path, write_contact_sheet
+from daemon.errors import BadInputError, ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StyleRef:
+    """A style image on disk and its blend weight."""
+
+    path: Path
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class StylizeRequest:
+    """Everything one output needs."""
+
+    content: Path
+    styles: tuple[StyleRef, ...]
+    output: Path
+    params: TransferParams = field(default_factory=TransferParams)
+    quality: int = 92
+    style_set: str = "cli"
+    max_input_pixels: int = DEFAULT_MAX_PIXELS
+    contact_sheet: bool = False
+    content_sha256: str | None = None  # already known (the daemon's job key): not hashed again
+    content_file: BinaryIO | None = None  # the daemon's input, opened by safe_open: read only through it
+    params_hash: str | None = None  # the daemon's fingerprint of the style set, recorded in the sidecar
+    generation: int = 0
+    name_taken: Callable[[Path], bool] | None = None  # names held by other queued jobs (the daemon's store)
+    command_line: str | None = None  # the stylize command as typed, recorded in the sidecar
+    before_publish: Callable[[], None] | None = None  # raises to abort (the daemon's claim on the job lapsed)
+
+
+@dataclass(frozen=True)
+class LoadedInputs:
+    """The decoded photo and style images of a request, checked before any model is loaded."""
+
+    content: LoadedImage
+    styles: tuple[StyleImage, ...]
+
+
+@dataclass(frozen=True)
+class StylizeOutcome:
+    """Paths written and the headline figures."""
+
+    output: Path
+    sidecar: Path
+    seconds: float
+    iterations: int
+    backbone: str
+
+
+def check_output_path(path: Path) -> None:
+    """Raise ConfigError unless the extension names a supported output format."""
+    if path.suffix.lower().lstrip(".").replace("jpeg", "jpg") not in OUTPUT_FORMATS:
+        raise ConfigError(f"output {path} must end in .jpg, .png or .webp")
+
+
+LOSSY_FORMATS = ("JPEG", "WEBP")  # the formats --quality applies to
+
+
+def output_format(path: Path) -> str:
+    """The encoding a result path gets: JPEG, PNG or WEBP (Pillow's names)."""
+    return OUTPUT_FORMATS[path.suffix.lower().lstrip(".").replace("jpeg", "jpg")]
+
+
+def snapshot_path(output: Path, iteration: int) -> Path:
+    """Where an intermediate result goes: out.jpg -> out.iter0100.jpg."""
+    return output.with_name(f"{output.stem}.iter{iteration:04d}{output.suffix}")
+
+
+def occupied(path: Path) -> bool:
+    """True if a result, its sidecar or its contact sheet already exists under this name."""
+    return path.exists() or sidecar_path(path).exists() or sheet_path(path).exists()
+
+
+def free_names(path: Path, taken: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """`path` and its numbered variants, skipping names whose sidecar or sheet exists or that `taken` holds.
+
+    The result's own name is not checked here: publishing it fails rather than replace a file.
+    """
+    for candidate in variants(path, DERIVED_ROOM):
+        if not (sidecar_path(candidate).exists() or sheet_path(candidate).exists()) and \
+                not (taken and taken(candidate)):
+            yield candidate
+
+
+def _publish(rgb, path: Path, request: StylizeRequest, alpha=None) -> Path:
+    """Encode and publish under `path` or the next free variant; an existing file is never replaced."""
+    data = encode_image(rgb, path.suffix, request.quality, alpha)
+    return publish_exclusive(free_names(path, request.name_taken), lambda handle: handle.write(data))
+
+
+def _snapshot_writer(request: StylizeRequest):
+    if not request.params.save_every:
+        return None
+
+    def write(iteration: int, image) -> None:
+        _publish(image, snapshot_path(request.output, iteration), request)
+
+    return write
+
+
+def _load_content(request: StylizeRequest):
+    if request.content_file is not None:
+        return load_image(request.content_file, request.max_input_pixels, name=request.content)
+    return load_image(request.content, request.max_input_pixels)
+
+
+def _content_sha(request: StylizeRequest) -> str:
+    if request.content_file is not None:
+        return sha256_handle(request.content_file)
+    return sha256_file(request.content)
+
+
+def load_inputs(request: StylizeRequest) -> LoadedInputs:
+    """Decode the photo and every style image; BadInputError (one line) for the first that cannot be used."""
+    content = _load_content(request)
+    if min(content.size) < MIN_SIDE:
+        # The photo itself is too small: no setting helps, so do not send people to max_size.
+        raise BadInputError(f"{display(request.content)}: photo is too small ({content.size[0]}x{content.size[1]} px); "
+                            f"its shorter side must be at least {MIN_SIDE} px - use a larger photo")
+    styles = tuple(StyleImage(load_image(s.path, request.max_input_pixels).rgb, s.weight, s.path.name)
+                   for s in request.styles)
+    return LoadedInputs(content, styles)
+
+
+def _say_not_upscaled(request: StylizeRequest, content: LoadedImage) -> None:
+    width, height = content.size
+    if max(width, height) < request.params.max_size:
+        log.info("%s is %dx%d px, smaller than the %d px asked: it is not upscaled, the result is %d px",
+                 display(request.content.name), width, height, request.params.max_size, max(width, height))
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_stylize(
+    engine,
+    request: StylizeRequest,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    inputs: LoadedInputs | None = None,
+) -> StylizeOutcome:
+    """Stylise request.content into request.output; BadInputError for unusable inputs."""
+    started = _utc_now()
+    check_output_path(request.output)
+    inputs = inputs or load_inputs(request)
+    content, styles = inputs.content, list(inputs.styles)
+    _say_not_upscaled(request, content)
+    result = engine.stylize(content.rgb, styles, request.params, on_progress, should_stop,
+                            on_snapshot=_snapshot_writer(request))
+    if request.before_publish is not None:
+        request.before_publish()
+    output = _publish(result.rgb, request.output, request, content.alpha)
+    if output != request.output:
+        log.info("%s is taken; wrote the result as %s", request.output.name, output.name)
+    source, fmt = engine.source, output_format(output)
+    document = build_sidecar(
+        output=output.absolute(),
+        content=InputRecord(to_text(request.content.absolute()), request.content_sha256 or _content_sha(request)),
+        styles=[InputRecord(to_text(s.path.absolute()), sha256_file(s.path), s.weight) for s in request.styles],
+        style_set=request.style_set,
+        backbone=BackboneRecord(source.backbone, source.origin, str(source.path), source.sha256()),
+        params=request.params,
+        result=result,
+        device=engine.device(),
+        keras_backend=engine.backend(),
+        params_hash=request.params_hash,
+        generation=request.generation,
+        times=JobTimes(started, _utc_now()),
+        encoding=EncodingRecord(fmt, request.quality if fmt in LOSSY_FORMATS else None),
+        command_line=request.command_line,
+    )
+    sidecar = write_sidecar(output, document)
+    if request.contact_sheet:
+        write_contact_sheet(output, content.rgb, [(s.path.name, img.rgb) for s, img in
+                            zip(request.styles, styles)], result.rgb, request.content.name,
+                            request.style_set, request.params, source.backbone, result.seconds,
+                            scales_run=result.scale_sizes)
+    return StylizeOutcome(output, sidecar, result.seconds, result.iterations, source.backbone)
