@@ -24,7 +24,7 @@ import yaml
 from PIL import Image
 
 from tests.support import CONTENT
-from tests.support.daemon import ROOT, Daemon, done_jobs, journal_rows, wait_until, write_config
+from tests.support.daemon import ROOT, Daemon, done_jobs, store_rows, wait_until, write_config
 
 PASSWD = Path("/etc/passwd")
 
@@ -55,7 +55,7 @@ def put(path: Path | bytes, data: bytes) -> None:
 
 def files_table(folder: Path) -> list[str]:
     """Paths the intake hashed (the journal's files table)."""
-    return [r["path"] for r in journal_rows(folder, "SELECT path FROM files ORDER BY path")]
+    return [r["path"] for r in store_rows(folder, "SELECT path FROM files ORDER BY path")]
 
 
 def all_bytes_under(top: Path) -> list[bytes]:
@@ -299,7 +299,7 @@ def test_link_to_a_folder_created_at_runtime_is_never_followed(folder, mode):
     wait_until(lambda: "reloaded" in daemon.output(), what="reloaded")
     settle_sentinel(folder, 2)
     daemon.stop()
-    assert sorted(r["rel_path"] for r in journal_rows(folder)) == ["real/real.png", "sentinel-1.png",
+    assert sorted(r["rel_path"] for r in store_rows(folder)) == ["real/real.png", "sentinel-1.png",
                                                                   "sentinel-2.png"]
     assert all("linked" not in p and "alias" not in p for p in files_table(folder)), files_table(folder)
     assert not (folder / "out" / "linked").exists() and not (folder / "out" / "alias").exists()
@@ -328,8 +328,8 @@ def test_links_to_files_are_never_followed_at_start_or_at_runtime(folder):
     daemon.stop()
     hashed = files_table(folder)
     assert not [p for p in hashed if "start-" in p or "run-" in p], hashed
-    assert {r["rel_path"] for r in journal_rows(folder)} <= {"real.png", "hard.png", "sentinel-1.png"}
-    assert not [r for r in journal_rows(folder) if r["state"] == "failed"]
+    assert {r["rel_path"] for r in store_rows(folder)} <= {"real.png", "hard.png", "sentinel-1.png"}
+    assert not [r for r in store_rows(folder) if r["state"] == "failed"]
     assert variant(10) not in all_bytes_under(folder / "out")
     assert PASSWD.read_bytes() not in all_bytes_under(folder / "out")
 
@@ -357,7 +357,7 @@ def test_link_swapped_by_rename_during_settle_is_never_read(folder, target):
     daemon.stop()
     assert secret.read_bytes() not in all_bytes_under(folder / "out"), f"{secret} copied into the output folder"
     assert not (folder / "out" / "failed").exists() or not any((folder / "out" / "failed").iterdir())
-    rows = journal_rows(folder)
+    rows = store_rows(folder)
     assert not [r for r in rows if r["rel_path"] in ("link.jpg", "regular.jpg")], rows
     assert not [p for p in files_table(folder) if "link.jpg" in p or "regular.jpg" in p]  # never even hashed
 
@@ -373,7 +373,7 @@ def test_input_replaced_by_a_link_while_queued_is_refused_by_the_worker(folder, 
     daemon = Daemon(config)
     daemon.wait_ready()
     put(inp / "sub" / "photo.png", data)
-    wait_until(lambda: journal_rows(folder), what="queued while the schedule is closed")
+    wait_until(lambda: store_rows(folder), what="queued while the schedule is closed")
     if swap == "file":
         # The same bytes, outside: only the name now leads there, through a link.
         put(outside / "photo.png", data)
@@ -383,11 +383,11 @@ def test_input_replaced_by_a_link_while_queued_is_refused_by_the_worker(folder, 
         os.rename(inp / "sub", outside / "sub")  # the folder leaves the input folder...
         os.symlink(outside / "sub", inp / "sub")  # ...and a link takes its place
     open_schedule(config, daemon)
-    wait_until(lambda: not [r for r in journal_rows(folder) if r["state"] in ("queued", "running")], what="job ended")
+    wait_until(lambda: not [r for r in store_rows(folder) if r["state"] in ("queued", "running")], what="job ended")
     settle_sentinel(folder, 1)
     daemon.stop()
     assert not (folder / "out" / "sub").exists(), "a result was made from a file outside the input folder"
-    assert [r["rel_path"] for r in journal_rows(folder)] == ["sentinel-1.png"]  # dropped, not failed
+    assert [r["rel_path"] for r in store_rows(folder)] == ["sentinel-1.png"]  # dropped, not failed
     assert data not in all_bytes_under(folder / "out")
     assert "links are never followed" in daemon.output()
     assert "Traceback" not in daemon.output()
@@ -412,7 +412,7 @@ def test_names_that_are_not_utf8_work_and_survive_a_restart(folder):
         put(os.path.join(inp, name), variant(40 + n))
     put(os.path.join(inp, b"bad\xe9.jpg"), b"not an image at all")
     wait_until(lambda: len(done_jobs(folder)) == len(names), what="every name done")
-    wait_until(lambda: [r for r in journal_rows(folder) if r["state"] == "failed"], what="bad file failed")
+    wait_until(lambda: [r for r in store_rows(folder) if r["state"] == "failed"], what="bad file failed")
     for name in names:
         stem = os.path.splitext(name)[0]
         result = os.path.join(out, stem + b".starry.jpg")
@@ -461,8 +461,8 @@ def test_control_characters_in_names_are_escaped_everywhere(folder):
         put(inp / name, variant(70 + n))
     put(inp / "bad\nname\x1b.jpg", b"not an image")
     wait_until(lambda: len(done_jobs(folder)) == len(_CONTROL_NAMES), what="every name done")
-    wait_until(lambda: [r for r in journal_rows(folder) if r["state"] == "failed"], what="bad file failed")
-    rows = journal_rows(folder)
+    wait_until(lambda: [r for r in store_rows(folder) if r["state"] == "failed"], what="bad file failed")
+    rows = store_rows(folder)
     assert [r["rel_path"] for r in rows if r["state"] == "failed"] == ["bad\nname\x1b.jpg"]
     for name in _CONTROL_NAMES:
         stem = name[: -len(".png")]

@@ -11,7 +11,7 @@ import pytest
 
 from daemon.service.notify import Notifier
 from tests.support import CONTENT
-from tests.support.daemon import Daemon, drop, journal_rows, wait_until, write_config
+from tests.support.daemon import Daemon, drop, store_rows, wait_until, write_config
 from tests.support.notify import NotifyListener
 
 
@@ -34,7 +34,7 @@ def test_ready_status_watchdog_reload_and_stop(tmp_path, listener):
     assert states and all(s in ("ready", "busy") for s in states), "READY before the model was loaded"
 
     drop(CONTENT / "chelsea.png", tmp_path / "in" / "chelsea.png")
-    wait_until(lambda: any((r["progress_iteration"] or 0) >= 10 for r in journal_rows(tmp_path)), what="running")
+    wait_until(lambda: any((r["progress_iteration"] or 0) >= 10 for r in store_rows(tmp_path)), what="running")
     window_start = time.monotonic()
     wait_until(lambda: time.monotonic() - window_start >= 4, interval=0.1)
     pings = [t for t in listener.times("WATCHDOG=1") if window_start <= t <= window_start + 4]
@@ -43,7 +43,7 @@ def test_ready_status_watchdog_reload_and_stop(tmp_path, listener):
     assert len(progress) >= 2, progress
     assert any("chelsea.png [starry]" in line for line in progress)
 
-    wait_until(lambda: [r for r in journal_rows(tmp_path) if r["state"] == "done"], what="job done")
+    wait_until(lambda: [r for r in store_rows(tmp_path) if r["state"] == "done"], what="job done")
     before = len(listener.messages)
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: any("RELOADING=1" in m for _, m, _ in listener.messages[before:]), what="RELOADING=1")
@@ -59,7 +59,7 @@ def test_a_hung_optimisation_stops_the_watchdog_pings(tmp_path, listener):
     daemon = Daemon(config, fake_delay=0.05, env=_env(tmp_path, STYLE_DAEMON_FAKE_HANG_AFTER="30"))
     wait_until(lambda: listener.times("READY=1"), what="READY=1")
     drop(CONTENT / "chelsea.png", tmp_path / "in" / "chelsea.png")
-    wait_until(lambda: any((r["progress_iteration"] or 0) >= 20 for r in journal_rows(tmp_path)), what="running")
+    wait_until(lambda: any((r["progress_iteration"] or 0) >= 20 for r in store_rows(tmp_path)), what="running")
     hung_at = time.monotonic()
     wait_until(lambda: "withholding the watchdog ping" in daemon.output(), timeout=10, what="health check")
     quiet_from = time.monotonic()

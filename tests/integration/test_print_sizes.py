@@ -23,7 +23,7 @@ from daemon.engine.params import Progress
 from daemon.errors import ConfigError
 from daemon.review.progress import ProgressReporter, describe
 from tests.support import CONTENT, STYLE
-from tests.support.daemon import ROOT, Daemon, drop, journal_rows, wait_until, write_config
+from tests.support.daemon import ROOT, Daemon, drop, store_rows, wait_until, write_config
 from tests.support.notify import NotifyListener
 from tests.support.engine_parts import stylize_params
 
@@ -221,9 +221,9 @@ def test_a_tiled_iteration_longer_than_the_watchdog_period_keeps_it_fed(tmp_path
     daemon = Daemon(config, fake_delay=3.0, env=_watched(tmp_path, STYLE_DAEMON_FAKE_TILES="6"))
     wait_until(lambda: listener.times("READY=1"), what="READY=1")
     drop(CONTENT / "chelsea.png", tmp_path / "in" / "chelsea.png")
-    wait_until(lambda: [r for r in journal_rows(tmp_path) if r["state"] == "running"], what="running")
+    wait_until(lambda: [r for r in store_rows(tmp_path) if r["state"] == "running"], what="running")
     started = time.monotonic()
-    wait_until(lambda: [r for r in journal_rows(tmp_path) if r["state"] == "done"], timeout=60, what="job done")
+    wait_until(lambda: [r for r in store_rows(tmp_path) if r["state"] == "done"], timeout=60, what="job done")
     finished = time.monotonic()
     assert finished - started >= 6, "the job ran too fast to prove anything"
     pings = [t for t in listener.times("WATCHDOG=1") if started <= t <= finished]

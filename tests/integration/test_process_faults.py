@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from tests.support import CONTENT, STYLE
-from tests.support.daemon import ROOT, Daemon, done_jobs, drop, journal_rows, wait_until, write_config
+from tests.support.daemon import ROOT, Daemon, done_jobs, drop, store_rows, wait_until, write_config
 
 JOURNAL_EXIT = 76
 
@@ -191,14 +191,14 @@ def test_environment_faults_keep_the_job_waiting_without_burning_attempts(tmp_pa
     tries: set[float] = set()
 
     def waited_often():
-        rows = journal_rows(tmp_path)
+        rows = store_rows(tmp_path)
         if rows and rows[0]["state"] == "queued" and (rows[0]["error"] or "").startswith("waiting: "):
             tries.add(rows[0]["updated"])
         return len(tries) >= 4  # more tries than max_attempts allows for a photo's fault
     wait_until(waited_often, timeout=30, what="the job to wait through several tries")
 
     # Between two tries the job is briefly running: read it while it waits (the backoff keeps growing).
-    row = wait_until(lambda: next((r for r in journal_rows(tmp_path) if r["state"] == "queued"), None),
+    row = wait_until(lambda: next((r for r in store_rows(tmp_path) if r["state"] == "queued"), None),
                      timeout=30, what="the job back in the queue")
     assert row["attempts"] == 0 and row["next_attempt"] > row["updated"]
     assert words in row["error"], row["error"]
@@ -215,7 +215,7 @@ def test_environment_faults_keep_the_job_waiting_without_burning_attempts(tmp_pa
     cause.unlink()  # the cause is fixed: the job resumes by itself, no re-drop
     wait_until(lambda: done_jobs(tmp_path), timeout=20, what="the job to resume and finish")
     daemon.stop()
-    row = journal_rows(tmp_path)[0]
+    row = store_rows(tmp_path)[0]
     assert row["attempts"] == 1 and failed_files(tmp_path) == []
     assert "resumed: no longer waiting" in daemon.output()
     assert "Traceback" not in daemon.output()
@@ -277,12 +277,12 @@ def test_real_full_or_read_only_output_waits_then_resumes(tmp_path, small_output
     tries: set[float] = set()
 
     def waited_often():
-        rows = [r for r in journal_rows(tmp_path) if r["rel_path"] == "chelsea.png"]
+        rows = [r for r in store_rows(tmp_path) if r["rel_path"] == "chelsea.png"]
         if rows and rows[0]["state"] == "queued" and (rows[0]["error"] or "").startswith("waiting: "):
             tries.add(rows[0]["updated"])
         return len(tries) >= 4
     wait_until(waited_often, timeout=30, what="the job to wait through several tries")
-    rows = {r["rel_path"]: r for r in journal_rows(tmp_path)}
+    rows = {r["rel_path"]: r for r in store_rows(tmp_path)}
     assert rows["chelsea.png"]["attempts"] == 0 and words in rows["chelsea.png"]["error"]
     assert rows["broken.jpg"]["state"] == "queued", "a photo's failure that cannot be recorded must wait"
     text = run_cli("status", "-c", str(config)).stdout
@@ -293,7 +293,7 @@ def test_real_full_or_read_only_output_waits_then_resumes(tmp_path, small_output
 
     _repair(kind, small_output, filler)
     wait_until(lambda: len(done_jobs(tmp_path)) == 1 and
-               any(r["state"] == "failed" for r in journal_rows(tmp_path)), timeout=30, what="both resolved")
+               any(r["state"] == "failed" for r in store_rows(tmp_path)), timeout=30, what="both resolved")
     daemon.stop()
     assert (small_output / "chelsea.starry.jpg").stat().st_size > 0
     assert failed_files(tmp_path) == ["broken.jpg", "broken.jpg.error.txt"]
@@ -318,7 +318,7 @@ def test_truncated_copy_failure_is_withdrawn_when_the_complete_file_succeeds(tmp
     handle.flush()
     # copy: both style sets fail; move: the first failure moves the input away, the second job is dropped
     failures = 2 if on_failure == "copy" else 1
-    wait_until(lambda: [r["state"] for r in journal_rows(tmp_path)] == ["failed"] * failures,
+    wait_until(lambda: [r["state"] for r in store_rows(tmp_path)] == ["failed"] * failures,
                what="the truncated file failed")
     assert "stalled.jpg.error.txt" in failed_files(tmp_path)
     if on_failure == "copy":
@@ -333,7 +333,7 @@ def test_truncated_copy_failure_is_withdrawn_when_the_complete_file_succeeds(tmp
     report = status_json(config)
     assert report["failed"] == 0 and report["last_errors"] == []
     assert "Failed" not in (tmp_path / "out" / "index.html").read_text()
-    assert [r["state"] for r in journal_rows(tmp_path)] == ["done", "done"]
+    assert [r["state"] for r in store_rows(tmp_path)] == ["done", "done"]
 
 
 def test_a_real_failure_of_another_file_or_style_is_not_withdrawn(tmp_path):
@@ -341,7 +341,7 @@ def test_a_real_failure_of_another_file_or_style_is_not_withdrawn(tmp_path):
     daemon = Daemon(config)
     daemon.wait_ready()
     (tmp_path / "in" / "broken.jpg").write_bytes(b"nope" * 100)
-    wait_until(lambda: [r for r in journal_rows(tmp_path) if r["state"] == "failed"], what="failure")
+    wait_until(lambda: [r for r in store_rows(tmp_path) if r["state"] == "failed"], what="failure")
     drop(CONTENT / "chelsea.png", tmp_path / "in" / "chelsea.png")
     wait_until(lambda: done_jobs(tmp_path), what="another file done")
     daemon.stop()
@@ -357,14 +357,14 @@ def test_worker_killed_mid_job_requeues_at_once_and_status_tells_the_truth(tmp_p
     daemon = Daemon(config, fake_delay=0.1)
     daemon.wait_ready()
     drop(CONTENT / "astronaut.png", tmp_path / "in" / "astronaut.png")
-    wait_until(lambda: any((r["progress_iteration"] or 0) >= 3 for r in journal_rows(tmp_path)), what="running")
-    pid = journal_rows(tmp_path, "SELECT pid FROM workers")[0]["pid"]
+    wait_until(lambda: any((r["progress_iteration"] or 0) >= 3 for r in store_rows(tmp_path)), what="running")
+    pid = store_rows(tmp_path, "SELECT pid FROM workers")[0]["pid"]
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    wait_until(lambda: journal_rows(tmp_path)[0]["state"] == "queued", timeout=3, interval=0.02,
+    wait_until(lambda: store_rows(tmp_path)[0]["state"] == "queued", timeout=3, interval=0.02,
                what="the job re-queued")
     assert time.monotonic() - killed < 1.5
-    row = journal_rows(tmp_path)[0]
+    row = store_rows(tmp_path)[0]
     assert row["attempts"] == 1 and "worker process died" in row["error"] and "signal 9" in row["error"]
 
     report = status_json(config)  # the worker restarts after 2 s: this is the gap
@@ -377,7 +377,7 @@ def test_worker_killed_mid_job_requeues_at_once_and_status_tells_the_truth(tmp_p
     report = status_json(config)
     assert [w["state"] for w in report["workers"]] in (["ready"], ["busy"]), report["workers"]
     daemon.stop()
-    assert journal_rows(tmp_path)[0]["attempts"] == 2
+    assert store_rows(tmp_path)[0]["attempts"] == 2
     assert "worker 0 ended (signal 9, SIGKILL)" in daemon.output()
 
 
@@ -386,10 +386,10 @@ def test_photo_that_kills_the_worker_every_time_fails_after_max_attempts(tmp_pat
     daemon = Daemon(config, env={"STYLE_DAEMON_FAKE_CRASH": "1"})
     daemon.wait_ready()
     drop(CONTENT / "chelsea.png", tmp_path / "in" / "chelsea.png")
-    wait_until(lambda: [r for r in journal_rows(tmp_path) if r["state"] == "failed"], timeout=40,
+    wait_until(lambda: [r for r in store_rows(tmp_path) if r["state"] == "failed"], timeout=40,
                what="failed for good")
     daemon.stop()
-    row = journal_rows(tmp_path)[0]
+    row = store_rows(tmp_path)[0]
     assert row["attempts"] == 2
     assert row["error"].startswith("the worker process died while processing this photo (signal 9"), row["error"]
     assert "chelsea.png.error.txt" in failed_files(tmp_path)
@@ -463,9 +463,9 @@ def test_too_small_photo_says_so(tmp_path, size):
     daemon = Daemon(config)
     daemon.wait_ready()
     Image.fromarray(np.full((size[1], size[0], 3), 120, np.uint8)).save(tmp_path / "in" / "tiny.png")
-    wait_until(lambda: [r for r in journal_rows(tmp_path) if r["state"] == "failed"], what="failed")
+    wait_until(lambda: [r for r in store_rows(tmp_path) if r["state"] == "failed"], what="failed")
     daemon.stop()
-    error = journal_rows(tmp_path)[0]["error"]
+    error = store_rows(tmp_path)[0]["error"]
     assert "photo is too small" in error and f"{size[0]}x{size[1]}" in error and "max_size" not in error
 
 

@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 
 from tests.support import CONTENT, STYLE
-from tests.support.daemon import ROOT, Daemon, done_jobs, drop, journal_rows, wait_until, write_config
+from tests.support.daemon import ROOT, Daemon, done_jobs, drop, store_rows, wait_until, write_config
 
 PHOTOS = ("chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "tubingen.jpg")
 
@@ -76,13 +76,13 @@ def open_window_in_workers(daemon: Daemon, config: Path, folder: Path) -> None:
     """Drop the schedule and SIGHUP only the worker: jobs start, and no rescan hides what the queue did."""
     edit_config(config, schedule=None)
     before = daemon.output().count("worker 0 reloaded ")
-    for row in journal_rows(folder, "SELECT pid FROM workers"):
+    for row in store_rows(folder, "SELECT pid FROM workers"):
         os.kill(row["pid"], signal.SIGHUP)
     wait_until(lambda: daemon.output().count("worker 0 reloaded ") > before, what="worker reload")
 
 
 def known_paths(folder: Path) -> set[str]:
-    return {r["path"] for r in journal_rows(folder, "SELECT path FROM files")}
+    return {r["path"] for r in store_rows(folder, "SELECT path FROM files")}
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess:
@@ -135,7 +135,7 @@ def test_queued_job_runs_while_any_copy_of_its_content_remains(folder, case):
     daemon.wait_ready()
     inp = folder / "in"
     a = drop(CONTENT / "chelsea.png", inp / "a.png")
-    wait_until(lambda: journal_rows(folder), what="job queued")
+    wait_until(lambda: store_rows(folder), what="job queued")
     if case != "renamed":
         b = drop(CONTENT / "chelsea.png", inp / "b.png")  # the same photo under a second name
         wait_until(lambda: str(b) in known_paths(folder), what="copy seen")
@@ -154,7 +154,7 @@ def test_queued_job_runs_while_any_copy_of_its_content_remains(folder, case):
     open_window_in_workers(daemon, config, folder)
     wait_until(lambda: done_jobs(folder), what="the photo processed from a remaining copy")
     daemon.stop()
-    rows = journal_rows(folder)
+    rows = store_rows(folder)
     assert len(rows) == 1 and rows[0]["state"] == "done"
     assert Path(rows[0]["source_path"]).name == FOLLOW_CASES[case]
     assert Path(rows[0]["output_path"]).is_file()
@@ -167,14 +167,14 @@ def test_job_dropped_when_every_copy_is_gone_says_so_and_a_redrop_makes_a_new_jo
     daemon.wait_ready()
     inp = folder / "in"
     a = drop(CONTENT / "chelsea.png", inp / "a.png")
-    wait_until(lambda: journal_rows(folder), what="job queued")
+    wait_until(lambda: store_rows(folder), what="job queued")
     b = drop(CONTENT / "chelsea.png", inp / "b.png")
     wait_until(lambda: str(b) in known_paths(folder), what="copy seen")
     a.unlink()
     b.unlink()
     open_window_in_workers(daemon, config, folder)
     wait_until(lambda: "no other copy of it is left" in daemon.output(), what="drop explained")
-    assert journal_rows(folder) == []
+    assert store_rows(folder) == []
     drop(CONTENT / "chelsea.png", inp / "a.png")
     wait_until(lambda: done_jobs(folder), what="re-dropped photo processed")
     daemon.stop()
@@ -187,7 +187,7 @@ def test_restart_processes_a_photo_whose_job_was_dropped_while_it_was_away(folde
     daemon.wait_ready()
     away = tmp_path_factory.mktemp("away")
     a = drop(CONTENT / "coffee.png", folder / "in" / "a.png")
-    wait_until(lambda: journal_rows(folder), what="job queued")
+    wait_until(lambda: store_rows(folder), what="job queued")
     os.rename(a, away / "a.png")  # moved out (mtime kept) ...
     open_window_in_workers(daemon, config, folder)
     wait_until(lambda: "vanished or changed while queued" in daemon.output(), what="job dropped")
@@ -213,7 +213,7 @@ def test_different_photos_that_would_share_a_result_name_get_distinct_names(fold
         drop(CONTENT / source, inp / name)
     wait_until(lambda: len(done_jobs(folder)) == 3, what="three jobs")
     daemon.stop()
-    rows = journal_rows(folder)
+    rows = store_rows(folder)
     outputs = [Path(r["output_path"]) for r in rows]
     assert len(set(outputs)) == 3 and all(p.is_file() for p in outputs)
     assert len(images(folder)) == 3
@@ -242,7 +242,7 @@ def test_changed_photo_foreign_file_and_late_arrival_at_the_name_are_never_overw
     drop(CONTENT / "chelsea.png", inp / "mine.png")
     drop(CONTENT / "coffee.png", inp / "late.png")
     drop(CONTENT / "rocket.jpg", inp / "same.jpg")
-    wait_until(lambda: len(journal_rows(folder)) == 3, what="three queued")
+    wait_until(lambda: len(store_rows(folder)) == 3, what="three queued")
     (out / "late.starry.jpg").write_bytes(b"arrived after the name was reserved")
     reload(daemon, config, schedule=None)
     wait_until(lambda: len(done_jobs(folder)) == 3, what="three done")
@@ -258,11 +258,11 @@ def test_changed_photo_foreign_file_and_late_arrival_at_the_name_are_never_overw
     assert (out / "late.starry.iter0002.jpg").read_bytes() == b"a person's snapshot"
     assert (out / "same.starry.jpg").read_bytes() == first
     assert (out / "same.starry.jpg.json").read_bytes() == first_sidecar
-    names = {Path(r["rel_path"]).name + ":" + Path(r["output_path"]).name for r in journal_rows(folder)}
+    names = {Path(r["rel_path"]).name + ":" + Path(r["output_path"]).name for r in store_rows(folder)}
     assert names == {"mine.png:mine.starry.2.jpg", "late.png:late.starry.2.jpg", "same.jpg:same.starry.jpg",
                      "same.jpg:same.starry.2.jpg"}
     assert (out / "late.starry.2.iter0002.jpg").exists() or (out / "late.starry.iter0002.2.jpg").exists()
-    for row in journal_rows(folder):
+    for row in store_rows(folder):
         assert json.loads(Path(row["output_path"] + ".json").read_text())["output"] == row["output_path"]
 
 
@@ -280,10 +280,10 @@ def test_names_of_226_to_255_bytes_are_processed_and_failures_reported(folder, t
     for name in [*names, bad]:
         os.replace(staging / name, folder / "in" / name)
     total = 2 * (len(names) + 1)
-    wait_until(lambda: len([r for r in journal_rows(folder) if r["state"] in ("done", "failed")]) == total,
+    wait_until(lambda: len([r for r in store_rows(folder) if r["state"] in ("done", "failed")]) == total,
                timeout=120, what="every long-named job ended")
     daemon.stop()
-    rows = journal_rows(folder)
+    rows = store_rows(folder)
     done = [r for r in rows if r["state"] == "done"]
     assert len(done) == 2 * len(names), [r["error"] for r in rows if r["state"] == "failed"]
     outputs = {r["output_path"] for r in done}
@@ -323,7 +323,7 @@ def test_changed_settings_apply_to_new_arrivals_not_to_photos_already_done(folde
     drop(CONTENT / "astronaut.png", folder / "in" / "newer.png")
     wait_until(lambda: len(done_jobs(folder)) == 3, what="third photo")
     daemon.stop()
-    rows = journal_rows(folder)
+    rows = store_rows(folder)
     assert [Path(r["rel_path"]).name for r in rows] == ["old.png", "new.png", "newer.png"]
     assert {k: v for k, v in results(folder).items() if k in before} == before
     new_doc = json.loads((folder / "out" / "new.starry.jpg.json").read_text())
@@ -340,7 +340,7 @@ def test_jobs_queued_before_a_change_run_with_the_current_settings_after_a_resta
     daemon = Daemon(config)
     daemon.wait_ready()
     drop(CONTENT / "chelsea.png", folder / "in" / "waiting.png")
-    wait_until(lambda: journal_rows(folder), what="queued")
+    wait_until(lambda: store_rows(folder), what="queued")
     daemon.stop()
     edit_config(config, schedule=None, engine={"iterations": 3, "max_size": 64, "scales": 1,
                                                "backbone": "vgg16-hed"})
@@ -350,7 +350,7 @@ def test_jobs_queued_before_a_change_run_with_the_current_settings_after_a_resta
     daemon.stop()
     doc = json.loads((folder / "out" / "waiting.starry.jpg.json").read_text())
     assert doc["parameters"]["iterations"] == 3
-    assert doc["params_hash"] == journal_rows(folder)[0]["params_hash"]
+    assert doc["params_hash"] == store_rows(folder)[0]["params_hash"]
 
 
 def test_redo_writes_new_results_beside_the_old_ones_with_or_without_the_service(folder):
@@ -379,7 +379,7 @@ def test_redo_writes_new_results_beside_the_old_ones_with_or_without_the_service
                                       "both/b.scream.3.jpg", "both/b.scream.jpg", "both/b.starry.2.jpg",
                                       "both/b.starry.jpg"]
     assert len({(r["content_sha"], r["style_set"], r["params_hash"], r["generation"])
-                for r in journal_rows(folder)}) == 7
+                for r in store_rows(folder)}) == 7
     bad = cli(config, "redo", "--style", "nope")
     assert bad.returncode == 78 and "no such style set" in bad.stderr
 
@@ -427,7 +427,7 @@ def test_lost_journal_is_rebuilt_from_sidecars_without_redoing_anything(folder, 
     daemon.wait_ready()
     daemon.stop()
     assert "adopted" not in daemon.output()
-    assert len(journal_rows(folder)) == 8
+    assert len(store_rows(folder)) == 8
 
 
 # -- the pieces under the rules ------------------------------------------------------------------

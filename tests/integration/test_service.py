@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.support import CONTENT
-from tests.support.daemon import Daemon, done_jobs, drop, journal_rows, wait_until, write_config
+from tests.support.daemon import Daemon, done_jobs, drop, store_rows, wait_until, write_config
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_files_dropped_while_running_and_while_stopped_are_processed(folder):
     assert outputs(folder) == ["chelsea.starry.jpg", "chelsea.starry.jpg.json", "coffee.starry.jpg",
                                "coffee.starry.jpg.json"]
     assert (folder / "out" / "chelsea.starry.jpg").stat().st_mtime_ns == first_mtime, "restart redid a done job"
-    assert [r["state"] for r in journal_rows(folder)] == ["done", "done"]
+    assert [r["state"] for r in store_rows(folder)] == ["done", "done"]
     log = (folder / "out" / "logs" / "style-daemon.log").read_text()
     assert "job 1: start chelsea.png" in log and "job 1: done" in log and "queue drained" in log
     assert "job 2: iter 5/5" in log
@@ -65,7 +65,7 @@ def test_slow_writer_is_not_taken_before_it_finishes(folder):
     finished = time.time()
     wait_until(lambda: done_jobs(folder), what="slow file processed")
     daemon.stop()
-    rows = journal_rows(folder)
+    rows = store_rows(folder)
     assert len(rows) == 1 and rows[0]["started"] >= finished
     assert not list((folder / "out" / "failed").glob("*")), "a partial file was taken"
 
@@ -91,7 +91,7 @@ def test_200_files_dropped_at_once_each_processed_exactly_once(folder, tmp_path_
     wait_until(lambda: len(done_jobs(folder)) == 200, timeout=300, interval=0.2, what="200 jobs done")
     elapsed = time.monotonic() - started
     daemon.stop()
-    rows = journal_rows(folder)
+    rows = store_rows(folder)
     assert len(rows) == 200 and {r["state"] for r in rows} == {"done"}
     assert {r["attempts"] for r in rows} == {1}, "a job ran twice"
     names = outputs(folder)
@@ -112,7 +112,7 @@ def test_duplicates_renames_and_changes(folder):
     os.replace(folder / "in" / "rocket.jpg.part", folder / "in" / "rocket.jpg")  # a changed photo
     wait_until(lambda: len(done_jobs(folder)) == 2, what="changed photo processed")
     daemon.stop()
-    assert len(journal_rows(folder)) == 2
+    assert len(store_rows(folder)) == 2
     assert "renamed.starry.jpg" not in outputs(folder)
 
 
@@ -123,18 +123,18 @@ def _start_long_job(folder, iterations, delay, name="chelsea.png", journal=None)
     daemon = Daemon(config, fake_delay=delay)
     daemon.wait_ready()
     drop(CONTENT / name, folder / "in" / name)
-    wait_until(lambda: any((r["progress_iteration"] or 0) >= 3 for r in journal_rows(folder)), what="job running")
+    wait_until(lambda: any((r["progress_iteration"] or 0) >= 3 for r in store_rows(folder)), what="job running")
     return config, daemon
 
 
 def test_kill_9_mid_job_then_restart_completes_once(folder, journal):
     config, daemon = _start_long_job(folder, 60, 0.1, "astronaut.png", journal)
-    worker_pids = [r["pid"] for r in journal_rows(folder, "SELECT pid FROM workers")]
+    worker_pids = [r["pid"] for r in store_rows(folder, "SELECT pid FROM workers")]
     daemon.kill()
     # The worker dies with its supervisor: no orphan keeps working on the job.
     wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read().lower()
                                for pid in worker_pids), timeout=10, what="worker gone")
-    assert journal_rows(folder)[0]["state"] == "running"
+    assert store_rows(folder)[0]["state"] == "running"
     assert not (folder / "out" / "astronaut.starry.jpg").exists()
 
     daemon = Daemon(config, fake_delay=0.01)
@@ -144,7 +144,7 @@ def test_kill_9_mid_job_then_restart_completes_once(folder, journal):
     assert "re-queued 1 job(s) interrupted" in daemon.output()
     assert outputs(folder) == ["astronaut.starry.jpg", "astronaut.starry.jpg.json"]
     assert not [p for p in (folder / "out").rglob(".*") if p.is_file()], "temp file left behind"
-    assert len(journal_rows(folder)) == 1
+    assert len(store_rows(folder)) == 1
 
 
 def test_bad_inputs_land_in_failed_and_good_ones_are_processed(folder):
@@ -162,7 +162,7 @@ def test_bad_inputs_land_in_failed_and_good_ones_are_processed(folder):
     drop(CONTENT / "coffee.png", staging / "good.png")
     for path in staging.iterdir():
         os.replace(path, inp / path.name)
-    wait_until(lambda: len([r for r in journal_rows(folder) if r["state"] in ("done", "failed")]) == 5,
+    wait_until(lambda: len([r for r in store_rows(folder) if r["state"] in ("done", "failed")]) == 5,
                what="all five ended")
     assert daemon.proc.poll() is None, "daemon died"
     daemon.stop()
@@ -225,7 +225,7 @@ def test_sigterm_mid_job_exits_0_quickly_and_requeues(folder):
     daemon.signal(signal.SIGTERM)
     assert daemon.proc.wait(timeout=10) == 0
     assert time.monotonic() - started < 10
-    assert journal_rows(folder)[0]["state"] == "queued"
+    assert store_rows(folder)[0]["state"] == "queued"
     assert "interrupted by shutdown; re-queued" in daemon.output()
     assert not (folder / "out" / "chelsea.starry.jpg").exists()
 
@@ -259,10 +259,10 @@ def test_schedule_window_holds_jobs_until_open(folder):
     daemon = Daemon(config)
     daemon.wait_ready()
     drop(CONTENT / "chelsea.png", folder / "in" / "chelsea.png")
-    wait_until(lambda: journal_rows(folder), what="job queued")
+    wait_until(lambda: store_rows(folder), what="job queued")
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
-        assert journal_rows(folder)[0]["state"] == "queued"
+        assert store_rows(folder)[0]["state"] == "queued"
         time.sleep(0.1)
     text = config.read_text()
     import yaml
@@ -308,7 +308,7 @@ def test_ignored_files_and_output_inside_input_do_not_loop(folder):
     drop(CONTENT / "coffee.png", inp / "coffee.png")
     wait_until(lambda: len(done_jobs(folder)) == 2, what="the second photo")
     daemon.stop()
-    assert [r["rel_path"] for r in journal_rows(folder)] == ["rocket.jpg", "coffee.png"]
+    assert [r["rel_path"] for r in store_rows(folder)] == ["rocket.jpg", "coffee.png"]
     assert (inp / "results" / "rocket.starry.jpg").exists()
 
 
@@ -330,7 +330,7 @@ def test_transient_errors_fail_after_max_attempts(folder):
     daemon = Daemon(config, env={"STYLE_DAEMON_FAKE_FAULT": "EAGAIN", "STYLE_DAEMON_FAKE_FAULT_TIMES": "5"})
     daemon.wait_ready()
     drop(CONTENT / "chelsea.png", folder / "in" / "chelsea.png")
-    wait_until(lambda: [r for r in journal_rows(folder) if r["state"] == "failed"], what="failed for good")
+    wait_until(lambda: [r for r in store_rows(folder) if r["state"] == "failed"], what="failed for good")
     daemon.stop()
     assert (folder / "out" / "failed" / "chelsea.png.error.txt").exists()
 
@@ -341,7 +341,7 @@ def test_file_deleted_while_queued_is_dropped_quietly(folder):
     daemon = Daemon(config)
     daemon.wait_ready()
     source = drop(CONTENT / "chelsea.png", folder / "in" / "chelsea.png")
-    wait_until(lambda: journal_rows(folder), what="queued")
+    wait_until(lambda: store_rows(folder), what="queued")
     source.unlink()
     import yaml
 
@@ -351,7 +351,7 @@ def test_file_deleted_while_queued_is_dropped_quietly(folder):
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: "vanished or changed while queued" in daemon.output(), what="dropped")
     daemon.stop()
-    assert journal_rows(folder) == []
+    assert store_rows(folder) == []
     assert "Traceback" not in daemon.output() and "ERROR" not in daemon.output()
 
 
@@ -396,10 +396,10 @@ def test_status_shows_queue_running_job_and_errors(folder):
     daemon = Daemon(config, fake_delay=0.05)
     daemon.wait_ready()
     (folder / "in" / "broken.jpg").write_text("x")
-    wait_until(lambda: [r for r in journal_rows(folder) if r["state"] == "failed"], what="failure recorded")
+    wait_until(lambda: [r for r in store_rows(folder) if r["state"] == "failed"], what="failure recorded")
     drop(CONTENT / "chelsea.png", folder / "in" / "chelsea.png")
     drop(CONTENT / "coffee.png", folder / "in" / "coffee.png")
-    wait_until(lambda: any((r["progress_iteration"] or 0) >= 5 for r in journal_rows(folder)), what="running")
+    wait_until(lambda: any((r["progress_iteration"] or 0) >= 5 for r in store_rows(folder)), what="running")
 
     def status(*extra):
         return subprocess.run([sys.executable, "-m", "daemon", "status", "-c", str(config), *extra], cwd=ROOT,
@@ -425,7 +425,7 @@ def test_real_engine_end_to_end(folder):
     daemon.wait_ready(timeout=120)
     drop(CONTENT / "rocket.jpg", folder / "in" / "rocket.jpg")
     (folder / "in" / "bad.jpg").write_bytes(b"")
-    wait_until(lambda: len([r for r in journal_rows(folder) if r["state"] in ("done", "failed")]) == 2,
+    wait_until(lambda: len([r for r in store_rows(folder) if r["state"] in ("done", "failed")]) == 2,
                timeout=120, what="real jobs ended")
     assert daemon.stop() == 0
     doc = json.loads((folder / "out" / "rocket.starry.jpg.json").read_text())

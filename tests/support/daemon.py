@@ -81,17 +81,18 @@ class Daemon:
         self._log_handle.close()
 
 
-def journal_url(folder: Path) -> str | None:
-    """The PostgreSQL journal named in folder/config.yaml, or None for the SQLite default."""
+def store_url(folder: Path) -> str | None:
+    """The PostgreSQL job store named in folder/config.yaml, or None for the SQLite default."""
     config = folder / "config.yaml"
     if not config.exists():
         return None
-    value = (yaml.safe_load(config.read_text()) or {}).get("journal")
+    settings = yaml.safe_load(config.read_text()) or {}
+    value = settings.get("store", settings.get("journal"))  # `journal:` is the deprecated name of the key
     return value if isinstance(value, str) and value.startswith("postgresql://") else None
 
 
 def pg_rows(url: str, query: str) -> list[dict]:
-    """Rows of a query on a PostgreSQL journal ([] while its tables do not exist yet)."""
+    """Rows of a query on a PostgreSQL job store ([] while its tables do not exist yet)."""
     import psycopg
     from psycopg.rows import dict_row
 
@@ -102,9 +103,9 @@ def pg_rows(url: str, query: str) -> list[dict]:
             return []
 
 
-def journal_rows(folder: Path, query: str = "SELECT * FROM jobs ORDER BY id") -> list[dict]:
-    """Rows of the daemon's journal (read-only): its SQLite file, or the PostgreSQL database its config names."""
-    url = journal_url(folder)
+def store_rows(folder: Path, query: str = "SELECT * FROM jobs ORDER BY id") -> list[dict]:
+    """Rows of the daemon's job store (read-only): its SQLite file, or the PostgreSQL database its config names."""
+    url = store_url(folder)
     if url is not None:
         return pg_rows(url, query)
     path = folder / "state" / "journal.sqlite3"
@@ -122,7 +123,7 @@ def journal_rows(folder: Path, query: str = "SELECT * FROM jobs ORDER BY id") ->
 
 def done_jobs(folder: Path) -> list[dict]:
     """Jobs in state done."""
-    return [r for r in journal_rows(folder) if r["state"] == "done"]
+    return [r for r in store_rows(folder) if r["state"] == "done"]
 
 
 def drop(source: Path, target: Path) -> Path:

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from tests.support.daemon import journal_rows
+from tests.support.daemon import store_rows
 
 
 class NotifyListener:
@@ -30,7 +30,7 @@ class NotifyListener:
                 continue
             states = []
             if "READY=1" in data:
-                states = [r["state"] for r in journal_rows(self.folder, "SELECT state FROM workers")]
+                states = [r["state"] for r in store_rows(self.folder, "SELECT state FROM workers")]
             self.messages.append((time.monotonic(), data, states))
 
     def close(self) -> None:

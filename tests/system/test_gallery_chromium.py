@@ -14,7 +14,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import CONTENT
-from tests.support.daemon import Daemon, drop, journal_rows, wait_until, write_config
+from tests.support.daemon import Daemon, drop, store_rows, wait_until, write_config
 
 TRICKY = ['a <b> & "c" \'d\'.png', "café ünïcode 写真.png", "space name.png"]
 BAD = "bad <x> & y.jpg"
@@ -51,7 +51,7 @@ def batch(tmp_path_factory):
     for name, source in zip(TRICKY, ("chelsea.png", "coffee.png", "astronaut.png")):
         drop(CONTENT / source, folder / "in" / name)
     (folder / "in" / BAD).write_text("not an image")
-    wait_until(lambda: len([r for r in journal_rows(folder) if r["state"] in ("done", "failed")]) == 4,
+    wait_until(lambda: len([r for r in store_rows(folder) if r["state"] in ("done", "failed")]) == 4,
                what="four jobs ended")
     scraped = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     textfile = folder / "metrics" / "style.prom"
