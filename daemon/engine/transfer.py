@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from daemon.engine import adapt, gradient, memory, precision, tiled_loss, tile_plan
+from daemon.engine import adapt, gradient, memory, precision, schedule, tiled_loss, tile_plan
 from daemon.engine.color import keep_content_colors, match_color_histogram
 from daemon.engine.losses import LossSpec, gram_numpy, loss_terms, preprocess, weighted_total
 from daemon.engine.device_scale import DeviceScales, feature_layers
@@ -19,9 +19,9 @@ from daemon.engine.optimize import adam, lbfgs
 from daemon.engine.eta import CostModel, EtaEstimator
 from daemon.engine.params import (MIN_SIDE, LossRecord, Progress, ScaleReport, StyleImage, TransferParams,
                                   TransferResult)
-from daemon.engine.stopping import StopRule, scale_caps
+from daemon.engine.stopping import StopRule
 from daemon.engine.weights import WeightsSource, build_model
-from daemon.errors import BadInputError, ConfigError, ResourceError, StopRequested, is_out_of_memory
+from daemon.errors import ConfigError, ResourceError, StopRequested, is_out_of_memory
 from daemon.media.images import resize_long_side, resize_to
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class StyleTransfer:
     def _run(self, content, styles, params, long_side, hooks: "_Hooks") -> TransferResult:
         gradient.seed_everything(params.seed)
         sizes = _scale_sizes(content.shape, long_side, params)
-        caps = _print_caps(scale_caps(params.iterations, len(sizes), params.budget), sizes, params.iterations)
+        caps = schedule.scale_iteration_caps(sizes, params)
         net, budget = self._network(params), _budget(params)
         plans = [tile_plan.plan_scale(w, h, params, net, budget) for w, h in sizes]
         on_device = self._on_device(params)
@@ -490,46 +490,12 @@ def _optimizer_named(name: str, params: TransferParams, corrections: int):
     return lbfgs
 
 
-# Above this long side the pyramid gains a scale per doubling, and caps fall with the size.
-PRINT_SIDE = 1024
-PRINT_MIN_ITERATIONS = 5
-
-
 def _scale_sizes(shape, long_side: int, params: TransferParams) -> list[tuple[int, int]]:
-    """(width, height) for each scale, coarse to fine, ending at long_side.
-
-    Above PRINT_SIDE one scale is added per doubling, so the coarse work happens where it is cheap
-    and no scale is more than twice the one before."""
-    height, width = shape[:2]
-    sizes = []
-    extra = max(0, math.ceil(math.log2(long_side / PRINT_SIDE))) if long_side > PRINT_SIDE else 0
-    for k in reversed(range(params.scales + extra)):
-        side = round(long_side / 2**k)
-        scale = side / max(height, width)
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        if k > 0 and (side < params.min_scale_size or min(size) < MIN_SIDE):
-            continue
-        sizes.append(size)
-    if min(sizes[-1]) < MIN_SIDE:
-        raise BadInputError(
-            f"a {sizes[-1][0]}x{sizes[-1][1]} result is too small or too narrow; the short side "
-            f"must be at least {MIN_SIDE} px - raise max_size or crop the image"
-        )
-    return sizes
+    """Deprecated alias of schedule.scale_sizes (the stand-in engine imports it until it moves to the tests)."""
+    return schedule.scale_sizes(shape[1], shape[0], params, long_side)
 
 
-def _print_caps(caps: list[int], sizes: list[tuple[int, int]], iterations: int) -> list[int]:
-    """Caps of scales above PRINT_SIDE fall with their pixel count, cap x (PRINT_SIDE / side)^2, to at
-    least PRINT_MIN_ITERATIONS (never above `iterations`): such a scale starts from the one below,
-    upsampled, and only sharpens, and an iteration costs about its pixel count."""
-    out = []
-    floor = min(PRINT_MIN_ITERATIONS, iterations)
-    for cap, (w, h) in zip(caps, sizes):
-        side = max(w, h)
-        if side > PRINT_SIDE:
-            cap = min(max(floor, round(cap * (PRINT_SIDE / side) ** 2)), max(cap, floor))
-        out.append(cap)
-    return out
+_print_caps = schedule.print_caps  # deprecated alias: tests and bench import it
 
 
 def _cost_factor(plan: tile_plan.ScalePlan, width: int, height: int) -> float:
