@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config(p)
         if name == "status":
             p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name in ("run", "once"):
+            p.add_argument("--dry-run", action="store_true",
+                           help="check folders, permissions, routing and the service in seconds: no model, "
+                                "weights or GPU; results are tinted photos marked dry_run (docs/dry-run.md)")
         p.set_defaults(handler={"run": cmd_run, "once": cmd_once, "status": cmd_status,
                                 "check-config": cmd_check_config}[name])
 
@@ -373,6 +377,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The long-running service."""
     from daemon.service.supervisor import Supervisor
 
+    if args.dry_run:
+        from daemon.job.engines import request_dry_run
+
+        request_dry_run()  # the workers inherit it
     return Supervisor(args.config).run()
 
 
@@ -380,6 +388,10 @@ def cmd_once(args: argparse.Namespace) -> int:
     """One batch: everything waiting, then exit."""
     from daemon.service.supervisor import Supervisor
 
+    if args.dry_run:
+        from daemon.job.engines import request_dry_run
+
+        request_dry_run()  # the workers inherit it
     return Supervisor(args.config, once=True).run()
 
 

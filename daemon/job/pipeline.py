@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 from daemon.engine.params import MIN_SIDE, Progress, StyleImage, TransferParams
+from daemon.engine.protocol import Engine
 from daemon.media.atomic import publish_exclusive
 from daemon.media.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, LoadedImage, encode_image, load_image
 from daemon.media.hashing import sha256_file, sha256_handle
@@ -157,7 +158,7 @@ def _utc_now() -> str:
 
 
 def run_stylize(
-    engine,
+    engine: Engine,
     request: StylizeRequest,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,

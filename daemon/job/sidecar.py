@@ -12,6 +12,7 @@ from pathlib import Path
 from daemon.media.atomic import write_atomic
 from daemon.media.path_text import to_text
 from daemon.engine.params import TransferParams, TransferResult
+from daemon.engine.protocol import DRY_RUN_BACKEND
 
 _PACKAGES = ("style-daemon", "keras", "tensorflow", "jax", "numpy", "pillow", "scipy", "h5py")
 
@@ -116,6 +117,8 @@ def build_sidecar(
     }
     if command_line is not None:
         document["command_line"] = command_line  # stylize only: the command as typed
+    if keras_backend == DRY_RUN_BACKEND:
+        document["dry_run"] = True  # the dry-run engine made it: a tinted photo, not a stylisation
     return document
 
 
