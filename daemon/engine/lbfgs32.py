@@ -11,20 +11,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
+from daemon.engine.chunked_math import CHUNK, HIGH, LOW, axpy, chunks, dot, path_slope, steepest
 from daemon.engine.gradient import ValueAndGrad
 from daemon.engine.optimize import FIRST_STEP_LEVELS, OptimizeOutcome, StepCallback
+from daemon.engine.wolfe_search import Point, WolfeSearch
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CORRECTIONS = 5
-LOW, HIGH = 0.0, 255.0
-_CHUNK = 1 << 16  # elements per step of a pass over an array: temporaries of 256 KiB
-_C1, _C2 = 1e-4, 0.9  # sufficient decrease and curvature constants (those of L-BFGS-B)
-_MAX_LINE_EVALUATIONS = 20  # scipy's maxls
 _CURVATURE_EPS = float(np.finfo(np.float32).eps)
 _CHANNELS = 3
 _ARRAYS_BESIDE_HISTORY = 5  # x, gradient, direction, trial point, the trial point's gradient
@@ -35,7 +32,7 @@ def state_bytes(pixels: int, corrections: int = DEFAULT_CORRECTIONS) -> int:
     values = pixels * _CHANNELS
     arrays = 2 * corrections + _ARRAYS_BESIDE_HISTORY
     # + one byte a value for the active-set mask, + a few chunk-sized temporaries
-    return arrays * values * 4 + values + 8 * _CHUNK * 4
+    return arrays * values * 4 + values + 8 * CHUNK * 4
 
 
 def lbfgs32(
@@ -55,17 +52,6 @@ def lbfgs32(
     )
 
 
-@dataclass
-class _Point:
-    """One evaluation along the search line: step, loss, slope along the path, gradient, loss parts."""
-
-    t: float
-    f: float
-    slope: float
-    grad: np.ndarray | None
-    parts: tuple[float, float, float]
-
-
 class _History:
     """The last m correction pairs (s, y) in a ring, float32."""
 
@@ -81,7 +67,7 @@ class _History:
     def push(self, x_new, x, g_new, g) -> bool:
         """Store s = x_new - x, y = g_new - g unless the curvature s.y is not positive enough."""
         sy = yy = 0.0
-        for c in _chunks(x.size):
+        for c in chunks(x.size):
             s, y = x_new[c] - x[c], g_new[c] - g[c]
             sy += float(np.dot(s, y))
             yy += float(np.dot(y, y))
@@ -99,22 +85,22 @@ class _History:
         are left out of every product, so H is the L-BFGS matrix of the reduced problem."""
         rho = {}
         for slot in self.order:
-            sy = _dot(self.s[slot], self.y[slot], held)
-            if sy > _CURVATURE_EPS * _dot(self.y[slot], self.y[slot], held):
+            sy = dot(self.s[slot], self.y[slot], held)
+            if sy > _CURVATURE_EPS * dot(self.y[slot], self.y[slot], held):
                 rho[slot] = 1.0 / sy
         alphas = {}
         for slot in reversed(self.order):
             if slot in rho:
-                alphas[slot] = rho[slot] * _dot(self.s[slot], q, held)
-                _axpy(-alphas[slot], self.y[slot], q, held, scratch)
+                alphas[slot] = rho[slot] * dot(self.s[slot], q, held)
+                axpy(-alphas[slot], self.y[slot], q, held, scratch)
         newest = [slot for slot in self.order if slot in rho][-1:]
         if newest:
             y = self.y[newest[0]]
-            q *= np.float32(1.0 / (rho[newest[0]] * _dot(y, y, held)))
+            q *= np.float32(1.0 / (rho[newest[0]] * dot(y, y, held)))
         for slot in self.order:
             if slot in rho:
-                beta = rho[slot] * _dot(self.y[slot], q, held)
-                _axpy(alphas[slot] - beta, self.s[slot], q, held, scratch)
+                beta = rho[slot] * dot(self.y[slot], q, held)
+                axpy(alphas[slot] - beta, self.s[slot], q, held, scratch)
 
 
 class _Run:
@@ -128,7 +114,7 @@ class _Run:
         self.trial = np.empty_like(self.x)
         self.d = np.empty_like(self.x)
         self.held = np.zeros(self.x.size, dtype=bool)  # 1 byte a value: a quarter of a float32 array
-        self.scratch = np.empty(min(_CHUNK, self.x.size), dtype=np.float32)
+        self.scratch = np.empty(min(CHUNK, self.x.size), dtype=np.float32)
         self.history = _History(m, self.x.size)
         self.max_evaluations = max(max_evaluations, 1)
         self.evaluations = self.iterations = 0
@@ -157,12 +143,12 @@ class _Run:
             return False  # projected gradient is zero: a stationary point of the box problem
         # From an empty history the direction is -g, tiny (the loss is a mean over pixels): the first
         # step is sized in pixel levels instead (optimize.FIRST_STEP_LEVELS says why).
-        first = 1.0 if not fresh else FIRST_STEP_LEVELS / _steepest(self.d)
+        first = 1.0 if not fresh else FIRST_STEP_LEVELS / steepest(self.d)
         # A step from an empty history only needs to lower the loss: the pair it yields scales every
         # later step (L-BFGS-B too accepts its first step at once), where extrapolating to meet the
         # curvature condition cost about 6 evaluations on the engine's loss. If that pair had no
         # positive curvature (a non-convex region), the next search insists on it, or -g repeats.
-        point = _WolfeSearch(self, slope, curvature=not fresh or self.pair_rejected).run(first)
+        point = WolfeSearch(self, slope, curvature=not fresh or self.pair_rejected).run(first)
         if point is None and not fresh:
             log.debug("line search failed; restarting from steepest descent")
             self.history.clear()
@@ -181,7 +167,7 @@ class _Run:
         self.d[self.held] = 0.0
         self.history.apply(self.d, self.held, self.scratch)
         self._hold_bound()
-        slope = _dot(self.g, self.d)
+        slope = dot(self.g, self.d)
         if not (slope < 0.0) and self.history.order:
             self.history.clear()  # H lost positive definiteness in float32: fall back to -g
             return self._direction()
@@ -189,149 +175,31 @@ class _Run:
 
     def _mark_held(self) -> None:
         """held <- pixels at a bound whose gradient pushes them out of the box (the active set)."""
-        for c in _chunks(self.x.size):
+        for c in chunks(self.x.size):
             x, g = self.x[c], self.g[c]
             np.logical_or((x <= LOW) & (g > 0), (x >= HIGH) & (g < 0), out=self.held[c])
 
     def _hold_bound(self) -> None:
         """Zero the direction where it would push a pixel already at a bound out of the box."""
-        for c in _chunks(self.x.size):
+        for c in chunks(self.x.size):
             x, d = self.x[c], self.d[c]
             d[(x <= LOW) & (d < 0)] = 0.0
             d[(x >= HIGH) & (d > 0)] = 0.0
 
-    def evaluate(self, t: float) -> _Point:
+    def evaluate(self, t: float) -> Point:
         """The loss and its slope along the path at step t (trial <- clip(x + t d))."""
-        for c in _chunks(self.x.size):
+        for c in chunks(self.x.size):
             out = self.trial[c]
             np.multiply(self.d[c], np.float32(t), out=out)
             out += self.x[c]
             np.clip(out, LOW, HIGH, out=out)
         point = self._evaluate_at(self.trial)
         point.t = t
-        point.slope = _path_slope(point.grad, self.d, self.trial)
+        point.slope = path_slope(point.grad, self.d, self.trial)
         return point
 
-    def _evaluate_at(self, x: np.ndarray) -> _Point:
+    def _evaluate_at(self, x: np.ndarray) -> Point:
         total, grad, parts = self.value_and_grad(x.reshape(self.shape))
         self.evaluations += 1
         flat = np.asarray(grad, dtype=np.float32).reshape(-1)
-        return _Point(0.0, float(total), 0.0, flat, tuple(float(p) for p in parts))
-
-
-class _WolfeSearch:
-    """Strong Wolfe line search (Nocedal & Wright, algorithms 3.5 and 3.6) along the projected path."""
-
-    def __init__(self, run: _Run, slope: float, curvature: bool = True) -> None:
-        self.run_ = run
-        self.c2 = _C2 if curvature else math.inf
-        self.f0, self.slope0 = run.f, slope
-        self.last: _Point | None = None
-        self.budget = min(_MAX_LINE_EVALUATIONS, run.max_evaluations - run.evaluations)
-
-    def run(self, t: float) -> _Point | None:
-        """The accepted point (trial holds it), or None when no step lowers the loss enough."""
-        previous = _Point(0.0, self.f0, self.slope0, None, (0.0, 0.0, 0.0))
-        while self.budget > 0:
-            point = self._evaluate(t)
-            if not self._sufficient(point) or (previous.t > 0 and point.f >= previous.f):
-                return self._zoom(previous, point)
-            if abs(point.slope) <= -self.c2 * self.slope0:
-                return point
-            if point.slope >= 0:
-                return self._zoom(point, previous)
-            previous = _Point(point.t, point.f, point.slope, None, point.parts)
-            t *= 4.0  # extrapolate: the step is still short of the curvature condition
-        return self.last if self.last is not None and self._sufficient(self.last) else None
-
-    def _zoom(self, lo: _Point, hi: _Point) -> _Point | None:
-        while self.budget > 0 and abs(hi.t - lo.t) > 1e-12 * max(hi.t, lo.t, 1e-30):
-            point = self._evaluate(_interpolate(lo, hi))
-            if not self._sufficient(point) or point.f >= lo.f:
-                hi = _Point(point.t, point.f, point.slope, None, point.parts)
-                continue
-            if abs(point.slope) <= -self.c2 * self.slope0:
-                return point
-            if point.slope * (hi.t - lo.t) >= 0:
-                hi = lo
-            lo = _Point(point.t, point.f, point.slope, None, point.parts)
-        return self._settle(lo)
-
-    def _settle(self, lo: _Point) -> _Point | None:
-        """Out of evaluations: the best point with sufficient decrease, if any (re-evaluated if needed)."""
-        if lo.t <= 0:
-            return None
-        if self.last is not None and self.last.t == lo.t:
-            return self.last
-        if self.run_.evaluations >= self.run_.max_evaluations:
-            return None
-        return self._evaluate(lo.t)
-
-    def _evaluate(self, t: float) -> _Point:
-        if self.last is not None:
-            self.last.grad = None  # release the previous trial's gradient before the next one is made
-        self.budget -= 1
-        self.last = self.run_.evaluate(t)
-        return self.last
-
-    def _sufficient(self, point: _Point) -> bool:
-        # Written so that a NaN loss counts as insufficient.
-        return point.f <= self.f0 + _C1 * point.t * self.slope0
-
-
-def _interpolate(lo: _Point, hi: _Point) -> float:
-    """The cubic's minimiser between lo and hi, kept inside the middle 80% of the interval."""
-    width = hi.t - lo.t
-    d1 = lo.slope + hi.slope - 3 * (lo.f - hi.f) / (lo.t - hi.t)
-    radicand = d1 * d1 - lo.slope * hi.slope
-    a, b = sorted((lo.t, hi.t))
-    margin = 0.1 * (b - a)
-    if radicand < 0 or not math.isfinite(radicand):
-        return (a + b) / 2
-    d2 = math.copysign(math.sqrt(radicand), width)
-    denominator = hi.slope - lo.slope + 2 * d2
-    if denominator == 0 or not math.isfinite(denominator):
-        return (a + b) / 2
-    t = hi.t - width * (hi.slope + d2 - d1) / denominator
-    return min(max(t, a + margin), b - margin) if math.isfinite(t) else (a + b) / 2
-
-
-def _path_slope(grad: np.ndarray, d: np.ndarray, trial: np.ndarray) -> float:
-    """Right derivative of the loss along clip(x + t d): pixels clipped at a bound no longer move."""
-    total = 0.0
-    for c in _chunks(d.size):
-        inside = (trial[c] > LOW) & (trial[c] < HIGH)
-        total += float(np.dot(grad[c][inside], d[c][inside]))
-    return total
-
-
-def _steepest(d: np.ndarray) -> float:
-    """max |d|, chunked (no image-sized temporary); d is not all zero here (the slope was negative)."""
-    return max(float(np.max(np.abs(d[c]))) for c in _chunks(d.size))
-
-
-def _dot(a: np.ndarray, b: np.ndarray, held: np.ndarray | None = None) -> float:
-    """a.b over the pixels not `held`, summed in float64 across chunks (a float32 sum drifts)."""
-    total = 0.0
-    for c in _chunks(a.size):
-        if held is None or not held[c].any():  # most chunks of a photo hold no pixel at a bound
-            total += float(np.dot(a[c], b[c]))
-        else:
-            free = ~held[c]
-            total += float(np.dot(a[c][free], b[c][free]))
-    return total
-
-
-def _axpy(alpha: float, x: np.ndarray, y: np.ndarray, held: np.ndarray, scratch: np.ndarray) -> None:
-    """y += alpha * x in place on the pixels not `held` (kept 0 there), with no image-sized temporary."""
-    a = np.float32(alpha)
-    for c in _chunks(x.size):
-        tmp = scratch[: c.stop - c.start]
-        np.multiply(x[c], a, out=tmp)
-        if held[c].any():
-            tmp[held[c]] = 0.0
-        y[c] += tmp
-
-
-def _chunks(n: int):
-    return (slice(i, min(i + _CHUNK, n)) for i in range(0, n, _CHUNK))
+        return Point(0.0, float(total), 0.0, flat, tuple(float(p) for p in parts))
