@@ -429,12 +429,12 @@ def cmd_journal_migrate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from daemon.config import load_config
-    from daemon.store.migrate import migrate_journal
+    from daemon.store.migrate import migrate_store
 
     config = load_config(args.config)
     target = config.store_target if args.to is None else replace(config.store_target, location=args.to)
     source = args.source or config.state / "journal.sqlite3"
-    done = migrate_journal(source, target)
+    done = migrate_store(source, target)
     print(f"{done.added} of {done.found} job(s) copied ({done.found - done.added} already there), "
           f"{done.files} file record(s); set `journal: {target.location}` in the config of every machine")
     return 0

@@ -17,7 +17,7 @@ def open_store(location: Path | StoreTarget, readonly: bool = False,
                give_up: Callable[[], bool] | None = None) -> JobStore:
     """Open the job store: a SQLite file (a path), or what a StoreTarget names (SQLite or PostgreSQL).
 
-    give_up: asked while a shared store's server is away; True stops the wait (JournalUnreachable).
+    give_up: asked while a shared store's server is away; True stops the wait (raising JournalUnreachable).
     """
     if isinstance(location, StoreTarget):
         if not location.shared:
@@ -27,7 +27,7 @@ def open_store(location: Path | StoreTarget, readonly: bool = False,
         except ImportError:
             from daemon.errors import ConfigError
 
-            raise ConfigError("journal: a postgresql:// journal needs psycopg; install it with "
+            raise ConfigError("store: a postgresql:// job store needs psycopg; install it with "
                               "pip install 'style-daemon[postgres]'") from None
 
         return PostgresStore(location, readonly=readonly, give_up=give_up)

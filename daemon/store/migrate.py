@@ -1,4 +1,4 @@
-"""Move a one-machine SQLite journal into a shared PostgreSQL job store (`style-daemon journal migrate`)."""
+"""Move a one-machine SQLite job store into a shared PostgreSQL one (`style-daemon journal migrate`)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ class Migration:
     files: int
 
 
-def migrate_journal(source: Path, target: StoreTarget) -> Migration:
-    """Copy every job and file record of the SQLite journal at `source` into `target` (a PostgreSQL store).
+def migrate_store(source: Path, target: StoreTarget) -> Migration:
+    """Copy every job and file record of the SQLite job store at `source` into `target` (a PostgreSQL store).
 
     Jobs already there (same key or output) are kept as they are, so running it twice adds nothing.
     """
     if not target.shared:
         raise ConfigError(f"journal migrate: --to must be a postgresql:// URL, got {target.location!r}")
     if not source.exists():
-        raise ConfigError(f"journal migrate: no SQLite journal at {source}; give it with --from")
+        raise ConfigError(f"journal migrate: no SQLite job store at {source}; give it with --from")
     from daemon.store import open_store
 
     old = SqliteStore(source, readonly=True)

@@ -10,20 +10,20 @@ _PASSWORD = ("password authentication failed", "no password supplied", "role", "
 
 
 def describe_connect_error(url: str, exc: psycopg.Error) -> str:
-    """What is wrong with the journal URL and what to do, from psycopg's error."""
+    """What is wrong with the job store's URL and what to do, from psycopg's error."""
     where = _safe(url)
     detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     text = str(exc)
     if isinstance(exc, psycopg.ProgrammingError) and not isinstance(exc, psycopg.errors.InsufficientPrivilege):
-        return f"journal: the URL is malformed ({detail}); write it as postgresql://user@host:port/database"
+        return f"job store: the URL is malformed ({detail}); write it as postgresql://user@host:port/database"
     if isinstance(exc, psycopg.errors.InsufficientPrivilege) or "permission denied" in text:
-        return (f"journal {where}: permission denied ({detail}); grant the user CREATE and USAGE on the "
+        return (f"job store {where}: permission denied ({detail}); grant the user CREATE and USAGE on the "
                 "database's public schema (GRANT ALL ON SCHEMA public TO <user>)")
     if "database" in text and "does not exist" in text:
-        return f"journal {where}: the database does not exist ({detail}); create it (createdb) or fix the URL"
+        return f"job store {where}: the database does not exist ({detail}); create it (createdb) or fix the URL"
     if any(marker in text for marker in _PASSWORD):
-        return f"journal {where}: the server refused the user ({detail}); check the user, password and pg_hba.conf"
-    return (f"journal {where}: cannot reach the PostgreSQL server ({detail}); check that it runs and that "
+        return f"job store {where}: the server refused the user ({detail}); check the user, password and pg_hba.conf"
+    return (f"job store {where}: cannot reach the PostgreSQL server ({detail}); check that it runs and that "
             "host and port in the URL are right")
 
 

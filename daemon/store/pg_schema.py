@@ -1,4 +1,7 @@
-"""The PostgreSQL job store's tables: jobs (with lease columns), workers per machine, files seen by intake."""
+"""The PostgreSQL job store's tables (jobs with lease columns, workers per machine, files seen by intake) and the
+SQL fragments every query shares."""
+
+NOW = "extract(epoch from clock_timestamp())::float8"  # the database's clock, the same for every machine
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -23,7 +23,7 @@ class JobSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class Job(JobSpec):
-    """A row of the journal: the spec plus its state and bookkeeping."""
+    """A row of the job store: the spec plus its state and bookkeeping."""
 
     id: int
     state: State
@@ -86,5 +86,5 @@ class StoreTarget:
 
 
 def worker_id(index: int, pid: int | None = None) -> str:
-    """A worker's identity in the journal: index and pid (this process's by default), unique across restarts."""
+    """A worker's identity in the job store: index and pid (this process's by default), unique across restarts."""
     return f"w{index}:{os.getpid() if pid is None else pid}"
