@@ -22,24 +22,24 @@ from daemon.store import Job, JobStore
 
 log = logging.getLogger(__name__)
 
-def write_gallery(config: Config, journal: JobStore) -> Path:
-    """Rebuild OUTPUT/index.html atomically from the journal, one writer at a time."""
+def write_gallery(config: Config, store: JobStore) -> Path:
+    """Rebuild OUTPUT/index.html atomically from the job store, one writer at a time."""
     target = config.output / "index.html"
-    # Without the lock, a worker that read the journal first could rename its page over a newer one
+    # Without the lock, a worker that read the job store first could rename its page over a newer one
     # (a failure recorded a moment later by another worker would then be missing until the next job).
     with open(config.state / "gallery.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        write_atomic(target, render_gallery(config, journal))
+        write_atomic(target, render_gallery(config, store))
     return target
 
 
-def render_gallery(config: Config, journal: JobStore) -> str:
+def render_gallery(config: Config, store: JobStore) -> str:
     """The whole page: header with counts and time per job, results by day, then failures."""
-    jobs = journal.jobs(limit=100_000)
+    jobs = store.jobs(limit=100_000)
     done = [j for j in jobs if j.state == "done"]
     failed = [j for j in jobs if j.state == "failed"]
     waiting = [j for j in jobs if j.state == "queued" and (j.error or "").startswith(WAITING_PREFIX)]
-    counts = journal.counts()
+    counts = store.counts()
     intake = read_report(config.state)
     mean = sum(j.seconds or 0 for j in done) / len(done) if done else 0.0
     ignored = f" &middot; {intake.ignored_count} ignored" if intake.ignored_count else ""

@@ -1,4 +1,4 @@
-"""Prometheus metrics read from the journal: an HTTP endpoint on a local address and/or a textfile."""
+"""Prometheus metrics read from the job store: an HTTP endpoint on a local address and/or a textfile."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600)
 
 
-class JournalCollector:
-    """Builds every series on each scrape from a read-only look at the journal."""
+class StoreCollector:
+    """Builds every series on each scrape from a read-only look at the job store."""
 
     def __init__(self, target: StoreTarget) -> None:
         self.target = target
@@ -29,33 +29,33 @@ class JournalCollector:
         yield GaugeMetricFamily("style_daemon_up", "1 while the service runs", value=self.up)
         if not self.target.shared and not Path(self.target.location).exists():
             return
-        journal = open_store(self.target, readonly=True)
+        store = open_store(self.target, readonly=True)
         try:
-            yield from self._from_journal(journal)
+            yield from self._from_store(store)
         finally:
-            journal.close()
+            store.close()
 
-    def _from_journal(self, journal: JobStore):
-        counts = journal.counts()
-        jobs = GaugeMetricFamily("style_daemon_jobs", "Jobs in the journal by state", labels=["state"])
+    def _from_store(self, store: JobStore):
+        counts = store.counts()
+        jobs = GaugeMetricFamily("style_daemon_jobs", "Jobs in the job store by state", labels=["state"])
         for state in ("queued", "running", "done", "failed"):
             jobs.add_metric([state], getattr(counts, state))
         yield jobs
         yield GaugeMetricFamily("style_daemon_queue_length", "Jobs waiting to run", value=counts.queued)
-        done = journal.jobs("done", limit=100_000)
+        done = store.jobs("done", limit=100_000)
         yield _histogram([j.seconds or 0.0 for j in done])
         last = max((j.finished or 0 for j in done), default=0)
         since = time.time() - last if last else float("nan")
         yield GaugeMetricFamily("style_daemon_seconds_since_last_completed_job",
                                 "Seconds since a job last completed (NaN before the first)", value=since)
-        running = journal.jobs("running", limit=1)
+        running = store.jobs("running", limit=1)
         progress = 0.0
         if running and running[0].progress_total:
             progress = (running[0].progress_iteration or 0) / running[0].progress_total
         yield GaugeMetricFamily("style_daemon_current_job_progress", "Fraction of the running job done (0..1)",
                                 value=progress)
         info = GaugeMetricFamily("style_daemon_backbone_info", "Backbone loaded by the workers", labels=["backbone"])
-        for backbone in sorted({w.backbone for w in journal.workers() if w.backbone}):
+        for backbone in sorted({w.backbone for w in store.workers() if w.backbone}):
             info.add_metric([backbone], 1)
         yield info
 
@@ -71,9 +71,9 @@ def _histogram(seconds: list[float]) -> HistogramMetricFamily:
 class MetricsExporter:
     """Serves and/or writes the metrics as configured; inert when neither is set."""
 
-    def __init__(self, settings: MetricsSettings, journal_path: StoreTarget) -> None:
+    def __init__(self, settings: MetricsSettings, target: StoreTarget) -> None:
         self.settings = settings
-        self.collector = JournalCollector(journal_path)
+        self.collector = StoreCollector(target)
         self.registry = CollectorRegistry()
         self.registry.register(self.collector)
         self._next_write = 0.0

@@ -1,4 +1,4 @@
-"""`style-daemon status`: what the service is doing, read from the journal (works while it runs)."""
+"""`style-daemon status`: what the service is doing, read from the job store (works while it runs)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from daemon.store import WorkerRecord, open_store
 from daemon.review.intake_report import IgnoredFile, read_report
 from daemon.review.progress import format_duration, format_eta
 
-# The journal's error text of a job held back by its environment (service.environment writes it).
+# The job store's error text of a job held back by its environment (service.environment writes it).
 WAITING_PREFIX = "waiting: "
 
 
@@ -29,7 +29,7 @@ class RunningJob:
     eta_seconds: float | None
     running_seconds: float
     worker: str | None
-    machine: str | None = None  # a shared journal: the machine whose worker holds the job
+    machine: str | None = None  # a shared store: the machine whose worker holds the job
     lease_age_seconds: float | None = None  # since that worker last renewed its claim
 
 
@@ -78,7 +78,7 @@ SHOWN_IGNORED = 5  # the text view lists this many; --json and the gallery have 
 
 
 def collect(config: Config) -> StatusReport:
-    """Read the journal and the intake report, and summarise them."""
+    """Read the job store and the intake report, and summarise them."""
     report = _collect_jobs(config)
     intake = read_report(config.state)
     return replace(report, arriving=intake.arriving, ignored_count=intake.ignored_count, ignored=intake.ignored)
@@ -87,30 +87,30 @@ def collect(config: Config) -> StatusReport:
 def _collect_jobs(config: Config) -> StatusReport:
     if not config.journal_shared and (not config.journal_path.exists() or config.journal_path.stat().st_size == 0):
         return StatusReport(0, 0, 0, 0)  # nothing recorded yet (the service creates the tables at start)
-    journal = open_store(config.store_target, readonly=True)
+    store = open_store(config.store_target, readonly=True)
     try:
-        counts = journal.counts()
+        counts = store.counts()
         now = time.time()
         running = [
             RunningJob(j.id, j.rel_path, j.style_set, j.progress_iteration, j.progress_total, j.progress_loss,
                        j.progress_eta, now - (j.started or now), j.worker, j.machine,
                        None if j.heartbeat is None else max(0.0, now - j.heartbeat))
-            for j in journal.jobs("running")
+            for j in store.jobs("running")
         ]
-        failed = [FailedJob(j.id, j.rel_path, j.style_set, j.error, j.finished) for j in journal.jobs("failed", 5)]
-        recent = [j.seconds for j in journal.jobs("done", 20) if j.seconds]
+        failed = [FailedJob(j.id, j.rel_path, j.style_set, j.error, j.finished) for j in store.jobs("failed", 5)]
+        recent = [j.seconds for j in store.jobs("done", 20) if j.seconds]
         mean = sum(recent) / len(recent) if recent else None
         drain = None
         if mean is not None:
             left = sum(r.eta_seconds or 0 for r in running)
-            serving = len(current_workers(journal.workers())) if config.journal_shared else config.workers
+            serving = len(current_workers(store.workers())) if config.journal_shared else config.workers
             drain = (left + mean * counts.queued) / max(serving, 1)  # a shared store: every machine's workers
         waiting = [WaitingJob(j.id, j.rel_path, j.style_set, j.error, max(0.0, j.next_attempt - now))
-                   for j in journal.jobs("queued", 100_000) if (j.error or "").startswith(WAITING_PREFIX)]
+                   for j in store.jobs("queued", 100_000) if (j.error or "").startswith(WAITING_PREFIX)]
         return StatusReport(counts.queued, counts.running, counts.done, counts.failed, running, failed, mean,
-                            drain, current_workers(journal.workers()), waiting)
+                            drain, current_workers(store.workers()), waiting)
     finally:
-        journal.close()
+        store.close()
 
 
 def current_workers(rows: list[WorkerRecord]) -> list[WorkerRecord]:

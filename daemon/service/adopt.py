@@ -1,6 +1,6 @@
 """Adoption: results in the output folder whose sidecars identify their job count as done.
 
-The output folder describes itself, so the journal is a cache: deleted or emptied, it is rebuilt at
+The output folder describes itself, so the job store is a cache: deleted or emptied, it is rebuilt at
 start from the sidecars instead of redoing every photo. Only *.json files are read, never images.
 """
 
@@ -22,19 +22,19 @@ log = logging.getLogger(__name__)
 UNKNOWN_PARAMS = "unknown"
 
 
-def adopt_results(config: Config, journal: JobStore) -> int:
-    """Record results the journal does not know as done jobs; returns how many."""
+def adopt_results(config: Config, store: JobStore) -> int:
+    """Record results the job store does not know as done jobs; returns how many."""
     adopted = 0
     for sidecar in _sidecars(config):
         output = sidecar.with_name(sidecar.name.removesuffix(".json"))
-        if journal.job_for_output(to_text(output)) is not None or not output.is_file():
+        if store.job_for_output(to_text(output)) is not None or not output.is_file():
             continue  # known already (the usual case at each start), or an orphan sidecar
         key = read_sidecar_key(sidecar)
         if key is None:
             continue
         spec = JobSpec(key.content_sha, key.style_set, key.params_hash or UNKNOWN_PARAMS, key.content_path,
                        _rel_path(config, key.content_path), to_text(output))
-        if journal.adopt(spec, key.generation, sidecar.stat().st_mtime, key.seconds) is not None:
+        if store.adopt(spec, key.generation, sidecar.stat().st_mtime, key.seconds) is not None:
             adopted += 1
     if adopted:
         log.info("adopted %d result(s) from sidecars in %s", adopted, config.output)

@@ -24,23 +24,23 @@ from daemon.service.routing import style_sets_for
 log = logging.getLogger(__name__)
 
 
-def all_outputs_written(config: Config, journal: JobStore, source: Path, content_sha: str) -> bool:
+def all_outputs_written(config: Config, store: JobStore, source: Path, content_sha: str) -> bool:
     """True when every style set the routing gives this file has a done job whose output exists.
 
     Any parameters count: settings changed later apply to new arrivals, not to photos already done.
     """
     rel = PurePosixPath(source.relative_to(config.input).as_posix())
     wanted = set(style_sets_for(rel, config))
-    done = {j.style_set for j in journal.jobs_for_content(content_sha)
+    done = {j.style_set for j in store.jobs_for_content(content_sha)
             if j.state == "done" and from_text(j.output_path).is_file()}
     return bool(wanted) and wanted <= done
 
 
-def release_input(config: Config, journal: JobStore, source: Path, content_sha: str) -> None:
+def release_input(config: Config, store: JobStore, source: Path, content_sha: str) -> None:
     """Apply after_success to `source` once all its outputs are safely written; never earlier."""
     if config.after_success == "keep" or not _regular(source):
         return  # gone, or replaced by a link: a link is never moved or deleted for an input
-    if not all_outputs_written(config, journal, source, content_sha):
+    if not all_outputs_written(config, store, source, content_sha):
         return
     try:
         if config.after_success == "delete":
@@ -53,7 +53,7 @@ def release_input(config: Config, journal: JobStore, source: Path, content_sha: 
             log.info("moved input %s to %s", source, target)
     except FileNotFoundError:
         return  # another process got there first
-    journal.forget_file(to_text(source))
+    store.forget_file(to_text(source))
 
 
 def record_failure(config: Config, source: Path, message: str, style_set: str,
@@ -139,15 +139,15 @@ def _regular(path: Path) -> bool:
         return False
 
 
-def withdraw_stale_failures(config: Config, journal: JobStore, done: Job) -> int:
+def withdraw_stale_failures(config: Config, store: JobStore, done: Job) -> int:
     """Forget earlier failures of the path that just succeeded with the same style set (e.g. a copy
-    that stalled and was taken truncated): their failed/ entries and journal rows go; returns how many."""
+    that stalled and was taken truncated): their failed/ entries and job store rows go; returns how many."""
     withdrawn = 0
-    for old in journal.jobs_for_source(done.source_path):
+    for old in store.jobs_for_source(done.source_path):
         if old.state != "failed" or old.id == done.id or old.style_set != done.style_set:
             continue
         _remove_failed_entries(config, from_text(done.source_path), done.style_set)
-        journal.drop(old.id)
+        store.drop(old.id)
         withdrawn += 1
         log.info("job %d: the earlier failure of %s (job %d) is withdrawn: the file has now succeeded",
                  done.id, done.rel_path, old.id)

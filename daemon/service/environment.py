@@ -30,7 +30,7 @@ class EnvironmentProblem:
 
     @property
     def reason(self) -> str:
-        """The journal's error text: 'waiting: ...'."""
+        """The job's error text in the job store: 'waiting: ...'."""
         return WAITING_PREFIX + self.text
 
 

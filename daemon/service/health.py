@@ -33,20 +33,20 @@ class HealthReporter:
         self._last_status_at = 0.0
         self._unhealthy_logged = False
 
-    def tick(self, journal: JobStore, pool: WorkerPool) -> None:
+    def tick(self, store: JobStore, pool: WorkerPool) -> None:
         """Send STATUS when it changed (at most once a second) and WATCHDOG=1 when due and healthy."""
         if not self.notifier.enabled:
             return
         now = time.monotonic()
         if now - self._last_status_at >= 1.0:
-            status = self.status_line(journal)
+            status = self.status_line(store)
             if status != self._last_status:
                 self.notifier.send(f"STATUS={status}")
                 self._last_status = status
             self._last_status_at = now
         if self.ping_every is None or now - self._last_ping < self.ping_every:
             return
-        problem = self.problem(journal, pool)
+        problem = self.problem(store, pool)
         if problem is None:
             self.notifier.send("WATCHDOG=1")
             self._last_ping = now
@@ -55,23 +55,23 @@ class HealthReporter:
             log.error("withholding the watchdog ping: %s", problem)
             self._unhealthy_logged = True
 
-    def problem(self, journal: JobStore, pool: WorkerPool) -> str | None:
+    def problem(self, store: JobStore, pool: WorkerPool) -> str | None:
         """Why the service is not healthy now, or None."""
         now_wall = time.time()
         for worker in pool.workers:
             if not worker.alive() and worker.dead_for() > self.limit:
                 return f"worker {worker.index} has been down for {worker.dead_for():.0f}s"
-        for job in journal.jobs("running"):
+        for job in store.jobs("running"):
             beat = job.heartbeat or job.started or now_wall
             if now_wall - beat > self.limit:
                 return f"job {job.id} ({display(job.rel_path)}) made no progress for {now_wall - beat:.0f}s"
         return None
 
     @staticmethod
-    def status_line(journal: JobStore) -> str:
+    def status_line(store: JobStore) -> str:
         """'queue 3; job 12 photo.jpg [starry] iter 40/300, eta 2m10s' or 'idle; 40 done, 1 failed'."""
-        counts = journal.counts()
-        running = journal.jobs("running", limit=1)
+        counts = store.counts()
+        running = store.jobs("running", limit=1)
         if running:
             job = running[0]
             progress = f"iter {job.progress_iteration or 0}/{job.progress_total or '?'}"
@@ -79,6 +79,6 @@ class HealthReporter:
             # display(): a newline in a name would start a forged sd_notify field (STATUS= is one line).
             return f"queue {counts.queued}; job {job.id} {display(job.rel_path)} [{job.style_set}] {progress}{eta}"
         if counts.queued:
-            held = [j.error for j in journal.jobs("queued", limit=50) if (j.error or "").startswith(WAITING_PREFIX)]
+            held = [j.error for j in store.jobs("queued", limit=50) if (j.error or "").startswith(WAITING_PREFIX)]
             return f"queue {counts.queued}; {held[0]}" if held else f"queue {counts.queued}; waiting"
         return f"idle; {counts.done} done, {counts.failed} failed"

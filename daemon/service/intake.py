@@ -1,4 +1,4 @@
-"""From files to jobs: the startup scan, the periodic rescan and the watch loop feed the journal.
+"""From files to jobs: the startup scan, the periodic rescan and the watch loop feed the job store.
 
 A photo gets one job per style set its routing names, once: a (content, style set) that already has
 a job, whatever its parameters, is seen. Changed settings apply to new arrivals; `redo` re-does.
@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 class Intake:
     """Turns settled input files into queued jobs; the watcher never waits on the engine."""
 
-    def __init__(self, config: Config, journal: JobStore, fingerprints: dict[str, str]) -> None:
+    def __init__(self, config: Config, store: JobStore, fingerprints: dict[str, str]) -> None:
         self.config = config
-        self.journal = journal
+        self.store = store
         self.fingerprints = fingerprints
         self.filter = InputFilter(config.input, config.excluded_dirs())
         self.tracker = FileStabilityTracker(config.watch.settle_seconds)
@@ -99,7 +99,7 @@ class Intake:
             write_report(self.config.state, stamped(report))
             self._published = key
             if changed_ignored and self.config.gallery.index:
-                write_gallery(self.config, self.journal)  # someone who dropped the wrong file sees why there
+                write_gallery(self.config, self.store)  # someone who dropped the wrong file sees why there
         except OSError as exc:  # only a display: the service goes on (the next change tries again)
             log.debug("cannot write the intake report or the gallery: %s", exc)
 
@@ -127,25 +127,25 @@ class Intake:
             stat = os.lstat(path)
         except OSError:
             return False
-        sha = self.journal.known_file(to_text(path), stat.st_size, stat.st_mtime_ns)
+        sha = self.store.known_file(to_text(path), stat.st_size, stat.st_mtime_ns)
         return sha is None or self.config.after_success != "keep" or bool(self._unserved(path, sha))
 
     def _unserved(self, path: Path, sha: str) -> list[str]:
         """Style sets routed to this photo that have no job for its content (new routes, dropped jobs)."""
         rel = PurePosixPath(path.relative_to(self.config.input).as_posix())
-        served = {j.style_set for j in self.journal.jobs_for_content(sha)}
+        served = {j.style_set for j in self.store.jobs_for_content(sha)}
         return [s for s in style_sets_for(rel, self.config) if s not in served]
 
     def _identify(self, path: Path) -> tuple[str, bool]:
         """(content sha256, whether it was already known) read through a descriptor that follows no link."""
         with open_input(self.config.input, path) as handle:
             info = os.fstat(handle.fileno())
-            key = to_text(path)  # any name bytes: the journal stores text (media/names.py)
-            known = self.journal.known_file(key, info.st_size, info.st_mtime_ns)
+            key = to_text(path)  # any name bytes: the job store holds text (media/names.py)
+            known = self.store.known_file(key, info.st_size, info.st_mtime_ns)
             if known is not None:
                 return known, True
             sha = sha256_handle(handle)
-        self.journal.remember_file(key, info.st_size, info.st_mtime_ns, sha)
+        self.store.remember_file(key, info.st_size, info.st_mtime_ns, sha)
         return sha, False
 
     def consider(self, path: Path) -> int:
@@ -170,13 +170,13 @@ class Intake:
             base = output_path_for(rel, style_set, self.config)
             names = free_output_names(base)
             spec = JobSpec(sha, style_set, self.fingerprints[style_set], to_text(path), to_text(rel), next(names))
-            job = self.journal.enqueue(spec, retry_failed=not known, names=names)
+            job = self.store.enqueue(spec, retry_failed=not known, names=names)
             if job is not None:
                 added += 1
                 log.info("queued %s with style %s (job %d)", rel, style_set, job.id)
         if added == 0 and not known:
             log.info("%s: this content was already handled for %s; nothing to do", rel, ", ".join(sets))
         if added == 0:
-            release_input(self.config, self.journal, path, sha)
+            release_input(self.config, self.store, path, sha)
         return added
 

@@ -45,7 +45,7 @@ class Queued:
     output: str
 
 
-def queue_redo(config: Config, journal: JobStore, request: RedoRequest) -> list[Queued]:
+def queue_redo(config: Config, store: JobStore, request: RedoRequest) -> list[Queued]:
     """Queue a new job per selected photo and style set; returns what was queued."""
     if request.style is not None and request.style not in config.styles:
         raise ConfigError(f"--style {request.style}: no such style set; defined: {', '.join(sorted(config.styles))}")
@@ -54,12 +54,12 @@ def queue_redo(config: Config, journal: JobStore, request: RedoRequest) -> list[
     for path, root in _photos(config, request.paths):
         rel = PurePosixPath(path.relative_to(root).as_posix())
         sha = _content_sha(root, path)
-        if request.since is not None and not _arrived_since(journal, sha, request.since):
+        if request.since is not None and not _arrived_since(store, sha, request.since):
             continue
         for style_set in [request.style] if request.style else style_sets_for(rel, config):
             names = free_output_names(output_path_for(rel, style_set, config))
             spec = JobSpec(sha, style_set, fingerprints[style_set], to_text(path), to_text(rel), next(names))
-            job = journal.enqueue(spec, names=names, redo=True)
+            job = store.enqueue(spec, names=names, redo=True)
             if job is not None:
                 queued.append(Queued(job.id, display(rel), style_set, display(from_text(job.output_path))))
                 log.info("redo: queued %s with style %s (job %d)", rel, style_set, job.id)
@@ -72,9 +72,9 @@ def _content_sha(root: Path, path: Path) -> str:
         return sha256_handle(handle)
 
 
-def _arrived_since(journal: JobStore, sha: str, since: datetime) -> bool:
+def _arrived_since(store: JobStore, sha: str, since: datetime) -> bool:
     """True if the photo's first job was queued at or after `since` (or it has none yet)."""
-    created = [j.created for j in journal.jobs_for_content(sha)]
+    created = [j.created for j in store.jobs_for_content(sha)]
     return not created or min(created) >= since.timestamp()
 
 

@@ -1,4 +1,4 @@
-"""The long-running service: intake in the main process, workers in child processes, all via the journal."""
+"""The long-running service: intake in the main process, workers in child processes, all via the job store."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ STOP_GRACE_SECONDS = 8.0
 
 
 class Supervisor:
-    """Owns the config, the journal, the intake and the worker pool; reacts to signals."""
+    """Owns the config, the job store, the intake and the worker pool; reacts to signals."""
 
     def __init__(self, config_path: Path, once: bool = False) -> None:
         self.config_path = config_path
@@ -51,30 +51,30 @@ class Supervisor:
         self._attach_file_log()
         self._take_lock()
         self._install_signals()
-        journal = open_store(self.config.store_target, give_up=self.stop.is_set)
-        journal.claim_machine()
-        journal.clear_workers()  # this machine's rows only; recover() below likewise touches only its jobs
-        recovered = journal.recover()
+        store = open_store(self.config.store_target, give_up=self.stop.is_set)
+        store.claim_machine()
+        store.clear_workers()  # this machine's rows only; recover() below likewise touches only its jobs
+        recovered = store.recover()
         if recovered:
             log.info("re-queued %d job(s) interrupted by the last shutdown or crash", recovered)
         # A shared output folder holds other machines' writes in flight: sweep only ones long abandoned.
         swept = sweep_temp_files(self.config.output, 120.0 if self.config.journal_shared else 0.0)
         if swept:
             log.info("removed %d partial output file(s) left by an interrupted write", swept)
-        adopt_results(self.config, journal)
-        intake = Intake(self.config, journal, style_fingerprints(self.config))
+        adopt_results(self.config, store)
+        intake = Intake(self.config, store, style_fingerprints(self.config))
         started = self._drained_until = time.time()
         try:
             if self.once:
-                return self._run_once(intake, journal, started)
-            return self._run_forever(intake, journal)
+                return self._run_once(intake, store, started)
+            return self._run_forever(intake, store)
         finally:
             intake.stop()
-            journal.close()
+            store.close()
 
     # -- modes --------------------------------------------------------------------------
 
-    def _run_once(self, intake: Intake, journal: JobStore, started: float) -> int:
+    def _run_once(self, intake: Intake, store: JobStore, started: float) -> int:
         intake.scan_all()
         while intake.busy() and not self.stop.is_set():
             intake.step()
@@ -88,13 +88,13 @@ class Supervisor:
                 break
             time.sleep(0.2)
         if any(w.exit_code() == JournalError.exit_code for w in pool.workers):
-            raise self._journal_error()
-        journal.recover()
-        failed = [j for j in journal.jobs("failed") if j.updated >= started]
-        self._summary(journal)
+            raise self._store_error()
+        store.recover()
+        failed = [j for j in store.jobs("failed") if j.updated >= started]
+        self._summary(store)
         return 1 if failed or any(w.exit_code() not in (0, None) for w in pool.workers) else 0
 
-    def _run_forever(self, intake: Intake, journal: JobStore) -> int:
+    def _run_forever(self, intake: Intake, store: JobStore) -> int:
         try:
             metrics = MetricsExporter(self.config.metrics, self.config.store_target)
         except OSError as exc:
@@ -104,16 +104,16 @@ class Supervisor:
         pool.start()
         try:
             intake.start()
-            self._wait_ready(journal, pool)
+            self._wait_ready(store, pool)
             while not self.stop.is_set():
                 if self.reload.is_set():
-                    intake = self._reload(intake, journal, pool)
+                    intake = self._reload(intake, store, pool)
                 intake.step()
-                self._supervise(journal, pool)
-                self.health.tick(journal, pool)
+                self._supervise(store, pool)
+                self.health.tick(store, pool)
                 metrics.tick()
-                if not journal.pending() and not intake.busy():
-                    self._summary(journal)
+                if not store.pending() and not intake.busy():
+                    self._summary(store)
                 self.stop.wait(0.2)
         except (JournalError, JournalUnreachable):
             self.notifier.send("STOPPING=1")
@@ -123,25 +123,25 @@ class Supervisor:
         log.info("stopping (a running job is interrupted and re-queued)")
         intake.stop()
         pool.stop(STOP_GRACE_SECONDS)
-        journal.recover()
+        store.recover()
         metrics.close()
         log.info("stopped")
         return 0
 
-    def _wait_ready(self, journal: JobStore, pool: WorkerPool) -> None:
+    def _wait_ready(self, store: JobStore, pool: WorkerPool) -> None:
         """READY=1 only once every worker has loaded its model."""
         while not self.stop.is_set():
-            states = {w.id: w.state for w in journal.workers() if (w.machine or "") == journal.machine}
+            states = {w.id: w.state for w in store.workers() if (w.machine or "") == store.machine}
             ready = [s for s in states.values() if s in ("ready", "busy", "waiting")]
             if len(ready) >= len(pool.workers):
                 break
-            self._supervise(journal, pool)
-            self.health.tick(journal, pool)
+            self._supervise(store, pool)
+            self.health.tick(store, pool)
             self.stop.wait(0.2)
         log.info("ready: %d worker(s), watching %s", len(pool.workers), self.config.input)
         self.notifier.send("READY=1", "STATUS=ready")
 
-    def _reload(self, intake: Intake, journal: JobStore, pool: WorkerPool) -> Intake:
+    def _reload(self, intake: Intake, store: JobStore, pool: WorkerPool) -> Intake:
         self.reload.clear()
         ack = Acknowledger(self.config.state)  # `style-daemon reload` (ExecReload) waits for its answer
         self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={int(time.monotonic() * 1e6)}")
@@ -154,7 +154,7 @@ class Supervisor:
             return intake
         self.config = config
         intake.stop()
-        intake = Intake(config, journal, style_fingerprints(config))
+        intake = Intake(config, store, style_fingerprints(config))
         intake.start()  # its scan queues photos only for style sets newly routed to them
         pool.broadcast(signal.SIGHUP)
         log.info("reloaded %s", self.config_path)
@@ -164,18 +164,18 @@ class Supervisor:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _supervise(self, journal: JobStore, pool: WorkerPool) -> None:
-        """Restart dead workers; their jobs are re-queued at once; a worker's corrupt-journal exit is fatal."""
+    def _supervise(self, store: JobStore, pool: WorkerPool) -> None:
+        """Restart dead workers; their jobs are re-queued at once; a worker's corrupt-store exit is fatal."""
         for ended in pool.supervise():
-            self._on_worker_ended(journal, ended)
+            self._on_worker_ended(store, ended)
 
-    def _on_worker_ended(self, journal: JobStore, ended: EndedWorker) -> None:
+    def _on_worker_ended(self, store: JobStore, ended: EndedWorker) -> None:
         if ended.code == JournalError.exit_code:
-            raise self._journal_error()
+            raise self._store_error()
         log.error("worker %d ended (%s); restarting in %.0fs", ended.index, ended.how(), ended.restart_in)
-        settle_dead_worker(self.config, journal, ended)
+        settle_dead_worker(self.config, store, ended)
 
-    def _journal_error(self) -> JournalError:
+    def _store_error(self) -> JournalError:
         """The error a worker met: re-checked here, so the one line names the damage."""
         try:
             open_store(self.config.journal_path, readonly=True).close()
@@ -183,13 +183,13 @@ class Supervisor:
             return exc
         return JournalError(journal_corrupt_message(self.config.journal_path, "a worker could not read it"))
 
-    def _summary(self, journal: JobStore) -> None:
+    def _summary(self, store: JobStore) -> None:
         """One line per drained batch: every job that finished since the last such line, counted once."""
-        counts = journal.counts()
+        counts = store.counts()
         if (counts.done, counts.failed) == self._drained_counts:
             return  # nothing finished since the last look: no need to read the jobs
         self._drained_counts = (counts.done, counts.failed)
-        recent = [j for j in journal.jobs(limit=1_000_000) if j.finished and j.finished > self._drained_until]
+        recent = [j for j in store.jobs(limit=1_000_000) if j.finished and j.finished > self._drained_until]
         if not recent:
             return
         self._drained_until = max(j.finished for j in recent)

@@ -12,24 +12,24 @@ from daemon.store import JobStore, worker_id
 log = logging.getLogger(__name__)
 
 
-def settle_dead_worker(config: Config, journal: JobStore, ended: EndedWorker) -> None:
+def settle_dead_worker(config: Config, store: JobStore, ended: EndedWorker) -> None:
     """Re-queue (or, after max_attempts, fail) the dead worker's job and mark its row as restarting."""
     dead = worker_id(ended.index, ended.pid)
     reason = f"the worker process died while processing this photo ({ended.how()})"
-    for job in journal.running_of(dead):  # this machine's only: another machine's w0:1234 is not ours
+    for job in store.running_of(dead):  # this machine's only: another machine's w0:1234 is not ours
         if job.attempts < config.retries.max_attempts:
-            journal.retry_later(job.id, f"{reason}; trying again", 0)
+            store.retry_later(job.id, f"{reason}; trying again", 0)
             log.warning("job %d: %s; re-queued (attempt %d of %d used)", job.id, reason, job.attempts,
                         config.retries.max_attempts)
             continue
         message = (f"{reason}, on each of {job.attempts} attempts; the photo probably crashes the engine "
                    "or exhausts memory: try a smaller engine.max_size, or check the photo")
-        journal.fail(job.id, message)
+        store.fail(job.id, message)
         try:
             report = record_failure(config, from_text(job.source_path), message, job.style_set)
         except OSError as exc:
             report = None
             log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
         log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message, f" (see {report})" if report else "")
-    if any(w.id == dead and (w.machine or "") == journal.machine for w in journal.workers()):
-        journal.worker_state(dead, "restarting")
+    if any(w.id == dead and (w.machine or "") == store.machine for w in store.workers()):
+        store.worker_state(dead, "restarting")
