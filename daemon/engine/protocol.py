@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:  # numpy stays out of modules that only name the protocol
     import numpy as np
@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # numpy stays out of modules that only name the protocol
 DRY_RUN_BACKEND = "dry-run"
 
 
+@runtime_checkable
 class Engine(Protocol):
     """A loaded engine: built once per worker, then asked to stylise one photo per job."""
 
