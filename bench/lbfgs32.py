@@ -3,7 +3,7 @@
     python -m bench.lbfgs32 [--sizes 256 512] [--iterations 50] [--corrections 5]
 
 The same photo/style pairs are stylised by the real engine (vgg16-hed, one scale, content init) with
-each optimiser plugged in as engine.transfer.lbfgs; rows give the loss after the same number of
+each optimiser plugged in as engine.scale_loops.lbfgs; rows give the loss after the same number of
 iterations (and at a few iterations on the way), the evaluations used and the seconds. The optimiser's
 own memory is measured apart, each optimiser alone in a fresh process on a cheap loss of the same
 image size (peak RSS minus RSS before it starts), and extrapolated to a 6000x4000 print. Writes
@@ -44,6 +44,7 @@ def optimisers(corrections: int) -> dict:
 
 def quality_rows(pairs: list[str], sizes: list[int], iterations: int, corrections: int, on_row) -> list[dict]:
     """One row per pair, size and optimiser: losses, evaluations, seconds; on_row(rows) after each."""
+    import daemon.engine.scale_loops as scale_loops
     import daemon.engine.transfer as transfer
     from daemon.engine.backbones import resolve_backbone
     from daemon.engine.params import StyleImage, TransferParams
@@ -61,7 +62,7 @@ def quality_rows(pairs: list[str], sizes: list[int], iterations: int, correction
             # optimiser happens to run first (rows written before this warm-up charge it to scipy)
             maker.stylize(content, [style], TransferParams(max_size=size, iterations=1, scales=1))
             for name, run in optimisers(corrections).items():
-                transfer.lbfgs = run  # what _run calls for the host L-BFGS
+                scale_loops.lbfgs = run  # what the host loop calls for L-BFGS (lbfgs_impl scipy)
                 load = os.getloadavg()[0]
                 result = maker.stylize(content, [style], params)
                 losses = {r.iteration: r.loss for r in result.history}

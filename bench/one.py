@@ -63,10 +63,10 @@ def run_lbfgs_plain(loss, content, style, iterations, trace):
 
 
 def run_ours(loss, content, style, iterations, trace):
-    from daemon.engine.transfer import _scale_sizes
+    from daemon.engine.schedule import scale_sizes
 
     params = TransferParams(max_size=max(content.shape[:2]))
-    sizes = _scale_sizes(content.shape, max(content.shape[:2]), params)
+    sizes = scale_sizes(content.shape[1], content.shape[0], params)
     image = None
     for index, size in enumerate(sizes):
         final = index == len(sizes) - 1
@@ -80,12 +80,12 @@ def run_ours(loss, content, style, iterations, trace):
 
 def warm_up(loss, content, style, method) -> float:
     """Compile every shape the method will use; returns the seconds it took."""
-    from daemon.engine.transfer import _scale_sizes
+    from daemon.engine.schedule import scale_sizes
 
     begin = time.perf_counter()
     shapes = [(content.shape[1], content.shape[0])]
     if method == "ours":
-        shapes = _scale_sizes(content.shape, max(content.shape[:2]), TransferParams(max_size=max(content.shape[:2])))
+        shapes = scale_sizes(content.shape[1], content.shape[0], TransferParams(max_size=max(content.shape[:2])))
     for size in shapes:
         c = resize_to(content, size)
         loss.value_and_grad(c, style)(c[None])

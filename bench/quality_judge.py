@@ -28,13 +28,16 @@ class Judge:
 
     def __init__(self, engine, content: np.ndarray, style: StyleImage) -> None:
         self.engine = engine
-        self.feature_model, self.spec = engine._feature_model(JUDGE_PARAMS)
+        from daemon.engine.style_targets import whole_targets
+
+        self.feature_model, self.spec = engine.features.model_for(JUDGE_PARAMS)
         size = (content.shape[1], content.shape[0])
-        self.targets = engine._targets(self.feature_model, self.spec, content, [style], size, JUDGE_PARAMS)
+        self.targets = whole_targets(engine.features, self.feature_model, self.spec, content, [style], size,
+                                     JUDGE_PARAMS)
 
     def __call__(self, image: np.ndarray) -> tuple[float, float]:
         """(style distance, content distance) of `image` (HxWx3, 0..255); lower is closer."""
-        features = self.engine._features(self.feature_model, image.astype(np.float32))
+        features = self.engine.features.features(self.feature_model, image.astype(np.float32))
         content = _relative_error(features[self.spec.content_index], self.targets[0])
         style = sum(weight * _relative_error(gram_numpy(features[index]), target)
                     for index, weight, target in zip(self.spec.style_indices, self.spec.style_layer_weights,

@@ -121,18 +121,19 @@ def run_keras_sgd(loss, content: np.ndarray, style: StyleImage, cap: float) -> M
 
 def warm_up(engine, loss, content: np.ndarray, style: StyleImage, params_list: list[TransferParams]) -> float:
     """Compile every function and shape the timed runs will use; returns the seconds it took."""
-    from daemon.engine.transfer import _scale_sizes
+    from daemon.engine.plan import uses_device_loop
+    from daemon.engine.schedule import scale_sizes
     from daemon.media.images import resize_to
 
     begin = time.perf_counter()
     unique = [p for i, p in enumerate(params_list) if p not in params_list[:i]]
     for params in unique:
         params = replace(params, max_size=max(content.shape[:2]))
-        if engine._on_device(params):
+        if uses_device_loop(params):
             # The on-device loop compiles inside stylize: one untimed run compiles it.
             engine.stylize(content, [style], params)
             continue
-        for size in _scale_sizes(content.shape, max(content.shape[:2]), params):
+        for size in scale_sizes(content.shape[1], content.shape[0], params, max(content.shape[:2])):
             scaled = resize_to(content, size)
             engine.evaluate(scaled, scaled, [style], params)
     loss.value_and_grad(content, style.rgb)(content[None])

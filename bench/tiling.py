@@ -28,7 +28,7 @@ def child_main() -> None:
 
     import numpy as np
 
-    from daemon.engine import tiled_loss, tile_plan
+    from daemon.engine import network_facts, style_targets, tile_boxes, tiled_loss, tile_plan
     from daemon.engine.backbones import resolve_backbone
     from daemon.engine.params import StyleImage, TransferParams
     from daemon.engine.transfer import StyleTransfer
@@ -46,18 +46,19 @@ def child_main() -> None:
     # figure measured, one evaluation, is not buried under target-building time; the evaluation is the same.
     style_scale = min(1.0, style_side / size) if style_side else 1.0
     params = TransferParams(max_size=size, tiling=mode, memory_budget=budget, style_scale=style_scale)
-    model, spec = engine._feature_model(params)
-    plan = tile_plan.plan_scale(width, height, params, engine._network(params), budget)
+    model, spec = engine.features.model_for(params)
+    plan = tile_plan.plan_scale(width, height, params, network_facts.network(engine.model, params), budget)
     begin = time.perf_counter()
     if plan.tiled:
-        passes = engine._tiled_passes(model, spec, params)
-        image = engine._tiled_image((width, height), plan, params)
+        passes = engine.features.tiled_passes(model, spec, params)
+        image = tile_boxes.tiled_image(engine.model, params, (width, height), plan.core, plan.halo)
         target, _ = tiled_loss.content_features_and_grams(passes, content, image)
-        grams = engine._tiled_style_grams(passes, styles, (width, height), plan, params, None)
+        grams = style_targets.tiled_style_grams(passes, engine.model, styles, (width, height), plan.core, plan.halo,
+                                                params)
         step = tiled_loss.TiledLoss(passes, image, target, grams)
     else:
-        targets = engine._targets(model, spec, content, styles, (width, height), params)
-        step = engine._value_and_grad(model, spec, targets)
+        targets = style_targets.whole_targets(engine.features, model, spec, content, styles, (width, height), params)
+        step = engine.features.value_and_grad(model, spec, targets)
     targets_seconds = time.perf_counter() - begin
     times = []
     x = content[None].astype(np.float32)

@@ -12,97 +12,16 @@ the whole image; the halo's pixels receive their share of the gradient too, so t
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from daemon.engine import gradient
 from daemon.engine.losses import LossSpec, preprocess
+from daemon.engine.tile_boxes import Layout, Levels, Tile, TiledImage
 
 # Called after each tile of a pass: (tiles done in this evaluation, tiles in this evaluation).
 TileCallback = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Tile:
-    """One tile: its core (the part whose features it owns) and the region it reads, in image pixels."""
-
-    core: tuple[int, int, int, int]  # top, bottom, left, right (half-open)
-    region: tuple[int, int, int, int]
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How an image is cut: core size and halo in pixels, the pooling grid and the tiles."""
-
-    height: int
-    width: int
-    core: int
-    halo: int
-    tiles: tuple[Tile, ...]
-
-
-def layout(height: int, width: int, core: int, halo: int, grid: int) -> Layout:
-    """Tiles whose cores partition the image; cores and regions start on the `grid` (2**pools)."""
-    if core % grid or halo % grid:
-        raise ValueError(f"core ({core}) and halo ({halo}) must be multiples of the pooling grid {grid}")
-    tiles = []
-    for top in range(0, height, core):
-        for left in range(0, width, core):
-            bottom, right = min(top + core, height), min(left + core, width)
-            region = (max(top - halo, 0), min(bottom + halo, height), max(left - halo, 0), min(right + halo, width))
-            tiles.append(Tile((top, bottom, left, right), region))
-    return Layout(height, width, core, halo, tuple(tiles))
-
-
-def receptive_radius(model, deepest_layer: str) -> int:
-    """Pixels of context one output position of `deepest_layer` reads on each side of its own."""
-    radius, stride = 0, 1
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind == "Conv2D":
-            radius += (layer.kernel_size[0] // 2) * stride * layer.dilation_rate[0]
-        elif kind == "MaxPooling2D":
-            radius += (layer.pool_size[0] - 1) * stride  # window reaches one input further on one side
-            stride *= layer.strides[0]
-        if layer.name == deepest_layer:
-            return radius
-    raise ValueError(f"layer {deepest_layer!r} not in the model")
-
-
-def pooling_grid(model, deepest_layer: str) -> int:
-    """2**(pools before deepest_layer): tiles must start on this grid for pooling windows to coincide."""
-    grid = 1
-    for layer in model.layers:
-        if layer.name == deepest_layer:
-            return grid
-        if type(layer).__name__ == "MaxPooling2D":
-            grid *= layer.strides[0]
-    raise ValueError(f"layer {deepest_layer!r} not in the model")
-
-
-def safe_halo(model, deepest_layer: str) -> int:
-    """The receptive radius rounded up to the pooling grid: the smallest halo that keeps cores exact."""
-    grid = pooling_grid(model, deepest_layer)
-    return math.ceil(receptive_radius(model, deepest_layer) / grid) * grid
-
-
-@dataclass(frozen=True)
-class Levels:
-    """For each feature of the feature model (its output order), how many pools come before it."""
-
-    of_feature: tuple[int, ...]
-
-    @classmethod
-    def of(cls, model, feature_layers: Sequence[str]) -> "Levels":
-        pools, levels = 0, {}
-        for layer in model.layers:
-            if type(layer).__name__ == "MaxPooling2D":
-                pools += 1
-            levels[layer.name] = pools
-        return cls(tuple(levels[name] for name in feature_layers))
 
 
 class TiledPasses:
@@ -160,34 +79,6 @@ def _gram_sum(features):
 
     flat = ops.reshape(features, (-1, ops.shape(features)[-1]))
     return ops.matmul(ops.transpose(flat), flat)
-
-
-class TiledImage:
-    """Feature bookkeeping of one image size: tile boxes per feature level and whole-image counts."""
-
-    def __init__(self, height: int, width: int, tiles: Layout, levels: Levels) -> None:
-        self.layout = tiles
-        self.levels = levels
-        self.positions = [(height >> level) * (width >> level) for level in levels.of_feature]
-        self.boxes = [self._boxes(tile) for tile in tiles.tiles]
-
-    def _boxes(self, tile: Tile) -> np.ndarray:
-        """(features, 4) int32: the core of `tile` in the tile's own feature coordinates at each level."""
-        top, bottom, left, right = tile.core
-        r0, r1, c0, c1 = tile.region
-        rows = []
-        for level in self.levels.of_feature:
-            # A core that ends at the image edge owns every remaining feature row (the 'valid' pool
-            # drops an odd last row in the tile exactly as in the whole image).
-            end_r = (bottom - r0) >> level if bottom < self.layout.height else 1 << 30
-            end_c = (right - c0) >> level if right < self.layout.width else 1 << 30
-            rows.append(((top - r0) >> level, end_r, (left - c0) >> level, end_c))
-        return np.array(rows, dtype=np.int32)
-
-    def crop(self, image: np.ndarray, tile: Tile) -> np.ndarray:
-        """The tile's region of an (H, W, C) image as a (1, h, w, C) float32 batch."""
-        r0, r1, c0, c1 = tile.region
-        return np.ascontiguousarray(image[None, r0:r1, c0:c1], dtype=np.float32)
 
 
 def content_features_and_grams(passes: TiledPasses, image: np.ndarray, tiled: TiledImage,

@@ -108,6 +108,9 @@ def build_sidecar(
             "adaptation": dataclasses.asdict(result.adaptation) if result.adaptation else None,
         },
         "tiled": any(report.tiles for report in result.scale_reports),  # how: each scale's report (issue 14)
+        # What the engine planned before it began (every scale: size, cap, loop, optimiser, arithmetic,
+        # tiling, memory); null from an engine that makes no plan (the dry-run engine).
+        "plan": plan_record(result),
         "device": device,
         "keras_backend": keras_backend,
         "versions": package_versions(),
@@ -120,6 +123,12 @@ def build_sidecar(
     if keras_backend == DRY_RUN_BACKEND:
         document["dry_run"] = True  # the dry-run engine made it: a tinted photo, not a stylisation
     return document
+
+
+def plan_record(result: TransferResult) -> dict | None:
+    """The run's plan as JSON-ready data, or None when the engine made none."""
+    plan = getattr(result, "plan", None)
+    return dataclasses.asdict(plan) if plan is not None else None
 
 
 def sidecar_path(output: Path) -> Path:

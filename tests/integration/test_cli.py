@@ -255,7 +255,9 @@ def test_offline_fetch_weights_downloads_nothing_and_says_what_to_do(trap, poiso
     env, connected = trap
     start = time.monotonic()
     done = _cli("fetch-weights", env=_env(poisoned, STYLE_DAEMON_OFFLINE="1", **env), timeout=20)
-    assert time.monotonic() - start < 5
+    # No download was tried (the trap saw no connection, a download waits 30 s); the bound leaves a loaded
+    # machine the seconds a Python start takes there.
+    assert time.monotonic() - start < 15
     assert done.returncode == 69, done.stderr
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1, done.stderr
@@ -330,7 +332,7 @@ def test_stylize_reports_a_bad_input_at_once_without_loading_the_model(case, tmp
     out = tmp_path / "out.jpg"
     start = time.monotonic()
     done = _cli("stylize", str(content), "--style", str(style), "-o", str(out), env=_env(poisoned))
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 15  # the poison proves the model was not loaded; this, no waiting on a loaded machine
     assert done.returncode == 65, (done.returncode, done.stderr)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "ERROR" in lines[0], done.stderr
@@ -418,11 +420,11 @@ def test_contact_sheet_caption_counts_the_scales_that_ran(tmp_path, monkeypatch)
 
 def test_real_engine_plans_fewer_scales_for_a_small_photo():
     from daemon.engine.params import TransferParams
-    from daemon.engine.transfer import _scale_sizes
+    from daemon.engine.schedule import scale_sizes
 
     params = TransferParams(max_size=8000, scales=3)
-    assert _scale_sizes((300, 451, 3), min(8000, 451), params) == [(226, 150), (451, 300)]
-    assert len(_scale_sizes((768, 1024, 3), 1024, params)) == 3
+    assert scale_sizes(451, 300, params) == [(226, 150), (451, 300)]
+    assert len(scale_sizes(1024, 768, params)) == 3
 
 
 def test_stylize_sidecar_records_command_line_times_encoding_and_absolute_paths(tmp_path):

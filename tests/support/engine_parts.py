@@ -10,12 +10,13 @@ from tests.support.daemon import write_config
 
 def loss_step(engine, content, style, params):
     """The engine's compiled value-and-gradient of the loss for one photo and one style image."""
-    feature_model, spec = engine._feature_model(params)
-    size = (content.shape[1], content.shape[0])
     from daemon.engine.params import StyleImage
+    from daemon.engine.style_targets import whole_targets
 
-    targets = engine._targets(feature_model, spec, content, [StyleImage(style)], size, params)
-    return engine._value_and_grad(feature_model, spec, targets)
+    feature_model, spec = engine.features.model_for(params)
+    size = (content.shape[1], content.shape[0])
+    targets = whole_targets(engine.features, feature_model, spec, content, [StyleImage(style)], size, params)
+    return engine.features.value_and_grad(feature_model, spec, targets)
 
 
 def config_with_style_params(tmp_path, engine: dict, style_params: dict | None = None):

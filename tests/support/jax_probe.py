@@ -64,7 +64,7 @@ def _without_optax(engine, photo, style) -> dict:
         error = ""
     except ConfigError as exc:
         error = str(exc)
-    return {"fallback_iterations": result.iterations, "device_loops": len(engine._device),
+    return {"fallback_iterations": result.iterations, "device_loops": len(engine.devices),
             "optax_error": error}
 
 
@@ -98,10 +98,12 @@ def _masking(engine, photo, style) -> dict:
     rng = np.random.default_rng(0)
     x = np.clip(image + rng.normal(0, 20, image.shape), 0, 255).astype(np.float32)
     params = TransferParams(max_size=SIZE, scales=1)
-    feature_model, spec = engine._feature_model(params)
-    targets = engine._targets(feature_model, spec, image, [style], (61, 45), params)
-    total, grad, parts = engine._value_and_grad(feature_model, spec, targets)(x[None])
-    loop, plan, weights = engine._device.loop(params, spec)
+    from daemon.engine.style_targets import whole_targets
+
+    feature_model, spec = engine.features.model_for(params)
+    targets = whole_targets(engine.features, feature_model, spec, image, [style], (61, 45), params)
+    total, grad, parts = engine.features.value_and_grad(feature_model, spec, targets)(x[None])
+    loop, plan, weights = engine.devices.loop(params, spec)
     bucket = buckets.bucket_size((61, 45))
     padded_targets = [pad_feature(targets[0], bucket, plan.level_of(0)), *targets[1:]]
     padded = buckets.pad_batch(x[None], bucket)
@@ -126,7 +128,7 @@ def _buckets(engine, style) -> dict:
     """Traces of the compiled loop while photos of different aspect ratios go through."""
     # A loss of its own (tv_weight differs), so that its loop starts with no trace at all.
     params = TransferParams(max_size=SIZE, iterations=2, scales=1, tv_weight=4.0, **LIGHT)
-    loop = engine._device.loop(params, engine._feature_model(params)[1])[0]
+    loop = engine.devices.loop(params, engine.features.model_for(params)[1])[0]
     photo = load_image(CONTENT / "chelsea.png").rgb
     traces = {"start": loop.traces}
     for name, (width, height) in {"64x48": (64, 48), "64x42": (64, 42), "64x64": (64, 64)}.items():
@@ -141,7 +143,7 @@ def _hooks(engine, photo, style) -> dict:
     from daemon.errors import StopRequested
 
     params = TransferParams(max_size=SIZE, iterations=7, scales=1, save_every=3, log_every=5, **LIGHT)
-    loop = engine._device.loop(params, engine._feature_model(params)[1])[0]
+    loop = engine.devices.loop(params, engine.features.model_for(params)[1])[0]
     traces = loop.traces
     progress, saves, checks = [], [], []
     photo = resize_to(photo, (64, 45))  # padded to its bucket, 64x48: saves must be cropped back
@@ -177,10 +179,12 @@ def _device_total(engine, x, photo, style, precision) -> float:
     from daemon.engine import masked_vgg
 
     params = TransferParams(max_size=SIZE, scales=1, precision=precision, **LIGHT)
-    feature_model, spec = engine._feature_model(params)
+    from daemon.engine.style_targets import whole_targets
+
+    feature_model, spec = engine.features.model_for(params)
     size = (x.shape[1], x.shape[0])
-    targets = [jnp.asarray(t) for t in engine._targets(feature_model, spec, photo, [style], size, params)]
-    _, plan, weights = engine._device.loop(params, spec)
+    targets = [jnp.asarray(t) for t in whole_targets(engine.features, feature_model, spec, photo, [style], size, params)]
+    _, plan, weights = engine.devices.loop(params, spec)
     total, _ = masked_vgg.loss(plan, jnp.asarray(x[None]), targets, weights, jnp.asarray([x.shape[0], x.shape[1]]))
     return float(total)
 

@@ -169,10 +169,10 @@ def test_state_bytes_grows_with_pixels_and_corrections():
 
 def test_on_the_real_engine_the_loss_falls_about_as_fast_as_with_scipy(hed_engine, tubingen, starry, monkeypatch):
     """vgg16-hed, 64 px, 12 iterations: within 10% of scipy's L-BFGS-B (maxcor 20) final loss."""
-    import daemon.engine.transfer as transfer
+    import daemon.engine.scale_loops as scale_loops
     from daemon.engine.optimize import lbfgs
 
-    # lbfgs_impl scipy: the host loop then calls transfer.lbfgs, which the test swaps for each optimiser
+    # lbfgs_impl scipy: the host loop then calls scale_loops.lbfgs, which the test swaps for each optimiser
     params = TransferParams(max_size=64, iterations=12, scales=1, log_every=1, lbfgs_impl="scipy", precision="float32")
     results = {}
     for name, optimiser in {"scipy": lbfgs, "lbfgs32": functools.partial(lbfgs32, corrections=5)}.items():
@@ -182,7 +182,7 @@ def test_on_the_real_engine_the_loss_falls_about_as_fast_as_with_scipy(hed_engin
             first.append(value_and_grad(x0)[0])
             return optimiser(value_and_grad, x0, iterations, on_step)
 
-        monkeypatch.setattr(transfer, "lbfgs", recording)
+        monkeypatch.setattr(scale_loops, "lbfgs", recording)
         result = hed_engine.stylize(tubingen, [StyleImage(starry)], params)
         results[name] = (first[0], result.losses.loss, result.evaluations, result.iterations)
     start, scipy_final, _, _ = results["scipy"]

@@ -97,13 +97,13 @@ def test_budgets(iterations, scales):
 
 @pytest.mark.parametrize("iterations,expected", [(400, [400, 200, 100, 13, 5]), (80, [80, 40, 20, 5, 5])])
 def test_print_scale_caps_fall_with_the_pixel_count_but_never_under_five(iterations, expected):
-    from daemon.engine.transfer import _print_caps, _scale_sizes
+    from daemon.engine.schedule import print_caps, scale_sizes
 
     params = TransferParams(max_size=4000, iterations=iterations)
-    sizes = _scale_sizes((3000, 4000, 3), 4000, params)
+    sizes = scale_sizes(4000, 3000, params)
     assert [max(s) for s in sizes] == [250, 500, 1000, 2000, 4000]
     # 2000 px: its planned cap x (1024/2000)^2, so it costs what that cap would at 1024 px
-    assert _print_caps(scale_caps(iterations, len(sizes), params.budget), sizes, iterations) == expected
+    assert print_caps(scale_caps(iterations, len(sizes), params.budget), sizes, iterations) == expected
 
 
 def test_default_caps_give_the_finest_scale_the_old_count_and_coarser_ones_more():
@@ -278,6 +278,7 @@ def test_real_engine_old_settings_run_a_fixed_count_on_every_scale(hed_engine):
 
 # --- the sidecar of a daemon job --------------------------------------------------------------------
 
+@pytest.mark.engine
 def test_daemon_sidecar_records_why_each_scale_stopped(tmp_path):
     config = write_config(tmp_path, engine={"iterations": 40, "max_size": 96, "scales": 2, "min_scale_size": 32,
                                             "stop_tolerance": 0.5, "stop_window": 2, "budget": "coarse",

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.engine import tiled_loss, tile_plan
+from daemon.engine import network_facts, style_targets, tile_boxes, tiled_loss, tile_plan
 from daemon.engine.params import StyleImage, TransferParams
 from daemon.errors import ResourceError
 from tests.support import CONTENT, STYLE, VGG19_H5
@@ -43,16 +43,18 @@ def _compare(engine, halo: int | None):
     from daemon.engine.device_scale import feature_layers
 
     params = TransferParams()
-    model, spec = engine._feature_model(params)
+    model, spec = engine.features.model_for(params)
     content, style, x = _images()
-    targets = engine._targets(model, spec, content, [StyleImage(style)], (WIDTH, HEIGHT), params)
-    total, grad, _ = engine._value_and_grad(model, spec, targets)(x[None])
-    deepest = engine._deepest_layer(params)
-    grid = tiled_loss.pooling_grid(engine.model, deepest)
+    targets = style_targets.whole_targets(engine.features, model, spec, content, [StyleImage(style)], (WIDTH, HEIGHT),
+                                          params)
+    total, grad, _ = engine.features.value_and_grad(model, spec, targets)(x[None])
+    deepest = network_facts.deepest_layer(engine.model, params)
+    grid = network_facts.pooling_grid(engine.model, deepest)
     layers = feature_layers(params)
-    levels = tiled_loss.Levels.of(engine.model, layers)
-    layout = tiled_loss.layout(HEIGHT, WIDTH, CORE, tiled_loss.safe_halo(engine.model, deepest) if halo is None else halo, grid)
-    image = tiled_loss.TiledImage(HEIGHT, WIDTH, layout, levels)
+    levels = tile_boxes.Levels.of(engine.model, layers)
+    layout = tile_boxes.layout(HEIGHT, WIDTH, CORE, network_facts.safe_halo(engine.model, deepest) if halo is None else halo,
+                               grid)
+    image = tile_boxes.TiledImage(HEIGHT, WIDTH, layout, levels)
     passes = tiled_loss.TiledPasses(model, spec, levels)
     content_target, grams = tiled_loss.content_features_and_grams(passes, content, image)
     _, style_grams = tiled_loss.content_features_and_grams(passes, style, image)
@@ -65,6 +67,7 @@ def _compare(engine, halo: int | None):
 
 
 @pytest.mark.parametrize("backbone", ["vgg16-hed", "vgg19"])
+@pytest.mark.engine
 def test_tiled_loss_and_gradient_equal_the_untiled_ones(backbone):
     engine = _engine(backbone)
     grad_error, loss_error, tiles, target_error = _compare(engine, halo=None)
@@ -75,12 +78,13 @@ def test_tiled_loss_and_gradient_equal_the_untiled_ones(backbone):
 
 
 @pytest.mark.parametrize("backbone", ["vgg16-hed", "vgg19"])
+@pytest.mark.engine
 def test_a_halo_narrower_than_the_receptive_field_is_not_exact(backbone):
     """The exactness check can fail: half the safe halo (on the pooling grid) breaks it."""
     engine = _engine(backbone)
-    deepest = engine._deepest_layer(TransferParams())
-    grid = tiled_loss.pooling_grid(engine.model, deepest)
-    halo = tiled_loss.safe_halo(engine.model, deepest) // 2 // grid * grid
+    deepest = network_facts.deepest_layer(engine.model, TransferParams())
+    grid = network_facts.pooling_grid(engine.model, deepest)
+    halo = network_facts.safe_halo(engine.model, deepest) // 2 // grid * grid
     grad_error, _, _, _ = _compare(engine, halo=halo)
     assert grad_error > 1e-3, grad_error
 
@@ -88,15 +92,15 @@ def test_a_halo_narrower_than_the_receptive_field_is_not_exact(backbone):
 def test_receptive_radius_of_both_backbones():
     """Counted by hand: each 3x3 conv adds the current stride, each 2x2 pool its input stride."""
     hed = _engine("vgg16-hed")
-    assert tiled_loss.receptive_radius(hed.model, "block5_conv1") == 2 + 1 + 4 + 2 + 12 + 4 + 24 + 8 + 16
-    assert tiled_loss.pooling_grid(hed.model, "block5_conv1") == 16
-    assert tiled_loss.safe_halo(hed.model, "block5_conv1") == 80
-    assert tiled_loss.safe_halo(_engine("vgg19").model, "block5_conv1") == 96  # 85: two more convs in blocks 3, 4
+    assert network_facts.receptive_radius(hed.model, "block5_conv1") == 2 + 1 + 4 + 2 + 12 + 4 + 24 + 8 + 16
+    assert network_facts.pooling_grid(hed.model, "block5_conv1") == 16
+    assert network_facts.safe_halo(hed.model, "block5_conv1") == 80
+    assert network_facts.safe_halo(_engine("vgg19").model, "block5_conv1") == 96  # 85: two more convs in blocks 3, 4
 
 
 @pytest.mark.parametrize("height,width,core,halo", [(141, 203, 48, 32), (1000, 700, 256, 96), (64, 64, 64, 16)])
 def test_layout_cores_partition_the_image_and_start_on_the_grid(height, width, core, halo):
-    layout = tiled_loss.layout(height, width, core, halo, 16)
+    layout = tile_boxes.layout(height, width, core, halo, 16)
     covered = np.zeros((height, width), int)
     for tile in layout.tiles:
         top, bottom, left, right = tile.core
@@ -149,7 +153,7 @@ def test_refusal_names_the_image_and_optimizer_state_when_even_tiles_cannot_fit(
 _RSS_SCRIPT = """
 import json, resource, sys
 import numpy as np
-from daemon.engine import tiled_loss, tile_plan
+from daemon.engine import network_facts, style_targets, tile_boxes, tiled_loss, tile_plan
 from daemon.engine.params import StyleImage, TransferParams
 from daemon.engine.transfer import StyleTransfer
 from daemon.engine.weights import hed_weights
@@ -163,17 +167,17 @@ styles = [StyleImage(rng.uniform(0, 255, (96, 128, 3)).astype(np.float32))]
 # fraction of the compute of the whole network, so the test stays quick.
 params = TransferParams(tiling=mode, tile_size=64, content_layer="block2_conv2",
                         style_layers={"block1_conv1": 1.0, "block2_conv1": 1.0, "block3_conv1": 1.0})
-model, spec = engine._feature_model(params)
+model, spec = engine.features.model_for(params)
 if mode == "never":
-    targets = engine._targets(model, spec, content, styles, (width, height), params)
-    engine._value_and_grad(model, spec, targets)(content[None])
+    targets = style_targets.whole_targets(engine.features, model, spec, content, styles, (width, height), params)
+    engine.features.value_and_grad(model, spec, targets)(content[None])
     tiles = 0
 else:
-    plan = tile_plan.plan_scale(width, height, params, engine._network(params), 10**12)
-    passes = engine._tiled_passes(model, spec, params)
-    image = engine._tiled_image((width, height), plan, params)
+    plan = tile_plan.plan_scale(width, height, params, network_facts.network(engine.model, params), 10**12)
+    passes = engine.features.tiled_passes(model, spec, params)
+    image = tile_boxes.tiled_image(engine.model, params, (width, height), plan.core, plan.halo)
     target, _ = tiled_loss.content_features_and_grams(passes, content, image)
-    grams = engine._tiled_style_grams(passes, styles, (width, height), plan, params, None)
+    grams = style_targets.tiled_style_grams(passes, engine.model, styles, (width, height), plan.core, plan.halo, params)
     tiled_loss.TiledLoss(passes, image, target, grams)(content[None])
     tiles = len(image.layout.tiles)
 print(json.dumps({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "tiles": tiles}))
@@ -190,6 +194,7 @@ def _peak_rss(width: int, mode: str) -> tuple[int, int]:
     return row["rss"], row["tiles"]
 
 
+@pytest.mark.engine
 def test_peak_memory_of_a_tiled_evaluation_grows_only_with_the_image_sized_arrays():
     """From 384 to 1024 px the untiled peak grows by the activations (GBs); the tiled one only by a
     few image-sized arrays, because interior tiles (64 px cores, 16 px halo) are the same at both."""
@@ -203,6 +208,7 @@ def test_peak_memory_of_a_tiled_evaluation_grows_only_with_the_image_sized_array
     assert untiled_large - untiled_small > 4 * (large - small), (untiled_small, untiled_large, small, large)
 
 
+@pytest.mark.engine
 def test_tiled_stylisation_within_a_small_budget_is_as_stylised_as_the_untiled_one(tmp_path):
     """768 px with a 1 GB budget (its untiled estimate is 1.6 GB) through `style-daemon stylize`; the
     result is judged by our own style and content distances against the untiled result's."""
@@ -212,8 +218,9 @@ def test_tiled_stylisation_within_a_small_budget_is_as_stylised_as_the_untiled_o
     photo = CONTENT / "tubingen.jpg"  # 1024x768, made 768x576 by --size
     content = resize_long_side(load_image(photo).rgb, 768)
     style = load_image(STYLE / "starry_night.jpg").rgb
-    params = TransferParams(max_size=768, scales=1, iterations=8, style_weight=30.0)
-    assert tile_plan.untiled_bytes(768, 576, engine._network(params)) > 1.5e9
+    # float32 like the tiled run (tiles always compute in float32): the comparison is of tiling, not arithmetic
+    params = TransferParams(max_size=768, scales=1, iterations=8, style_weight=30.0, precision="float32")
+    assert tile_plan.untiled_bytes(768, 576, network_facts.network(engine.model, params)) > 1.5e9
     out = tmp_path / "tiled.png"
     done = subprocess.run(
         [sys.executable, "-m", "daemon", "stylize", str(photo), "--style", str(STYLE / "starry_night.jpg"),
