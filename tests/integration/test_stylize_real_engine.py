@@ -215,11 +215,11 @@ def test_out_of_memory_is_retried_once_smaller(hed_engine, tubingen, starry, mon
     real_run = hed_engine._run
     sizes = []
 
-    def flaky_run(content, styles, params, long_side, hooks):
-        sizes.append(long_side)
+    def flaky_run(plan, content, styles, params, hooks):
+        sizes.append(plan.long_side)
         if len(sizes) == 1:
             raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 123 bytes")
-        return real_run(content, styles, params, long_side, hooks)
+        return real_run(plan, content, styles, params, hooks)
 
     monkeypatch.setattr(hed_engine, "_run", flaky_run)
     result = hed_engine.stylize(tubingen, [StyleImage(starry)], TransferParams(max_size=96, iterations=2, scales=1))

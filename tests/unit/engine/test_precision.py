@@ -8,6 +8,7 @@ import pytest
 
 from daemon.engine import precision
 from daemon.engine.params import StyleImage, TransferParams
+from daemon.engine.style_targets import whole_targets
 from daemon.errors import ConfigError
 
 AMX_LINE = "flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
@@ -53,9 +54,9 @@ def test_bf16_changes_the_loss_of_one_image_a_little(hed_engine, tubingen, starr
     styled = np.clip(tubingen + np.random.default_rng(0).normal(0, 20, tubingen.shape), 0, 255).astype(np.float32)
     totals = {}
     for arithmetic in ("float32", "bf16"):
-        model, spec = hed_engine._feature_model(params, arithmetic)
-        targets = hed_engine._targets(model, spec, tubingen, [StyleImage(starry)], size, params)
-        total, grad, _ = hed_engine._value_and_grad(model, spec, targets)(styled[None])
+        model, spec = hed_engine.features.model_for(params, arithmetic)
+        targets = whole_targets(hed_engine.features, model, spec, tubingen, [StyleImage(starry)], size, params)
+        total, grad, _ = hed_engine.features.value_and_grad(model, spec, targets)(styled[None])
         assert grad.dtype == np.float32 and np.isfinite(grad).all()
         totals[arithmetic] = total
     difference = abs(totals["bf16"] - totals["float32"]) / totals["float32"]
