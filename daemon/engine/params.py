@@ -1,11 +1,25 @@
-"""Typed inputs and outputs of the engine: parameters, style images, progress and results."""
+"""The one schema of the engine parameters, and the engine's typed inputs and outputs.
+
+Every parameter is defined once, in TransferParams (and the three run choices that are not transfer
+parameters in EngineChoices): its type, default, allowed values and a one-line description. The config's
+`engine` section and a style set's `params`, the stylize options, check-config's output, the configuration
+reference (docs/configuration.md) and config.yaml are derived from these fields or checked against them by a
+test, so adding a parameter is one edit here. No numpy at module level: `style-daemon --help` reads this.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic.dataclasses import dataclass as schema
 
 from daemon.engine.adapt import Adaptation
+from daemon.engine.param_types import (STRENGTH_PRESETS, ByteSize, LayerWeights, Option, Strength, TileSize,
+                                       layer_weights_text, parse_layer_weights, parse_strength)
+from daemon.errors import ConfigError
 
 if TYPE_CHECKING:  # only annotations use numpy: `style-daemon --help` starts without importing it
     import numpy as np
@@ -36,7 +50,6 @@ DEFAULT_STYLE_LAYERS = {
 # Strength 0..1 -> style weight on a log scale: 3 at 0, 30 (the old default) at 0.5, 300 at 1. The
 # old 30 drowned the subject of several ordinary pairs too (the grid in docs/), so balanced is 11.9;
 # adapt_strength damps it further for the pairs whose photo starts far from the painting.
-STRENGTH_PRESETS = {"subtle": 0.15, "balanced": 0.3, "strong": 0.5}
 DEFAULT_STRENGTH = STRENGTH_PRESETS["balanced"]
 _STYLE_WEIGHT_AT_0, _STYLE_WEIGHT_RANGE = 3.0, 100.0
 
@@ -44,8 +57,6 @@ _STYLE_WEIGHT_AT_0, _STYLE_WEIGHT_RANGE = 3.0, 100.0
 def style_weight_for(strength: float) -> float:
     """The style weight (content weight 1) for a strength in 0..1: each +0.1 is about 1.6x more style."""
     if not 0.0 <= strength <= 1.0:
-        from daemon.errors import ConfigError
-
         raise ConfigError(f"invalid engine parameter: strength must be between 0 and 1, got {strength}")
     return round(_STYLE_WEIGHT_AT_0 * _STYLE_WEIGHT_RANGE**strength, 4)
 
@@ -57,85 +68,176 @@ def strength_value(value: float | str) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        from daemon.errors import ConfigError
-
         names = ", ".join(STRENGTH_PRESETS)
         raise ConfigError(f"invalid engine parameter: strength must be a number 0..1 or one of {names}, "
                           f"got {value!r}") from None
 
 
-@dataclass(frozen=True)
-class TransferParams:
-    """Every knob of one style transfer; defaults give a clearly stylised, recognisable result."""
+def chosen_style_weight(levels: list[tuple[float | str | None, float | None]]) -> float | None:
+    """The style weight the most specific of (strength, style_weight) levels asks for, general to specific;
+    within one level a raw style_weight wins over strength. None when no level sets either."""
+    chosen = None
+    for strength, style_weight in levels:
+        if style_weight is not None:
+            chosen = style_weight
+        elif strength is not None:
+            chosen = style_weight_for(strength_value(strength))
+    return chosen
 
-    max_size: int = 512
-    iterations: int = 400  # cap of the coarsest scale (see budget): 400, 200, 100 at 128, 256, 512 px
-    scales: int = 3
-    min_scale_size: int = 128
-    content_weight: float = 1.0
-    style_weight: float = style_weight_for(DEFAULT_STRENGTH)  # default: strength "balanced"
-    tv_weight: float = 5.0
-    content_layer: str = DEFAULT_CONTENT_LAYER
-    style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
-    optimizer: Optimizer = "lbfgs"
+
+class ParamError(ConfigError):
+    """An engine parameter the schema refuses: `field` and `problem` let each front end name it its own way."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"invalid engine parameter: {field} {problem}")
+        self.field, self.problem = field, problem
+
+
+def _refusal(error: dict) -> tuple[str, str]:
+    """(field, problem) of pydantic's first error, worded to follow the parameter's name."""
+    field = str(error["loc"][0]) if error["loc"] else "(parameters)"
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        return field, message.removeprefix("Value error, ")
+    return field, "s" + message.removeprefix("Input s") if message.startswith("Input should") else message
+
+
+def _one_line(cls: type, values: Any, handler: Any) -> Any:
+    """Validation errors become one ParamError (a ConfigError): the first problem, named by its field."""
+    try:
+        return handler(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        if error["type"] == "unexpected_keyword_argument":
+            raise TypeError(f"{cls.__name__} has no parameter {error['loc'][0]!r}") from None
+        raise ParamError(*_refusal(error)) from None
+
+
+_SCHEMA = ConfigDict(extra="forbid")
+
+
+@schema(frozen=True, config=_SCHEMA)
+class TransferParams:
+    """Every knob of one style transfer; defaults give a clearly stylised, recognisable result.
+
+    A pydantic dataclass: construction and dataclasses.replace() validate, and a refused value raises
+    ParamError (a ConfigError) naming the field."""
+
+    max_size: Annotated[int, Field(ge=MIN_SIDE, description=(
+        "long side of the result in pixels; a smaller photo is not upscaled")), Option("--size", "N")] = 512
+    iterations: Annotated[int, Field(ge=1, description=(
+        "most optimiser iterations per scale: the cap of the coarsest one (see budget and stop_tolerance)")),
+        Option(metavar="N")] = 400
+    scales: Annotated[int, Field(ge=1, le=6, description=(
+        "coarse-to-fine scales (fewer run when the photo is small)")), Option(metavar="N")] = 3
+    min_scale_size: Annotated[int, Field(ge=MIN_SIDE, description=(
+        "smallest long side of a coarser scale in pixels; smaller scales are left out")), Option(metavar="N")] = 128
+    content_weight: Annotated[float, Field(ge=0, description=(
+        "weight of the content loss: higher keeps more of the photo")), Option(metavar="W")] = 1.0
+    style_weight: Annotated[float, Field(ge=0, description=(
+        "raw weight of the style loss, instead of strength: higher gives more paint; unset, it comes from "
+        "strength (adapt_strength still applies)")), Option(metavar="W")] = style_weight_for(DEFAULT_STRENGTH)
+    tv_weight: Annotated[float, Field(ge=0, description=(
+        "weight of the total-variation loss: higher smooths pixel noise")), Option(metavar="W")] = 5.0
+    content_layer: Annotated[str, Field(min_length=1, description=(
+        "the backbone layer whose features the result keeps from the photo")),
+        Option(metavar="LAYER")] = DEFAULT_CONTENT_LAYER
+    style_layers: Annotated[LayerWeights, Field(description=(
+        "backbone layers whose feature correlations make the style, with their relative weights")),
+        Option(metavar="LAYER=W,...", parse=parse_layer_weights)] = Field(
+        default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
+    optimizer: Annotated[Optimizer, Field(description=(
+        "L-BFGS needs far fewer iterations; adam is there for comparison"))] = "lbfgs"
     # auto: optax on the device under JAX on an accelerator, else the float32 L-BFGS in numpy on the host
     # (lbfgs32.py: a tenth of the overhead of scipy's L-BFGS-B, which at 512 px took 0.28 s an iteration).
-    lbfgs_impl: LbfgsImpl = "auto"
-    # Arithmetic of the loss. auto: bf16 on a CPU with AMX under TensorFlow (3.5x faster there,
-    # precision.py), float32 elsewhere (the on-device loop: until bf16/tf32 speed is measured on a GPU).
-    precision: Precision = "auto"
-    learning_rate: float = 2.0
-    init: Init = "content"
-    seed: int = 0
-    style_scale: float = 1.0
-    preserve_colors: ColorMode = "none"
-    on_too_large: TooLarge = "refuse"
-    log_every: int = 50
-    save_every: int = 0
-    # Bytes one evaluation may use; 0: what is free now (RAM, or accelerator memory). Above it the
-    # loss and gradient are computed tile by tile (exact), so the budget bounds memory, not size.
-    memory_budget: int = 0
-    # auto: tile only when the untiled estimate exceeds the budget; always/never force it.
-    tiling: Tiling = "auto"
-    tile_size: int = 0  # px of a tile's core (multiple of 16); 0: the largest that fits the budget
-    # A scale stops once the loss fell by less than stop_tolerance (relative) over stop_window
-    # iterations; 0 turns the rule off (every scale runs to its cap).
-    stop_tolerance: float = 0.02
-    stop_window: int = 10
-    # even: every scale capped at `iterations`; coarse: the coarsest at `iterations`, each finer half.
-    budget: Budget = "coarse"
-    # Damp the style weight for a photo that starts far from the painting's style statistics (adapt.py).
-    adapt_strength: bool = True
+    lbfgs_impl: Annotated[LbfgsImpl, Field(description=(
+        "L-BFGS on the device (optax, JAX only) or on the host (numpy: float32, scipy: L-BFGS-B); "
+        "auto: optax under JAX on a GPU, else numpy"))] = "auto"
+    # bf16 on a CPU with AMX under TensorFlow is 3.5x faster there (precision.py); float32 elsewhere
+    # (the on-device loop: until bf16/tf32 speed is measured on a GPU).
+    precision: Annotated[Precision, Field(description=(
+        "arithmetic of the loss: auto is bf16 on a CPU with AMX under TensorFlow, else float32; "
+        "tf32 is for the on-device loop only"))] = "auto"
+    learning_rate: Annotated[float, Field(gt=0, description="step size of the adam optimiser"),
+                             Option(metavar="R")] = 2.0
+    init: Annotated[Init, Field(description=(
+        "start from the photo, from seeded noise or from the style image"))] = "content"
+    seed: Annotated[int, Field(description=(
+        "random seed: identical input and seed give identical output on a CPU")), Option(metavar="N")] = 0
+    style_scale: Annotated[float, Field(gt=0, description=(
+        "style image size relative to the result: smaller gives finer brush strokes")), Option(metavar="S")] = 1.0
+    preserve_colors: Annotated[ColorMode, Field(description=(
+        "keep the photo's colours: luminance transfer or histogram matching")),
+        Option(const="luminance")] = "none"
+    on_too_large: Annotated[TooLarge, Field(description=(
+        "an image that would not fit in memory is refused, or downsized until it fits"))] = "refuse"
+    log_every: Annotated[int, Field(ge=1, description=(
+        "a progress line and a loss-history entry every N iterations")), Option(metavar="N")] = 50
+    save_every: Annotated[int, Field(ge=0, description=(
+        "stylize also writes OUT.iterNNNN.EXT every N iterations; 0 is off")), Option(metavar="N")] = 0
+    # Above it the loss and gradient are computed tile by tile (exact): the budget bounds memory, not size.
+    memory_budget: Annotated[ByteSize, Field(description=(
+        "memory a job may use beyond the loaded model, e.g. 8GB or 512MiB (K, M, G, T alone are 1024-based); "
+        "above it the loss is computed tile by tile (exact); 0: 90% of what is free when a job starts")),
+        Option(metavar="SIZE")] = 0
+    tiling: Annotated[Tiling, Field(description=(
+        "auto tiles only when an image would not fit in the memory budget; always and never force it"))] = "auto"
+    tile_size: Annotated[TileSize, Field(description=(
+        "pixels of a tile's core, a multiple of 16 of at least 32; 0: the largest that fits the budget")),
+        Option(metavar="N")] = 0
+    stop_tolerance: Annotated[float, Field(ge=0, lt=1, description=(
+        "a scale stops once the loss fell by less than this fraction over stop_window iterations; "
+        "0 runs every scale to its cap")), Option(metavar="F")] = 0.02
+    stop_window: Annotated[int, Field(ge=1, description=(
+        "iterations over which stop_tolerance is measured")), Option(metavar="N")] = 10
+    budget: Annotated[Budget, Field(description=(
+        "iteration caps per scale: even gives every scale `iterations`; coarse gives the coarsest "
+        "`iterations` and each finer scale half the one before"))] = "coarse"
+    # adapt.py: the photo's own style error against the painting's, measured once per pair.
+    adapt_strength: Annotated[bool, Field(description=(
+        "damp the style weight for a photo whose own style statistics are far from the painting's "
+        "(there it drowned the subject); the sidecar says by how much"))] = True
 
-    def __post_init__(self) -> None:
-        checks = [
-            (self.max_size >= MIN_SIDE, f"max_size must be at least {MIN_SIDE}"),
-            (self.min_scale_size >= MIN_SIDE, f"min_scale_size must be at least {MIN_SIDE}"),
-            (self.iterations >= 1, "iterations must be at least 1"),
-            (self.scales >= 1, "scales must be at least 1"),
-            (self.content_weight >= 0 and self.style_weight >= 0 and self.tv_weight >= 0,
-             "loss weights must not be negative"),
-            (bool(self.style_layers), "style_layers must name at least one layer"),
-            (all(w >= 0 for w in self.style_layers.values()), "style layer weights must not be negative"),
-            (self.style_scale > 0, "style_scale must be positive"),
-            (self.learning_rate > 0, "learning_rate must be positive"),
-            (self.log_every >= 1, "log_every must be at least 1"),
-            (self.save_every >= 0, "save_every must be 0 (off) or positive"),
-            (self.lbfgs_impl in ("auto", "optax", "numpy", "scipy"), "lbfgs_impl must be auto, optax, numpy or scipy"),
-            (self.precision in ("auto", "float32", "tf32", "bf16"), "precision must be auto, float32, tf32 or bf16"),
-            (self.memory_budget >= 0, "memory_budget must be 0 (what is free) or positive"),
-            (self.tiling in ("auto", "always", "never"), "tiling must be auto, always or never"),
-            (self.tile_size == 0 or (self.tile_size >= 32 and self.tile_size % 16 == 0),
-             "tile_size must be 0 (auto) or a multiple of 16 of at least 32"),
-            (0 <= self.stop_tolerance < 1, "stop_tolerance must be 0 (off) or between 0 and 1"),
-            (self.stop_window >= 1, "stop_window must be at least 1"),
-            (self.budget in ("even", "coarse"), "budget must be even or coarse"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                from daemon.errors import ConfigError
+    _one_line = model_validator(mode="wrap")(classmethod(_one_line))
 
-                raise ConfigError(f"invalid engine parameter: {message}")
+
+@schema(frozen=True, config=_SCHEMA)
+class EngineChoices:
+    """The engine settings that are not transfer parameters: the feature network, its weights, the strength."""
+
+    backbone: Annotated[Backbone, Field(description=(
+        "feature network: auto is VGG19 if its weights are at hand or can be fetched, else vgg16-hed"))] = "auto"
+    weights: Annotated[Path | None, Field(description=(
+        "a Keras VGG19 notop weights file, for offline servers; unset: the Keras cache")), Option(metavar="FILE")] = None
+    strength: Annotated[Strength, Field(description=(
+        "how much style: a number from 0 (a hint) to 1 (style everywhere) or subtle, balanced, strong "
+        "(0.15, 0.3, 0.5); sets style_weight = 3 * 100**strength")),
+        Option(metavar="S", parse=parse_strength)] = "balanced"
+
+    _one_line = model_validator(mode="wrap")(classmethod(_one_line))
+
+
+def transfer_fields() -> dict[str, Any]:
+    """{name: pydantic FieldInfo} of every transfer parameter, in the order of TransferParams."""
+    return dict(TransferParams.__pydantic_fields__)
+
+
+def engine_fields() -> dict[str, Any]:
+    """{name: FieldInfo} of the whole `engine` section: the run choices, then every transfer parameter."""
+    return {**EngineChoices.__pydantic_fields__, **TransferParams.__pydantic_fields__}
+
+
+def option_of(info: Any) -> Option:
+    """The stylize-option spelling riding in a field's metadata (an empty Option if it has none)."""
+    return next((m for m in info.metadata if isinstance(m, Option)), Option())
+
+
+def shown_default(name: str, info: Any) -> object:
+    """A parameter's default as a person writes it (style layers as text; style_weight: from strength)."""
+    if name == "style_weight":
+        return None
+    value = info.get_default(call_default_factory=True)
+    return layer_weights_text(value) if name == "style_layers" else value
 
 
 @dataclass(frozen=True)

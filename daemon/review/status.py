@@ -85,7 +85,7 @@ def collect(config: Config) -> StatusReport:
 
 
 def _collect_jobs(config: Config) -> StatusReport:
-    if not config.journal_shared and (not config.journal_path.exists() or config.journal_path.stat().st_size == 0):
+    if not config.store_shared and (not config.store_path.exists() or config.store_path.stat().st_size == 0):
         return StatusReport(0, 0, 0, 0)  # nothing recorded yet (the service creates the tables at start)
     store = open_store(config.store_target, readonly=True)
     try:
@@ -103,7 +103,7 @@ def _collect_jobs(config: Config) -> StatusReport:
         drain = None
         if mean is not None:
             left = sum(r.eta_seconds or 0 for r in running)
-            serving = len(current_workers(store.workers())) if config.journal_shared else config.workers
+            serving = len(current_workers(store.workers())) if config.store_shared else config.workers
             drain = (left + mean * counts.queued) / max(serving, 1)  # a shared store: every machine's workers
         waiting = [WaitingJob(j.id, j.rel_path, j.style_set, j.error, max(0.0, j.next_attempt - now))
                    for j in store.jobs("queued", 100_000) if (j.error or "").startswith(WAITING_PREFIX)]

@@ -58,7 +58,7 @@ class Supervisor:
         if recovered:
             log.info("re-queued %d job(s) interrupted by the last shutdown or crash", recovered)
         # A shared output folder holds other machines' writes in flight: sweep only ones long abandoned.
-        swept = sweep_temp_files(self.config.output, 120.0 if self.config.journal_shared else 0.0)
+        swept = sweep_temp_files(self.config.output, 120.0 if self.config.store_shared else 0.0)
         if swept:
             log.info("removed %d partial output file(s) left by an interrupted write", swept)
         adopt_results(self.config, store)
@@ -178,10 +178,10 @@ class Supervisor:
     def _store_error(self) -> JournalError:
         """The error a worker met: re-checked here, so the one line names the damage."""
         try:
-            open_store(self.config.journal_path, readonly=True).close()
+            open_store(self.config.store_path, readonly=True).close()
         except JournalError as exc:
             return exc
-        return JournalError(journal_corrupt_message(self.config.journal_path, "a worker could not read it"))
+        return JournalError(journal_corrupt_message(self.config.store_path, "a worker could not read it"))
 
     def _summary(self, store: JobStore) -> None:
         """One line per drained batch: every job that finished since the last such line, counted once."""

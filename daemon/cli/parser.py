@@ -1,0 +1,169 @@
+"""The argument parser of every subcommand; the stylize options come from the engine schema (stylize_options)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from daemon import __version__
+from daemon.cli import check_config, commands, stylize
+from daemon.cli.stylize_options import add_stylize
+
+EXIT_CODES = (
+    (0, "done (once: no job failed; reload: the new config is live)"),
+    (1, "a job failed (once), or an unexpected error"),
+    (2, "bad command line (unknown option, missing or invalid argument)"),
+    (65, "an input image is missing, unreadable or not an image"),
+    (69, "backbone weights unavailable (missing, offline, download failed)"),
+    (75, "does not fit in memory, or the state folder is in use by another service"),
+    (76, "the job store is corrupt"),
+    (78, "invalid config file (reload: the new config was refused)"),
+    (130, "interrupted (Ctrl-C)"),
+    (141, "the reader of the output went away (e.g. `| head`)"),
+)
+PUBLIC_COMMANDS = ("stylize", "run", "once", "status", "check-config", "reload", "redo", "journal", "doctor", "fetch-weights")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default; descriptions and the epilog keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "(default" in text or action.required or not action.option_strings:
+            return text
+        if action.default is argparse.SUPPRESS or action.default is None:
+            return text
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        return f"{text} (default: %(default)s)"
+
+
+def _epilog() -> str:
+    lines = ["exit codes:"] + [f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES]
+    return "\n".join(lines)
+
+
+class _Commands:
+    """Adds subcommands that share the --log-level option, the help formatter and the exit-code epilog."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        # Also accepted after the subcommand; SUPPRESS keeps it from overriding the main option's value.
+        self.common = argparse.ArgumentParser(add_help=False)
+        self.common.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS,
+                                 help="how much to log on stderr (default: INFO)")
+        self.sub = parser.add_subparsers(dest="command", required=True, title="commands",
+                                         metavar="{" + ",".join(PUBLIC_COMMANDS) + "}")
+
+    def add(self, name: str, summary: str, description: str = "") -> argparse.ArgumentParser:
+        """A listed subcommand: `summary` in the main help, `description` (or the summary) in its own."""
+        return self.sub.add_parser(name, help=summary, description=description or summary[0].upper() + summary[1:] + ".",
+                                   parents=[self.common], formatter_class=HelpFormatter, epilog=_epilog())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand; `worker` is internal and left out of the help."""
+    parser = argparse.ArgumentParser(prog="style-daemon", formatter_class=HelpFormatter, epilog=_epilog(),
+                                     description="Neural style transfer, one-shot or as a hot-folder service.")
+    parser.add_argument("--version", action="version", version=f"style-daemon {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, help="how much to log on stderr")
+    command = _Commands(parser)
+    add_stylize(command.add(
+        "stylize", "stylise one photo now and write the result with its sidecar",
+        "Stylise one photo now. All inputs are checked before the model loads; an existing "
+        "result is never replaced:\nthe new one is written as OUT.2.EXT (then .3, ...)."), stylize.cmd_stylize)
+    _add_service_commands(command)
+    _add_redo(command)
+    _add_store_commands(command)
+    _add_engine_commands(command)
+    # Internal (started by the service): no help=, so it is not listed among the commands.
+    w = command.sub.add_parser("worker", parents=[command.common], formatter_class=HelpFormatter,
+                               description="A worker process, started by the service; not for use by hand.")
+    w.add_argument("-c", "--config", type=Path, required=True, help="the service's config file")
+    w.add_argument("--index", type=int, default=0, help="worker number")
+    w.add_argument("--exit-when-idle", action="store_true", help="exit once the queue is empty")
+    w.set_defaults(handler=commands.cmd_worker)
+    return parser
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", type=Path, default=Path("config.yaml"), metavar="FILE",
+                   help="config file (default: ./config.yaml)")
+
+
+def _add_service_commands(command: _Commands) -> None:
+    """run, once, status, check-config and reload: the service and its config."""
+    handlers = {"run": commands.cmd_run, "once": commands.cmd_once, "status": commands.cmd_status,
+                "check-config": check_config.cmd_check_config}
+    for name, text in (("run", "run the folder-watching service until stopped"),
+                       ("once", "process everything waiting, then exit (1 if any job failed)"),
+                       ("status", "show the queue, the running job and recent errors"),
+                       ("check-config", "validate the config (writes nothing), print the effective settings, "
+                                        "the backbone, Keras backend and device that will be used")):
+        p = command.add(name, text)
+        _add_config(p)
+        if name == "status":
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        if name in ("run", "once"):
+            p.add_argument("--dry-run", action="store_true",
+                           help="check folders, permissions, routing and the service in seconds: no model, "
+                                "weights or GPU; results are tinted photos marked dry_run (docs/dry-run.md)")
+        p.set_defaults(handler=handlers[name])
+    r = command.add("reload", "make the running service re-read its config; waits until it is applied")
+    _add_config(r)
+    r.add_argument("--pid", type=int, required=True, help="the service's process id (systemd: $MAINPID)")
+    r.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the service's answer")
+    r.set_defaults(handler=commands.cmd_reload)
+
+
+def _add_redo(command: _Commands) -> None:
+    r = command.add(
+        "redo", "queue earlier photos again under the current settings; new results beside the old ones",
+        "Queue photos again with the current style settings. The new results are written beside "
+        "the old ones under new names (photo.starry.2.jpg, ...); earlier results are never touched. Works whether the service "
+        "runs or not: a running service picks the jobs up, otherwise the next run or once does.")
+    _add_config(r)
+    r.add_argument("--style", metavar="SET", help="only this style set (default: the sets each photo's routing gives)")
+    r.add_argument("--since", type=_parse_since, metavar="DATE",
+                   help="only photos that first arrived on or after DATE, YYYY-MM-DD or YYYY-MM-DDTHH:MM "
+                        "(default: all)")
+    r.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                   help="photos or folders under the input (or processed) folder (default: the whole input folder)")
+    r.set_defaults(handler=commands.cmd_redo)
+
+
+def _add_store_commands(command: _Commands) -> None:
+    """`journal migrate`: the command keeps its name; the config key is store (journal: still read)."""
+    j = command.add("journal", "manage the job store (move a SQLite journal into PostgreSQL)")
+    jm = j.add_subparsers(dest="journal_command", required=True, title="journal commands").add_parser(
+        "migrate", help="copy the SQLite journal's jobs into a shared PostgreSQL job store (safe to repeat)",
+        description="Copy the SQLite journal's jobs (running ones become queued) and file records into the "
+                    "shared PostgreSQL job store. Running it again copies nothing new.",
+        parents=[command.common], formatter_class=HelpFormatter, epilog=_epilog())
+    _add_config(jm)
+    jm.add_argument("--to", metavar="URL", help="postgresql:// URL (default: the config's store)")
+    jm.add_argument("--from", dest="source", type=Path, metavar="FILE",
+                    help="the SQLite journal (default: journal.sqlite3 in the state folder)")
+    jm.set_defaults(handler=commands.cmd_journal_migrate)
+
+
+def _add_engine_commands(command: _Commands) -> None:
+    """doctor and fetch-weights: what the engine will compute on, and its weights."""
+    d = command.add("doctor", "show the Keras backend, the device and its memory, and which optimiser loop runs")
+    d.set_defaults(handler=commands.cmd_doctor)
+    f = command.add("fetch-weights", "download VGG19 weights once into the Keras cache, for offline use",
+                    "Download VGG19 weights once into the Keras cache, for offline use. With STYLE_DAEMON_OFFLINE=1 "
+                    "nothing is downloaded.")
+    f.add_argument("--weights", type=Path, metavar="FILE",
+                   help="check this file instead of downloading (default: the cached file, else a download)")
+    f.set_defaults(handler=commands.cmd_fetch_weights)
+
+
+def _parse_since(text: str):
+    """DATE for --since: ISO date or date and time, local time."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
