@@ -58,7 +58,7 @@ def pg_cluster():
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def journal(request):
-    """The job store a test runs against: {} (the SQLite default) or {'journal': <a fresh PostgreSQL database>}."""
+    """The job store a test runs against: {} (the SQLite default) or {'store': <a fresh PostgreSQL database>}."""
     if request.param == "sqlite":
         return {}
-    return {"journal": request.getfixturevalue("pg_cluster").new_database()}
+    return {"store": request.getfixturevalue("pg_cluster").new_database()}

@@ -47,7 +47,7 @@ class Fleet:
             (machine / folder).mkdir(parents=True)
             subprocess.run(["mount", "--bind", str(shared), str(machine / folder)], check=True)
             self._mounts.append(machine / folder)
-        config = write_config(machine, workers=workers, journal=self.url, machine=name or machine.name, lease_seconds=lease,
+        config = write_config(machine, workers=workers, store=self.url, machine=name or machine.name, lease_seconds=lease,
                               engine=engine, logging={"progress_every": 1, "file": False})
         self.configs.append(config)
         self.daemons.append(None)
@@ -271,12 +271,12 @@ def test_check_config_says_what_is_wrong_with_the_database(tmp_path, pg_cluster)
                 "permissions": "permission denied"}
     for case, bad in cases.items():
         folder = tmp_path / case
-        config = write_config(folder, journal=bad)
+        config = write_config(folder, store=bad)
         result = check_config(config)
         assert result.returncode == (75 if case == "server" else 78), (case, result.stdout, result.stderr)
         lines = [line for line in result.stderr.splitlines() if " INFO " not in line and line.strip()]
         assert len(lines) == 1 and expected[case] in lines[0], (case, result.stderr)
-    good = check_config(write_config(tmp_path / "good", journal=url))
+    good = check_config(write_config(tmp_path / "good", store=url))
     assert good.returncode == 0, good.stderr
 
 
@@ -294,7 +294,7 @@ def test_journal_migrate_moves_a_sqlite_journal_and_nothing_is_done_twice(tmp_pa
     assert "0 of 3 job(s) copied" in again.stdout, again.stderr
     rows = pg_rows(url, "SELECT * FROM jobs")
     assert {r["state"] for r in rows} == {"done"} and all(r["source_path"].startswith("input:") for r in rows)
-    config = write_config(tmp_path, engine=FAST, journal=url)
+    config = write_config(tmp_path, engine=FAST, store=url)
     daemon = Daemon(config, command="once", fake_delay=0.0)
     assert daemon.proc.wait(timeout=120) == 0, daemon.output()
     assert len(pg_rows(url, "SELECT * FROM jobs")) == 3, "a photo was queued again after the move"
