@@ -411,8 +411,8 @@ def test_names_that_are_not_utf8_work_and_survive_a_restart(folder):
         os.makedirs(os.path.dirname(os.path.join(inp, name)), exist_ok=True)
         put(os.path.join(inp, name), variant(40 + n))
     put(os.path.join(inp, b"bad\xe9.jpg"), b"not an image at all")
-    wait_until(lambda: len(done_jobs(folder)) == len(names), what="every name done")
-    wait_until(lambda: [r for r in store_rows(folder) if r["state"] == "failed"], what="bad file failed")
+    wait_until(lambda: len(done_jobs(folder)) == len(names), timeout=120, what="every name done")
+    wait_until(lambda: [r for r in store_rows(folder) if r["state"] == "failed"], timeout=120, what="bad file failed")
     for name in names:
         stem = os.path.splitext(name)[0]
         result = os.path.join(out, stem + b".starry.jpg")
@@ -425,7 +425,15 @@ def test_names_that_are_not_utf8_work_and_survive_a_restart(folder):
     assert os.path.isfile(os.path.join(out, b"failed", b"bad\xe9.jpg"))
     assert open(os.path.join(out, b"failed", b"bad\xe9.jpg"), "rb").read() == b"not an image at all"
     assert os.path.isfile(os.path.join(out, b"failed", b"bad\xe9.jpg.error.txt"))
-    gallery = (folder / "out" / "index.html").read_bytes().decode("utf-8")
+    # The worker records the failure in the store first and rebuilds the gallery after it: wait for the
+    # page itself to show the failed file, not for the store row (on a loaded machine they are seconds apart).
+    index = folder / "out" / "index.html"
+
+    def gallery_listing_the_failure() -> str:
+        text = index.read_bytes().decode("utf-8") if index.is_file() else ""
+        return text if "bad\\xe9.jpg" in text else ""
+
+    gallery = wait_until(gallery_listing_the_failure, timeout=120, what="the gallery listing the failed file")
     for shown in ("caf\\xe9.jpg", "\\xff\\xfe.png", "mix-ét\\xe9-\\xe2\\x82.jpg", "\\xef\\x9e\\x80pua.png",
                   "日本語.png", "bad\\xe9.jpg"):
         assert shown in gallery, shown
@@ -436,7 +444,7 @@ def test_names_that_are_not_utf8_work_and_survive_a_restart(folder):
     restarted = Daemon(config)
     restarted.wait_ready()
     put(os.path.join(inp, b"after-\xfc.png"), variant(60))
-    wait_until(lambda: len(done_jobs(folder)) == len(names) + 1, what="a job after the restart")
+    wait_until(lambda: len(done_jobs(folder)) == len(names) + 1, timeout=120, what="a job after the restart")
     assert restarted.proc.poll() is None
     assert restarted.stop() == 0
     logs = daemon.output() + restarted.output() + (folder / "out" / "logs" / "style-daemon.log").read_text()

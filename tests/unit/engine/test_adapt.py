@@ -45,9 +45,17 @@ def _pair(content: str, style: str, size: int):
 def test_real_engine_damps_the_pair_that_drowned_and_keeps_its_layout(hed_engine):
     """Astronaut under Shipwreck (the pair whose subject was lost): its photo starts far from the
     painting, the weight is damped, and the result keeps more of the photo's light-and-dark layout
-    than the undamped run does."""
+    than the undamped run does.
+
+    Margins measured in float32 and in bf16 (AVX-512 BF16), 96 px (issue 27): the layout claim needs
+    the optimisation to have got somewhere. After 20 iterations the two structure distances were equal
+    within the arithmetic's noise (float32 0.1270 against 0.1243, bf16 0.1308 against 0.1308: the claim
+    failed on both); after 40, 50 and 60 the damped run was 0.023-0.033 closer on both arithmetics
+    (0.159 against 0.190 float32, 0.160 against 0.193 bf16 at 50). The content loss ratio was 0.56-0.69
+    everywhere (sizes 96-160, 20-60 iterations, both arithmetics) against the 0.8 asserted.
+    """
     photo, styles = _pair("astronaut.png", "shipwreck.jpg", 96)
-    params = TransferParams(max_size=96, min_scale_size=48, iterations=20)
+    params = TransferParams(max_size=96, min_scale_size=48, iterations=50)
     damped = hed_engine.stylize(photo, styles, params)
     plain = hed_engine.stylize(photo, styles, replace(params, adapt_strength=False))
     assert damped.adaptation.start_style_error > adapt.REFERENCE_ERROR and damped.adaptation.factor < 0.5
