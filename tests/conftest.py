@@ -11,6 +11,21 @@ from tests.support import CONTENT, STYLE
 
 # Tests never touch the network and never see the developer's Keras cache.
 os.environ["STYLE_DAEMON_OFFLINE"] = "1"
+ENGINE_FIXTURES = {"hed_engine"}  # a test that asks for one of these runs the real engine
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "engine: runs the real engine (Keras); CI runs these twice: with the arithmetic precision: "
+        "auto picks, and with STYLE_DAEMON_PRECISION=float32 (precision.py)")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that uses the real engine's fixture; tests that start it in a subprocess are marked
+    where they are written."""
+    for item in items:
+        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engine)
 
 
 @pytest.fixture(autouse=True)

@@ -361,9 +361,10 @@ def test_worker_killed_mid_job_requeues_at_once_and_status_tells_the_truth(tmp_p
     pid = store_rows(tmp_path, "SELECT pid FROM workers")[0]["pid"]
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    wait_until(lambda: store_rows(tmp_path)[0]["state"] == "queued", timeout=3, interval=0.02,
+    # At once: long before the 30 s lease would lapse; a loaded machine may take a few seconds to notice.
+    wait_until(lambda: store_rows(tmp_path)[0]["state"] == "queued", timeout=10, interval=0.02,
                what="the job re-queued")
-    assert time.monotonic() - killed < 1.5
+    assert time.monotonic() - killed < 10
     row = store_rows(tmp_path)[0]
     assert row["attempts"] == 1 and "worker process died" in row["error"] and "signal 9" in row["error"]
 

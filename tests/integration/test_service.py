@@ -223,8 +223,9 @@ def test_sigterm_mid_job_exits_0_quickly_and_requeues(folder):
     _, daemon = _start_long_job(folder, 1000, 0.05)
     started = time.monotonic()
     daemon.signal(signal.SIGTERM)
-    assert daemon.proc.wait(timeout=10) == 0
-    assert time.monotonic() - started < 10
+    # Quickly: well before the 50 s job would end, with room for a loaded machine.
+    assert daemon.proc.wait(timeout=20) == 0
+    assert time.monotonic() - started < 20
     assert store_rows(folder)[0]["state"] == "queued"
     assert "interrupted by shutdown; re-queued" in daemon.output()
     assert not (folder / "out" / "chelsea.starry.jpg").exists()
@@ -416,6 +417,7 @@ def test_status_shows_queue_running_job_and_errors(folder):
     daemon.stop()
 
 
+@pytest.mark.engine
 def test_real_engine_end_to_end(folder):
     """The service with the real Keras engine (offline backbone, tiny size): result, sidecar, failure."""
     import json

@@ -139,6 +139,7 @@ def _cli(*args, env_extra=None, timeout=600):
                           timeout=timeout, env=env)
 
 
+@pytest.mark.engine
 def test_cli_stylize_output_appears_atomically(tmp_path):
     out = tmp_path / "out.jpg"
     sizes = []
@@ -193,6 +194,7 @@ def test_cli_usage_errors():
     assert "Traceback" not in done.stderr and "I0000" not in done.stderr
 
 
+@pytest.mark.engine
 def test_jax_backend_runs_the_same_engine(tmp_path):
     """The engine is backend-neutral: the CLI under KERAS_BACKEND=jax (CPU) stylises too."""
     out = tmp_path / "jax.png"
