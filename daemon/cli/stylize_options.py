@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 from pydantic.functional_validators import BeforeValidator
 
-from daemon.engine.params import (ParamError, TransferParams, chosen_style_weight, engine_fields, option_of,
-                                  shown_default, transfer_fields)
+from daemon.engine.params import (ParamError, TransferParams, chosen_style_weight, engine_fields, flag_of,
+                                  option_of, shown_default, transfer_fields)
 
 if TYPE_CHECKING:
     from daemon.job.pipeline import StyleRef
@@ -35,11 +35,6 @@ def parse_style(text: str) -> StyleRef:
             raise argparse.ArgumentTypeError(f"style weight must be positive in {text!r}")
         return StyleRef(Path(path), value)
     return StyleRef(Path(text))
-
-
-def flag_of(name: str) -> str:
-    """The stylize option of an engine parameter: its own flag, else --name-with-dashes."""
-    return option_of(engine_fields()[name]).flag or "--" + name.replace("_", "-")
 
 
 def add_stylize(s: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int]) -> None:

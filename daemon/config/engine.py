@@ -51,10 +51,10 @@ def _annotation(name: str, info: Any) -> Any:
 def _engine_field(name: str, info: Any) -> tuple[Any, Any]:
     """(type, Field) of one `engine` key: the schema's default, except style_weight (unset: from strength)."""
     if name == "style_weight":
-        return _annotation(name, info) | None, Field(None, description=info.description)
+        return _annotation(name, info) | None, Field(None, description=info.description, examples=[info.default])
     if info.default_factory is not None:
         return _annotation(name, info), Field(default_factory=info.default_factory, description=info.description)
-    return _annotation(name, info), Field(info.default, description=info.description)
+    return _annotation(name, info), Field(info.default, description=info.description, examples=info.examples)
 
 
 def _override_field(name: str, info: Any) -> tuple[Any, Any]:

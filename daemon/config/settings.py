@@ -41,16 +41,16 @@ def _renamed_store_key(raw: Any) -> Any:
 class Config(Section):
     """The whole service configuration."""
 
-    input: Path = Field(description="required: the hot folder people drop photos into (watched recursively)")
+    input: Path = Field(description="the hot folder people drop photos into (watched recursively)")
     output: Path = Field(description=(
-        "required: results, sidecars, logs/ and failed/ (may sit inside input: it is excluded)"))
-    state: Path = Field(description="required: the job store (SQLite) and the service's lock; keep it on a local disk")
+        "results, sidecars, logs/ and failed/ (may sit inside input: it is excluded)"))
+    state: Path = Field(description="the job store (SQLite) and the service's lock; keep it on a local disk")
     failed: Path | None = Field(None, description=(
         "unusable inputs (a copy) and their .error.txt; default <output>/failed"))
     processed: Path | None = Field(None, description=(
         "where inputs go with after_success: move; default <output>/processed"))
     styles: dict[str, StyleSet] = Field(min_length=1, description=(
-        "required: named style sets (letters, digits, '_', '-', '.'), each one or more paintings"))
+        "named style sets (letters, digits, '_', '-', '.'), each one or more paintings"))
     routing: Routing = Field(Routing(), description="which style sets each photo gets")
     naming: OutputSettings = Field(OutputSettings(), description="names and encoding of the results")
     after_success: Literal["keep", "move", "delete"] = Field("keep", description=(
@@ -71,7 +71,7 @@ class Config(Section):
         "the job store: a postgresql:// URL (several machines share it) or a SQLite file; default "
         "<state>/journal.sqlite3 (formerly `journal`)"))
     machine: str = Field(default_factory=socket.gethostname, min_length=1, description=(
-        "this service's name in a shared job store; default the host name"))
+        "this service's name in a shared job store"), json_schema_extra={"default_text": "the host name"})
     lease_seconds: Float = Field(30.0, ge=1.0, le=3600.0, description=(
         "a shared job store's claim lapses this long after a job's last progress"))
 

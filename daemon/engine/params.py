@@ -1,4 +1,4 @@
-"""The one schema of the engine parameters, and the engine's typed inputs and outputs.
+"""The one schema of the engine parameters; the records a run produces are in run_records.py.
 
 Every parameter is defined once, in TransferParams (and the three run choices that are not transfer
 parameters in EngineChoices): its type, default, allowed values and a one-line description. The config's
@@ -9,20 +9,17 @@ test, so adding a parameter is one edit here. No numpy at module level: `style-d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic.dataclasses import dataclass as schema
 
-from daemon.engine.adapt import Adaptation
 from daemon.engine.param_types import (STRENGTH_PRESETS, ByteSize, LayerWeights, Option, Strength, TileSize,
                                        layer_weights_text, parse_layer_weights, parse_strength)
+# The run's records live in run_records.py; imported from here by much of the code, so re-exported.
+from daemon.engine.run_records import LossRecord, Progress, ScaleReport, StyleImage, TransferResult  # noqa: F401
 from daemon.errors import ConfigError
-
-if TYPE_CHECKING:  # only annotations use numpy: `style-daemon --help` starts without importing it
-    import numpy as np
 
 Backbone = Literal["auto", "vgg19", "vgg16-hed"]
 Optimizer = Literal["lbfgs", "adam"]
@@ -96,10 +93,11 @@ class ParamError(ConfigError):
 def _refusal(error: dict) -> tuple[str, str]:
     """(field, problem) of pydantic's first error, worded to follow the parameter's name."""
     field = str(error["loc"][0]) if error["loc"] else "(parameters)"
-    message = error["msg"]
-    if message.startswith("Value error, "):
-        return field, message.removeprefix("Value error, ")
-    return field, "s" + message.removeprefix("Input s") if message.startswith("Input should") else message
+    message = error["msg"].removeprefix("Value error, ")
+    subject, _, rest = message.partition(" ")  # "Input should be ...", "String should have ..."
+    problem = rest if rest.startswith("should ") else message
+    inner = ".".join(str(part) for part in error["loc"][1:])
+    return field, problem + (f" (at {inner})" if inner else "")
 
 
 def _one_line(cls: type, values: Any, handler: Any) -> Any:
@@ -174,7 +172,7 @@ class TransferParams:
     log_every: Annotated[int, Field(ge=1, description=(
         "a progress line and a loss-history entry every N iterations")), Option(metavar="N")] = 50
     save_every: Annotated[int, Field(ge=0, description=(
-        "stylize also writes OUT.iterNNNN.EXT every N iterations; 0 is off")), Option(metavar="N")] = 0
+        "also write the image every N iterations, as OUT.iterNNNN.EXT beside the result; 0 is off")), Option(metavar="N")] = 0
     # Above it the loss and gradient are computed tile by tile (exact): the budget bounds memory, not size.
     memory_budget: Annotated[ByteSize, Field(description=(
         "memory a job may use beyond the loaded model, e.g. 8GB or 512MiB (K, M, G, T alone are 1024-based); "
@@ -208,7 +206,8 @@ class EngineChoices:
     backbone: Annotated[Backbone, Field(description=(
         "feature network: auto is VGG19 if its weights are at hand or can be fetched, else vgg16-hed"))] = "auto"
     weights: Annotated[Path | None, Field(description=(
-        "a Keras VGG19 notop weights file, for offline servers; unset: the Keras cache")), Option(metavar="FILE")] = None
+        "a Keras VGG19 notop weights file, for offline servers; unset: the Keras cache"),
+        examples=["/path/to/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"]), Option(metavar="FILE")] = None
     strength: Annotated[Strength, Field(description=(
         "how much style: a number from 0 (a hint) to 1 (style everywhere) or subtle, balanced, strong "
         "(0.15, 0.3, 0.5); sets style_weight = 3 * 100**strength")),
@@ -232,85 +231,14 @@ def option_of(info: Any) -> Option:
     return next((m for m in info.metadata if isinstance(m, Option)), Option())
 
 
+def flag_of(name: str) -> str:
+    """The stylize option of an engine parameter: its own flag, else --name-with-dashes."""
+    return option_of(engine_fields()[name]).flag or "--" + name.replace("_", "-")
+
+
 def shown_default(name: str, info: Any) -> object:
     """A parameter's default as a person writes it (style layers as text; style_weight: from strength)."""
     if name == "style_weight":
         return None
     value = info.get_default(call_default_factory=True)
     return layer_weights_text(value) if name == "style_layers" else value
-
-
-@dataclass(frozen=True)
-class StyleImage:
-    """One style image (float32 RGB 0..255) and its blend weight in the style set."""
-
-    rgb: np.ndarray
-    weight: float = 1.0
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot handed to the progress callback after every iteration."""
-
-    iteration: int
-    total_iterations: int
-    scale: int
-    scales: int
-    size: tuple[int, int]
-    loss: float
-    content_loss: float
-    style_loss: float
-    tv_loss: float
-    elapsed: float
-    eta: float | None  # seconds left; None while still estimating (the first iterations)
-    # A tiled evaluation reports after each tile too (iteration unchanged), so a long print-size
-    # iteration still shows progress to the watchdog; 0/0 when untiled or between evaluations.
-    tile: int = 0
-    tiles: int = 0
-
-
-@dataclass(frozen=True)
-class LossRecord:
-    """Losses at one logged iteration (kept in the sidecar as the loss history)."""
-
-    iteration: int
-    scale: int
-    loss: float
-    content_loss: float
-    style_loss: float
-    tv_loss: float
-
-
-@dataclass(frozen=True)
-class ScaleReport:
-    """What one scale of the coarse-to-fine run did: how long, why it stopped, whether it tiled."""
-
-    size: tuple[int, int]  # (width, height)
-    iterations: int
-    evaluations: int
-    seconds: float
-    stop_reason: str = "cap"  # cap | converged | optimizer (see engine/stopping.py)
-    stop_detail: str = ""  # one plain sentence, e.g. "loss fell 0.3% over the last 10 iterations"
-    tiles: int = 0  # tiles per evaluation; 0: untiled
-    tile_size: int = 0  # core px of a tile
-    halo: int = 0  # px of context around each tile core
-    optimizer: str = ""  # e.g. "lbfgs-scipy", "lbfgs-float32", "adam"
-    precision: str = ""  # the loss's arithmetic at this scale: float32, tf32 or bf16
-
-
-@dataclass(frozen=True)
-class TransferResult:
-    """The stylised image (float32 RGB 0..255) and what it took to make it."""
-
-    rgb: np.ndarray
-    iterations: int
-    evaluations: int
-    seconds: float
-    size: tuple[int, int]
-    losses: LossRecord
-    history: list[LossRecord]
-    downsized_from: tuple[int, int] | None = None
-    scale_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) of each scale that actually ran, coarse to fine
-    scale_reports: tuple[ScaleReport, ...] = ()  # one per scale that ran, coarse to fine
-    adaptation: Adaptation | None = None  # the pair-adaptive style weight (None: adapt_strength off)
