@@ -9,15 +9,24 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from daemon.cli.parser import EXIT_CODES, LOG_LEVELS, PUBLIC_COMMANDS, build_parser
-from daemon.cli.stylize_options import params_from_args, parse_style
 from daemon.errors import StyleDaemonError
 
 log = logging.getLogger("style-daemon")  # the command line's own name in every message it logs
 
-_params_from_args = params_from_args  # the name tests and benchmarks have imported
+# Imported on first use: they need the engine schema (pydantic), which --help does without.
+_LAZY = {"params_from_args": "params_from_args", "_params_from_args": "params_from_args", "parse_style": "parse_style"}
+
+
+def __getattr__(name: str) -> Any:
+    """params_from_args and parse_style from stylize_options (also as _params_from_args, the name tests used)."""
+    if name in _LAZY:
+        from daemon.cli import stylize_options
+
+        return getattr(stylize_options, _LAZY[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["EXIT_CODES", "LOG_LEVELS", "PUBLIC_COMMANDS", "build_parser", "main", "params_from_args", "parse_style"]
 

@@ -1,4 +1,5 @@
-"""The argument parser of every subcommand; the stylize options come from the engine schema (stylize_options)."""
+"""The argument parser of every subcommand; the stylize options come from the engine schema (stylize_options),
+added only when the stylize command is parsed or its help shown."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import argparse
 from pathlib import Path
 
 from daemon import __version__
-from daemon.cli import check_config, commands, stylize
-from daemon.cli.stylize_options import add_stylize
+from collections.abc import Callable
+
+from daemon.cli import check_config, commands
 
 EXIT_CODES = (
     (0, "done (once: no job failed; reload: the new config is live)"),
@@ -39,6 +41,41 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+class DeferredParser(argparse.ArgumentParser):
+    """A parser whose arguments are added on first use (`fill`). The stylize options are built from the engine
+    schema, whose import (pydantic) costs about 0.2 s: `style-daemon --help` and the other commands skip it."""
+
+    def __init__(self, *args, fill: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._fill = fill  # set last: argparse's own set-up reads _actions before there is anything to add
+
+    @property
+    def _actions(self) -> list[argparse.Action]:
+        fill, self.__dict__["_fill"] = self.__dict__.get("_fill"), None
+        if fill is not None:
+            fill(self)
+        return self.__dict__["_deferred_actions"]
+
+    @_actions.setter
+    def _actions(self, actions: list[argparse.Action]) -> None:
+        self.__dict__["_deferred_actions"] = actions
+
+    def parse_known_args(self, *args, **kwargs):  # noqa: D102 (argparse's)
+        self._actions  # noqa: B018 (fills the parser)
+        return super().parse_known_args(*args, **kwargs)
+
+    def format_help(self) -> str:  # noqa: D102 (argparse's)
+        self._actions  # noqa: B018 (fills the parser)
+        return super().format_help()
+
+
+def _add_stylize(parser: argparse.ArgumentParser) -> None:
+    from daemon.cli.stylize import cmd_stylize
+    from daemon.cli.stylize_options import add_stylize
+
+    add_stylize(parser, cmd_stylize)
+
+
 def _epilog() -> str:
     lines = ["exit codes:"] + [f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES]
     return "\n".join(lines)
@@ -52,13 +89,13 @@ class _Commands:
         self.common = argparse.ArgumentParser(add_help=False)
         self.common.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS,
                                  help="how much to log on stderr (default: INFO)")
-        self.sub = parser.add_subparsers(dest="command", required=True, title="commands",
+        self.sub = parser.add_subparsers(dest="command", required=True, title="commands", parser_class=DeferredParser,
                                          metavar="{" + ",".join(PUBLIC_COMMANDS) + "}")
 
-    def add(self, name: str, summary: str, description: str = "") -> argparse.ArgumentParser:
+    def add(self, name: str, summary: str, description: str = "", **more) -> argparse.ArgumentParser:
         """A listed subcommand: `summary` in the main help, `description` (or the summary) in its own."""
         return self.sub.add_parser(name, help=summary, description=description or summary[0].upper() + summary[1:] + ".",
-                                   parents=[self.common], formatter_class=HelpFormatter, epilog=_epilog())
+                                   parents=[self.common], formatter_class=HelpFormatter, epilog=_epilog(), **more)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,10 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"style-daemon {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, help="how much to log on stderr")
     command = _Commands(parser)
-    add_stylize(command.add(
-        "stylize", "stylise one photo now and write the result with its sidecar",
-        "Stylise one photo now. All inputs are checked before the model loads; an existing "
-        "result is never replaced:\nthe new one is written as OUT.2.EXT (then .3, ...)."), stylize.cmd_stylize)
+    command.add("stylize", "stylise one photo now and write the result with its sidecar",
+                "Stylise one photo now. All inputs are checked before the model loads; an existing "
+                "result is never replaced:\nthe new one is written as OUT.2.EXT (then .3, ...).", fill=_add_stylize)
     _add_service_commands(command)
     _add_redo(command)
     _add_store_commands(command)

@@ -8,7 +8,6 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from daemon.cli.stylize_options import params_from_args
 from daemon.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,6 +18,7 @@ log = logging.getLogger("style-daemon")  # the command line's own name in every 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
     """Stylise one photo and write the result with its sidecar; every input is checked before the model loads."""
+    from daemon.cli.stylize_options import params_from_args
     from daemon.engine.backbones import CLI_WEIGHTS_HINT, resolve_backbone
     from daemon.job.pipeline import StylizeRequest, check_output_path, load_inputs, run_stylize
     from daemon.review.progress import ProgressReporter
