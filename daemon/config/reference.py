@@ -1,8 +1,9 @@
-"""docs/configuration.md, generated from the config models' field descriptions and the engine schema.
+"""docs/configuration.md and config.yaml's engine section, generated from the config models' field descriptions
+and the engine schema.
 
-    python -m daemon.config.reference            # rewrite docs/configuration.md
-    python -m daemon.config.reference --check    # exit 1 if the committed file differs (the tests check this)
-    python -m daemon.config.reference --engine-yaml   # config.yaml's engine section, every parameter documented
+    python -m daemon.config.reference            # rewrite docs/configuration.md and config.yaml's engine section
+    python -m daemon.config.reference --check    # exit 1 if either differs (the tests check this)
+    python -m daemon.config.reference --engine-yaml   # print config.yaml's engine section
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from daemon.config.settings import Config
 from daemon.engine.params import flag_of
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+EXAMPLE = DOC.parents[1] / "config.yaml"
 REGENERATE = "python -m daemon.config.reference"
 
 _INTRO = f"""# Configuration reference
@@ -76,6 +78,16 @@ def engine_example_entries(width: int = 100) -> dict[str, str]:
     return entries
 
 
+def with_engine_example(text: str) -> str:
+    """A config file's text with its `engine:` section (up to the next top-level line) replaced by engine_example()."""
+    lines = text.splitlines(keepends=True)
+    start = lines.index("engine:\n")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i][:1] not in (" ", "\n", "")), len(lines))
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    return "".join(lines[:start]) + engine_example() + "".join(lines[end:])
+
+
 def _sections(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, type[BaseModel]]]:
     """(dotted key, model) of every section under `model`, depth first, in the order of its fields."""
     for name, info in model.model_fields.items():
@@ -124,21 +136,25 @@ def _cell(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write (or --check) docs/configuration.md, or print config.yaml's engine section."""
+    """Write (or --check) docs/configuration.md and config.yaml's engine section, or print that section."""
     parser = argparse.ArgumentParser(prog=REGENERATE, description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file differs from the schema")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a file differs from the schema")
     parser.add_argument("--engine-yaml", action="store_true", help="print config.yaml's engine section")
-    parser.add_argument("--output", type=Path, default=DOC, help="the file to write (default: %(default)s)")
+    parser.add_argument("--output", type=Path, default=DOC, help="the reference to write (default: %(default)s)")
+    parser.add_argument("--example", type=Path, default=EXAMPLE, help="the example config (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.engine_yaml:
         print(engine_example(), end="")
         return 0
-    text = render()
+    example = args.example.read_text(encoding="utf-8")
+    wanted = {args.output: render(), args.example: with_engine_example(example)}
+    stale = [path for path, text in wanted.items() if not path.is_file() or path.read_text(encoding="utf-8") != text]
     if args.check:
-        same = args.output.is_file() and args.output.read_text(encoding="utf-8") == text
-        print(f"{args.output} is {'up to date' if same else f'out of date; run {REGENERATE}'}")
-        return 0 if same else 1
-    args.output.write_text(text, encoding="utf-8")
+        for path in wanted:
+            print(f"{path} is {f'out of date; run {REGENERATE}' if path in stale else 'up to date'}")
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(wanted[path], encoding="utf-8")
     return 0
 
 
