@@ -97,5 +97,5 @@ def test_config_yaml_states_every_parameter_with_the_schemas_default_and_descrip
     for name, stated in engine_example_entries().items():
         assert stated in section.group(1), (
             f"config.yaml's engine section must state {name} with the schema's description and default:\n"
-            f"{stated}(print the whole section with: python -m daemon.config.reference --engine-yaml)")
+            f"{stated}(rewrite it with: python -m daemon.config.reference)")
     assert parse_config(ROOT / "config.yaml").engine.transfer_params() == TransferParams()  # a working example
