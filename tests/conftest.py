@@ -11,7 +11,9 @@ from tests.support import CONTENT, STYLE
 
 # Tests never touch the network and never see the developer's Keras cache.
 os.environ["STYLE_DAEMON_OFFLINE"] = "1"
-ENGINE_FIXTURES = {"hed_engine"}  # a test that asks for one of these runs the real engine
+# A test that asks for one of these runs the real engine (probe: the JAX engine in a subprocess,
+# tests/unit/engine/test_device_scale.py).
+ENGINE_FIXTURES = {"hed_engine", "probe"}
 
 
 def pytest_configure(config):

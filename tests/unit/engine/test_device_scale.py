@@ -100,6 +100,7 @@ def test_persistent_compilation_cache_is_reused_by_a_new_process(probe, keras_ho
     assert again["first_job_seconds"] < probe["first_job_seconds"], (again, probe["first_job_seconds"])
 
 
+@pytest.mark.engine
 def test_without_optax_auto_still_runs_and_optax_is_refused_with_the_fix(tmp_path):
     report = _probe("no-optax", tmp_path)
     assert report["fallback_iterations"] == 2 and report["device_loops"] == 0
