@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import Daemon, wait_until, write_config  # noqa: E402
-from tests.pg_cluster import Cluster, server_bin  # noqa: E402
-from tests.test_store_postgres import FAST, Fleet, distinct_photos, move_in, slow  # noqa: E402
+from tests.support.daemon import Daemon, wait_until, write_config  # noqa: E402
+from tests.support.pg_cluster import Cluster, server_bin  # noqa: E402
+from tests.support.fleet import FAST, Fleet, distinct_photos, move_in, slow  # noqa: E402
 
 PHOTOS = 300
 SPLITS = {1: (1,), 2: (1, 1), 4: (2, 1, 1)}  # workers -> workers per machine
@@ -49,7 +49,7 @@ def run_postgres(cluster: Cluster, workers: int) -> float:
 
 def run_sqlite(workers: int) -> float:
     """The same on one machine with the SQLite journal (one daemon with `workers` workers)."""
-    from tests.helpers import done_jobs
+    from tests.support.daemon import done_jobs
 
     root = Path(tempfile.mkdtemp(prefix="bench-"))
     config = write_config(root, workers=workers, engine=FAST, logging={"progress_every": 1, "file": False})
