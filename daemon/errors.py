@@ -35,22 +35,28 @@ class ResourceError(StyleDaemonError):
     exit_code = 75  # EX_TEMPFAIL
 
 
-class JournalError(StyleDaemonError):
-    """The job journal (SQLite file) is corrupt or not a database; restarting cannot fix it."""
+class StoreCorrupt(StyleDaemonError):
+    """The job store (SQLite file) is corrupt or not a database; restarting cannot fix it."""
 
     exit_code = 76  # EX_PROTOCOL: ours, so systemd's RestartPreventExitStatus can tell it apart
 
 
-def journal_corrupt_message(path: object, detail: str) -> str:
-    """The one line every command prints for a corrupt journal: the file, the cause and the fix."""
-    return (f"journal {path} is corrupt ({detail}); stop the service, move it aside "
+def store_corrupt_message(path: object, detail: str) -> str:
+    """The one line every command prints for a corrupt job store: the file, the cause and the fix."""
+    return (f"job store {path} is corrupt ({detail}); stop the service, move it aside "
             f"(mv {path} {path}.corrupt) and start again: the daemon rebuilds it from the output sidecars")
 
 
-class JournalUnreachable(StyleDaemonError):
+class StoreUnreachable(StyleDaemonError):
     """The shared job store's server cannot be reached at start; systemd may try again later."""
 
     exit_code = 75  # EX_TEMPFAIL
+
+
+# The names from before the job store had one name (config key `journal`); kept for code that imports them.
+JournalError = StoreCorrupt
+JournalUnreachable = StoreUnreachable
+journal_corrupt_message = store_corrupt_message
 
 
 class StateLockedError(StyleDaemonError):

@@ -92,7 +92,7 @@ def _human_bytes(size: int) -> str:
 
 
 def _check_store(config: Config) -> None:
-    """JournalError (one line) if an existing job store is corrupt or a shared one unreachable; writes nothing."""
+    """StoreCorrupt (one line) if an existing job store is corrupt or a shared one unreachable; writes nothing."""
     from daemon.store import open_store
 
     path = config.store_path

@@ -114,7 +114,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """A worker process (started by the service, not by hand)."""
-    from daemon.errors import JournalError
+    from daemon.errors import StoreCorrupt
     from daemon.service.worker_process import Worker, die_with_parent
 
     die_with_parent()
@@ -122,5 +122,5 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = Worker(args.config, args.index, args.exit_when_idle)
         worker.install_signals()
         return worker.run()
-    except JournalError as exc:
+    except StoreCorrupt as exc:
         return exc.exit_code  # the supervisor sees this code and says it, once, for the whole service

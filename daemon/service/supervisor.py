@@ -11,7 +11,7 @@ from pathlib import Path
 from daemon.media.atomic import sweep_temp_files
 from daemon.service.adopt import adopt_results
 from daemon.config import Config, load_config
-from daemon.errors import ConfigError, JournalError, JournalUnreachable, StyleDaemonError, journal_corrupt_message
+from daemon.errors import ConfigError, StoreCorrupt, StoreUnreachable, StyleDaemonError, store_corrupt_message
 from daemon.logs import make_formatter
 from daemon.service.fingerprint import style_fingerprints
 from daemon.service.intake import Intake
@@ -87,7 +87,7 @@ class Supervisor:
                 pool.stop(STOP_GRACE_SECONDS)
                 break
             time.sleep(0.2)
-        if any(w.exit_code() == JournalError.exit_code for w in pool.workers):
+        if any(w.exit_code() == StoreCorrupt.exit_code for w in pool.workers):
             raise self._store_error()
         store.recover()
         failed = [j for j in store.jobs("failed") if j.updated >= started]
@@ -115,7 +115,7 @@ class Supervisor:
                 if not store.pending() and not intake.busy():
                     self._summary(store)
                 self.stop.wait(0.2)
-        except (JournalError, JournalUnreachable):
+        except (StoreCorrupt, StoreUnreachable):
             self.notifier.send("STOPPING=1")
             pool.stop(STOP_GRACE_SECONDS)  # nothing can be recorded any more: stop at once, keep the files
             raise
@@ -170,18 +170,18 @@ class Supervisor:
             self._on_worker_ended(store, ended)
 
     def _on_worker_ended(self, store: JobStore, ended: EndedWorker) -> None:
-        if ended.code == JournalError.exit_code:
+        if ended.code == StoreCorrupt.exit_code:
             raise self._store_error()
         log.error("worker %d ended (%s); restarting in %.0fs", ended.index, ended.how(), ended.restart_in)
         settle_dead_worker(self.config, store, ended)
 
-    def _store_error(self) -> JournalError:
+    def _store_error(self) -> StoreCorrupt:
         """The error a worker met: re-checked here, so the one line names the damage."""
         try:
             open_store(self.config.store_path, readonly=True).close()
-        except JournalError as exc:
+        except StoreCorrupt as exc:
             return exc
-        return JournalError(journal_corrupt_message(self.config.store_path, "a worker could not read it"))
+        return StoreCorrupt(store_corrupt_message(self.config.store_path, "a worker could not read it"))
 
     def _summary(self, store: JobStore) -> None:
         """One line per drained batch: every job that finished since the last such line, counted once."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO, Callable
 from daemon.config import load_config
 from daemon.engine.params import Progress
 from daemon.engine.protocol import DRY_RUN_BACKEND, Engine
-from daemon.errors import BadInputError, JournalError, LeaseLost, StopRequested, StyleDaemonError
+from daemon.errors import BadInputError, StoreCorrupt, LeaseLost, StopRequested, StyleDaemonError
 from daemon.job.engines import make_engine
 from daemon.job.pipeline import StyleRef, StylizeOutcome, StylizeRequest, run_stylize
 from daemon.media.path_text import from_text, to_text
@@ -193,7 +193,7 @@ class Worker:
         except BadInputError as exc:
             self.failures.fail(job, source, str(exc), handle)
             return
-        except JournalError:
+        except StoreCorrupt:
             raise  # the job store itself is broken: nothing can be recorded, the worker must stop
         except Exception as exc:  # noqa: BLE001 - every failure must end in a recorded state
             self.failures.handle_error(job, source, exc, handle)

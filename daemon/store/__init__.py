@@ -17,7 +17,7 @@ def open_store(location: Path | StoreTarget, readonly: bool = False,
                give_up: Callable[[], bool] | None = None) -> JobStore:
     """Open the job store: a SQLite file (a path), or what a StoreTarget names (SQLite or PostgreSQL).
 
-    give_up: asked while a shared store's server is away; True stops the wait (raising JournalUnreachable).
+    give_up: asked while a shared store's server is away; True stops the wait (raising StoreUnreachable).
     """
     if isinstance(location, StoreTarget):
         if not location.shared:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import psycopg
 from psycopg.rows import dict_row
 
-from daemon.errors import ConfigError, JournalUnreachable
+from daemon.errors import ConfigError, StoreUnreachable
 from daemon.store.pg_errors import connect_error
 from daemon.store.pg_schema import SCHEMA
 from daemon.store.records import Job, StoreTarget
@@ -92,7 +92,7 @@ class PgConnection:
         for attempt in _attempts():
             time.sleep(_RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)])
             if self._give_up():  # asked to stop: running jobs keep their lease, which lapses for others
-                raise JournalUnreachable(f"job store database {_where(self.url)} still unreachable; stopping "
+                raise StoreUnreachable(f"job store database {_where(self.url)} still unreachable; stopping "
                                          "without waiting for it (this machine's running jobs are taken over "
                                          "once their lease lapses)")
             try:
@@ -154,7 +154,7 @@ class PgConnection:
             except psycopg.OperationalError:
                 self._call(lambda c: c.execute("SELECT 1"))  # notices the outage, says so once, waits it out
                 time.sleep(_RECONNECT_DELAYS[min(attempt, len(_RECONNECT_DELAYS) - 1)])
-        raise JournalUnreachable(f"job store database {_where(self.url)}: cannot open another connection "
+        raise StoreUnreachable(f"job store database {_where(self.url)}: cannot open another connection "
                                  "(max_connections reached?); raise the server's max_connections")
 
 

@@ -3,7 +3,7 @@
 SqliteStore is built from its parts: the file (sqlite_schema, sqlite_connection), the intake side
 (sqlite_intake), the workers' claims (sqlite_claims) and, here, the worker rows and the reading side
 that status, the gallery and the metrics use. Every public method turns a damaged file into one
-JournalError line (sqlite_corruption).
+StoreCorrupt line (sqlite_corruption).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from daemon.errors import JournalError, journal_corrupt_message
+from daemon.errors import StoreCorrupt, store_corrupt_message
 
 # "no such table": every open creates the tables, so a table missing later means the file was damaged.
 CORRUPT_MARKERS = ("malformed", "not a database", "disk image", "corrupt", "no such table")
@@ -20,11 +20,11 @@ def check_integrity(db: sqlite3.Connection, path: Path) -> None:
     # A corrupt file must stop us at open with one clear line, not later in the middle of a job.
     result = db.execute("PRAGMA quick_check").fetchone()[0]
     if result != "ok":
-        raise JournalError(journal_corrupt_message(path, f"quick_check: {result}"))
+        raise StoreCorrupt(store_corrupt_message(path, f"quick_check: {result}"))
 
 
 def corruption_guarded(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn SQLite's corruption errors into one JournalError line; other errors pass unchanged."""
+    """Turn SQLite's corruption errors into one StoreCorrupt line; other errors pass unchanged."""
 
     @functools.wraps(method)
     def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -33,7 +33,7 @@ def corruption_guarded(method: Callable[..., Any]) -> Callable[..., Any]:
         except sqlite3.DatabaseError as exc:
             if not any(marker in str(exc) for marker in CORRUPT_MARKERS):
                 raise
-            raise JournalError(journal_corrupt_message(self.path, str(exc))) from None
+            raise StoreCorrupt(store_corrupt_message(self.path, str(exc))) from None
 
     return guarded
 

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from daemon.errors import JournalError
+from daemon.errors import StoreCorrupt
 from daemon.store import JobSpec, SqliteStore
 
 
@@ -36,7 +36,7 @@ def test_a_damaged_file_is_one_journal_error_from_every_part(tmp_path, call):
     other.commit()
     other.close()
     args = {"claim": ("w0:1",), "enqueue": (_spec("a"),), "counts": ()}[call]
-    with pytest.raises(JournalError) as caught:
+    with pytest.raises(StoreCorrupt) as caught:
         getattr(store, call)(*args)
     assert str(path) in str(caught.value) and "no such table" in str(caught.value)
     store.close()
