@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from daemon.engine import gradient, memory, network_facts, precision, schedule, tile_plan
-from daemon.engine.params import TransferParams, TransferResult
+from daemon.engine.params import TransferParams
 from daemon.errors import ConfigError, ResourceError
 
 log = logging.getLogger(__name__)
@@ -166,10 +166,3 @@ def untiled_optimizer(params: TransferParams, device: bool) -> str:
         return "lbfgs-optax"
     return "lbfgs-scipy" if params.lbfgs_impl == "scipy" else "lbfgs-float32"
 
-
-@dataclass(frozen=True)
-class PlannedResult(TransferResult):
-    """A TransferResult with the plan it executed (a subclass while params.py, which defines
-    TransferResult, is being reworked elsewhere; the field belongs in TransferResult)."""
-
-    plan: RunPlan | None = None

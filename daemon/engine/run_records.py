@@ -10,6 +10,8 @@ from daemon.engine.adapt import Adaptation
 if TYPE_CHECKING:  # only annotations use numpy: `style-daemon --help` starts without importing it
     import numpy as np
 
+    from daemon.engine.plan import RunPlan
+
 
 @dataclass(frozen=True)
 class StyleImage:
@@ -85,3 +87,4 @@ class TransferResult:
     scale_sizes: tuple[tuple[int, int], ...] = ()  # (width, height) of each scale that actually ran, coarse to fine
     scale_reports: tuple[ScaleReport, ...] = ()  # one per scale that ran, coarse to fine
     adaptation: Adaptation | None = None  # the pair-adaptive style weight (None: adapt_strength off)
+    plan: RunPlan | None = None  # what the engine planned before it began (plan.py); None: no plan made

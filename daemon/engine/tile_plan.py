@@ -21,8 +21,9 @@ MAX_CORE = 4096
 
 
 @dataclass(frozen=True)
-class ScalePlan:
-    """How one scale runs: tiled or not, the tile geometry, the optimiser and the bytes it needs."""
+class TilingChoice:
+    """Whether one scale is tiled, the tile geometry, the optimiser that leaves room for it and the bytes
+    it needs (plan.ScalePlan carries it into the run's plan)."""
 
     tiled: bool
     core: int  # px of a tile's core (0 untiled)
@@ -38,7 +39,7 @@ class Network:
 
     convs_per_block: tuple[int, ...]
     deepest_block: int
-    halo: int  # safe halo of the deepest layer (tiled.safe_halo)
+    halo: int  # safe halo of the deepest layer (network_facts.safe_halo)
     grid: int  # pooling grid of the deepest layer
     content_floats: float = 8.0  # floats per image pixel of the content target (block4_conv2: 512 / 64)
 
@@ -75,12 +76,12 @@ def tile_bytes(core: int, width: int, height: int, net: Network) -> int:
     return memory.work_bytes(side_w, side_h, net.convs_per_block, net.deepest_block)
 
 
-def plan_scale(width: int, height: int, params: TransferParams, net: Network, budget: int) -> ScalePlan:
+def plan_scale(width: int, height: int, params: TransferParams, net: Network, budget: int) -> TilingChoice:
     """The plan for one (width x height) scale; raises ResourceError when even tiling cannot fit."""
     base = "adam" if params.optimizer == "adam" else "lbfgs-scipy"
     need = untiled_bytes(width, height, net)
     if params.tiling == "never" or (params.tiling == "auto" and need <= budget):
-        return ScalePlan(False, 0, 0, base, need, budget)
+        return TilingChoice(False, 0, 0, base, need, budget)
     # Each optimiser leaves a different room for the tile: scipy's float64 history can take most of the
     # budget, and small cores cost many times their pixels in halos (70 tiles of 112 px cores made a
     # 1024 px evaluation 20x slower than untiled). So the optimiser leaving the largest core wins; on a
@@ -95,11 +96,11 @@ def plan_scale(width: int, height: int, params: TransferParams, net: Network, bu
 
 
 def _tiled_plan(width: int, height: int, params: TransferParams, net: Network, budget: int,
-                optimizer: str) -> ScalePlan:
+                optimizer: str) -> TilingChoice:
     """The tiled plan with `optimizer`: the forced or largest fitting core (0 if none fits)."""
     fixed = image_bytes(width, height, net.content_floats) + optimizer_bytes(optimizer, width, height)
     core = params.tile_size or _largest_core(width, height, budget - fixed, net)
-    return ScalePlan(True, core, net.halo, optimizer, fixed + tile_bytes(core, width, height, net), budget)
+    return TilingChoice(True, core, net.halo, optimizer, fixed + tile_bytes(core, width, height, net), budget)
 
 
 def _optimizers(base: str) -> tuple[str, ...]:

@@ -19,8 +19,8 @@ from daemon.engine.device_scale import DeviceScales
 from daemon.engine.eta import CostModel
 from daemon.engine.feature_cache import FeatureCache
 from daemon.engine.optimize import OptimizeOutcome
-from daemon.engine.params import LossRecord, ScaleReport, StyleImage, TransferParams
-from daemon.engine.plan import PlannedResult, RunPlan, ScalePlan, make_plan
+from daemon.engine.params import LossRecord, ScaleReport, StyleImage, TransferParams, TransferResult
+from daemon.engine.plan import RunPlan, ScalePlan, make_plan
 from daemon.engine.progress import Clock, Hooks, ProgressCallback, ScaleProgress, SnapshotCallback, StopCheck
 from daemon.engine.scale_loops import ScaleInputs, run_scale
 from daemon.engine.stopping import StopRule
@@ -59,7 +59,7 @@ class StyleTransfer:
 
     def stylize(self, content: np.ndarray, styles: Sequence[StyleImage], params: TransferParams,
                 on_progress: ProgressCallback | None = None, should_stop: StopCheck | None = None,
-                on_snapshot: SnapshotCallback | None = None) -> PlannedResult:
+                on_snapshot: SnapshotCallback | None = None) -> TransferResult:
         """Stylise `content` (HxWx3 float 0..255) with the blended `styles`; raises StopRequested.
 
         on_snapshot(iteration, image) receives the image every params.save_every iterations."""
@@ -82,7 +82,7 @@ class StyleTransfer:
         return replace(result, adaptation=adaptation)
 
     def _run(self, plan: RunPlan, content: np.ndarray, styles: Sequence[StyleImage], params: TransferParams,
-             hooks: Hooks) -> PlannedResult:
+             hooks: Hooks) -> TransferResult:
         """Execute `plan` scale by scale: initialise, make the targets and optimise, report."""
         gradient.seed_everything(params.seed)
         clock = Clock(plan, self._cost_model)
@@ -143,9 +143,9 @@ def _report(scale: ScalePlan, outcome: OptimizeOutcome, tiles: int, rule: StopRu
 
 
 def _result(plan: RunPlan, image: np.ndarray, history: list[LossRecord], reports: list[ScaleReport],
-            seconds: float) -> PlannedResult:
+            seconds: float) -> TransferResult:
     final = history[-1] if history else LossRecord(0, len(plan.scales), 0.0, 0.0, 0.0, 0.0)
-    return PlannedResult(
+    return TransferResult(
         rgb=image, iterations=sum(r.iterations for r in reports), evaluations=sum(r.evaluations for r in reports),
         seconds=seconds, size=plan.scales[-1].size, losses=final, history=history,
         downsized_from=plan.downsized_from, scale_sizes=plan.sizes, scale_reports=tuple(reports), plan=plan,

@@ -127,8 +127,7 @@ def build_sidecar(
 
 def plan_record(result: TransferResult) -> dict | None:
     """The run's plan as JSON-ready data, or None when the engine made none."""
-    plan = getattr(result, "plan", None)
-    return dataclasses.asdict(plan) if plan is not None else None
+    return dataclasses.asdict(result.plan) if result.plan is not None else None
 
 
 def sidecar_path(output: Path) -> Path:
