@@ -29,14 +29,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_dry_run(args: argparse.Namespace) -> None:
+    """Ask for the dry-run engine, refusing a config that would delete photos for a tinted copy."""
+    from daemon.config import parse_config
+    from daemon.job.engines import request_dry_run
+
+    if parse_config(args.config).after_success == "delete":
+        raise ConfigError(f"{args.config}: after_success: delete with --dry-run would delete each photo for a "
+                          "tinted copy; use a test config with after_success: keep or move")
+    request_dry_run()  # the workers inherit it
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The long-running service."""
     from daemon.service.supervisor import Supervisor
 
     if args.dry_run:
-        from daemon.job.engines import request_dry_run
-
-        request_dry_run()  # the workers inherit it
+        _start_dry_run(args)
     return Supervisor(args.config).run()
 
 
@@ -45,9 +54,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     from daemon.service.supervisor import Supervisor
 
     if args.dry_run:
-        from daemon.job.engines import request_dry_run
-
-        request_dry_run()  # the workers inherit it
+        _start_dry_run(args)
     return Supervisor(args.config, once=True).run()
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 
 from daemon.config import Config
+from daemon.job.engines import dry_run_seconds
 from daemon.media.hashing import sha256_file
 
 # How the result is computed within memory, not what it is: tiling is exact, so changing these
@@ -27,6 +28,9 @@ def style_fingerprints(config: Config) -> dict[str, str]:
             "format": config.naming.format,
             "quality": config.naming.quality,
         }
+        if dry_run_seconds() is not None:
+            # A dry run's tinted results must not count as done for the real engine that runs later.
+            document["engine"] = "dry-run"
         blob = json.dumps(document, sort_keys=True).encode()
         prints[name] = hashlib.sha256(blob).hexdigest()[:16]
     return prints

@@ -60,3 +60,26 @@ def test_the_environment_switch_chooses_the_dry_run_and_its_seconds_per_iteratio
     (doc,) = _sidecars(tmp_path).values()
     assert doc["dry_run"] is True and doc["result"]["iterations"] == 8
     assert doc["result"]["seconds"] >= 0.8  # 8 iterations of the 0.1 s asked for, not the flag's default
+
+
+@pytest.mark.engine  # the real engine runs after the dry run
+def test_a_dry_run_never_deletes_photos_and_redo_then_gives_the_real_result(tmp_path: Path) -> None:
+    engine = {"iterations": 2, "max_size": 64, "scales": 1, "backbone": "vgg16-hed"}
+    deleting = write_config(tmp_path, after_success="delete", engine=engine)
+    photo = drop(CONTENT / "chelsea.png", tmp_path / "in" / "chelsea.png")
+    refused = _once(deleting, "--dry-run")
+    assert refused.returncode != 0 and "after_success: delete with --dry-run" in refused.stderr, refused.stderr
+    assert photo.is_file() and not _sidecars(tmp_path)
+
+    keeping = write_config(tmp_path, engine=engine)
+    assert _once(keeping, "--dry-run").returncode == 0
+    assert [doc["dry_run"] for doc in _sidecars(tmp_path).values()] == [True]
+    # After a dry run, `redo` queues the photo again for the real engine; its result is written beside.
+    redo = subprocess.run([sys.executable, "-m", "daemon", "redo", "-c", str(keeping)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != DRY_RUN_ENV})
+    assert redo.returncode == 0, redo.stderr
+    real = _once(keeping)
+    assert real.returncode == 0, real.stderr
+    marks = sorted(doc.get("dry_run", False) for doc in _sidecars(tmp_path).values())
+    assert marks == [False, True], marks
