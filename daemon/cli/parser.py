@@ -51,6 +51,7 @@ class DeferredParser(argparse.ArgumentParser):
 
     @property
     def _actions(self) -> list[argparse.Action]:
+        # argparse reads this list wherever it needs the arguments (parsing, help, usage): fill on first read.
         fill, self.__dict__["_fill"] = self.__dict__.get("_fill"), None
         if fill is not None:
             fill(self)
@@ -60,13 +61,18 @@ class DeferredParser(argparse.ArgumentParser):
     def _actions(self, actions: list[argparse.Action]) -> None:
         self.__dict__["_deferred_actions"] = actions
 
-    def parse_known_args(self, *args, **kwargs):  # noqa: D102 (argparse's)
-        self._actions  # noqa: B018 (fills the parser)
+    def parse_known_args(self, *args, **kwargs):
+        """argparse's, with the arguments added first."""
+        self._filled()
         return super().parse_known_args(*args, **kwargs)
 
-    def format_help(self) -> str:  # noqa: D102 (argparse's)
-        self._actions  # noqa: B018 (fills the parser)
+    def format_help(self) -> str:
+        """argparse's, with the arguments added first."""
+        self._filled()
         return super().format_help()
+
+    def _filled(self) -> None:
+        assert self._actions is not None  # reading the property adds the deferred arguments
 
 
 def _add_stylize(parser: argparse.ArgumentParser) -> None:

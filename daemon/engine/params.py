@@ -18,8 +18,13 @@ from pydantic.dataclasses import dataclass as schema
 from daemon.engine.param_types import (STRENGTH_PRESETS, ByteSize, LayerWeights, Option, Strength, TileSize,
                                        layer_weights_text, parse_layer_weights, parse_strength)
 # The run's records live in run_records.py; imported from here by much of the code, so re-exported.
-from daemon.engine.run_records import LossRecord, Progress, ScaleReport, StyleImage, TransferResult  # noqa: F401
+from daemon.engine.run_records import LossRecord, Progress, ScaleReport, StyleImage, TransferResult
 from daemon.errors import ConfigError
+
+__all__ = ["DEFAULT_CONTENT_LAYER", "DEFAULT_STRENGTH", "DEFAULT_STYLE_LAYERS", "MIN_SIDE", "STRENGTH_PRESETS",
+           "EngineChoices", "LossRecord", "ParamError", "Progress", "ScaleReport", "StyleImage", "TransferParams",
+           "TransferResult", "chosen_style_weight", "engine_fields", "flag_of", "option_of", "shown_default",
+           "strength_value", "style_weight_for", "transfer_fields"]
 
 Backbone = Literal["auto", "vgg19", "vgg16-hed"]
 Optimizer = Literal["lbfgs", "adam"]
