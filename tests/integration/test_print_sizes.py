@@ -8,24 +8,21 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from daemon.cli import _params_from_args, build_parser
 from daemon.config import parse_config
 from daemon.engine.params import Progress
 from daemon.errors import ConfigError
 from daemon.review.progress import ProgressReporter, describe
 from tests.support import CONTENT, STYLE
-from tests.support.daemon import ROOT, Daemon, drop, store_rows, wait_until, write_config
+from tests.support.daemon import Daemon, drop, store_rows, wait_until, write_config
 from tests.support.notify import NotifyListener
 from tests.support.engine_parts import stylize_params
+from tests.support.cli import poison_ml, run_cli
 
 GB = 1000**3
 GIB = 1024**3
@@ -106,20 +103,10 @@ def test_stylize_options_reach_the_engine_parameters():
     assert stylize_params("--memory-budget", "800000000").memory_budget == 800_000_000
 
 
-def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env or {}))
-    environment["PYTHONPATH"] = os.pathsep.join(p for p in (environment.pop("PYTHONPATH", ""), str(ROOT)) if p)
-    return subprocess.run([sys.executable, "-m", "daemon", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env=environment)
-
-
 @pytest.fixture
 def no_ml(tmp_path) -> dict:
     """PYTHONPATH on which importing tensorflow, keras or jax kills the process (exit 97)."""
-    for name in ("tensorflow", "keras", "jax"):
-        (tmp_path / "poison" / name).mkdir(parents=True)
-        (tmp_path / "poison" / name / "__init__.py").write_text("import os\nos._exit(97)\n")
-    return {"PYTHONPATH": str(tmp_path / "poison")}
+    return poison_ml(tmp_path).env()
 
 
 @pytest.mark.parametrize("options, says", [
@@ -130,7 +117,7 @@ def no_ml(tmp_path) -> dict:
     (("--tile-size", "abc"), "argument --tile-size: invalid int value"),
 ])
 def test_a_bad_tiling_option_is_a_usage_error_before_the_model_loads(tmp_path, no_ml, options, says):
-    done = _cli("stylize", str(CONTENT / "chelsea.png"), "-s", str(STYLE / "starry_night.jpg"),
+    done = run_cli("stylize", str(CONTENT / "chelsea.png"), "-s", str(STYLE / "starry_night.jpg"),
                 "-o", str(tmp_path / "out.jpg"), *options, env=no_ml)
     assert done.returncode == 2, done.stderr
     assert says in done.stderr, done.stderr
@@ -142,20 +129,20 @@ def test_check_config_prints_the_memory_budget_without_loading_the_model(tmp_pat
                           styles={"starry": {"images": [str(STYLE / "starry_night.jpg")],
                                              "params": {"memory_budget": "512MiB"}},
                                   "scream": {"images": [str(STYLE / "the_scream.jpg")]}})
-    done = _cli("check-config", "-c", str(config), env=no_ml)
+    done = run_cli("check-config", "-c", str(config), env=no_ml)
     assert done.returncode == 0, done.stderr
     assert "# memory budget: 200.0 MB, tiling always; style sets: starry 536.9 MB" in done.stdout, done.stdout
     yaml.safe_load(done.stdout)  # still a valid config
 
     config = write_config(tmp_path, engine={"backbone": "vgg16-hed"})
-    done = _cli("check-config", "-c", str(config), env=no_ml)
+    done = run_cli("check-config", "-c", str(config), env=no_ml)
     lines = [line for line in done.stdout.splitlines() if line.startswith("# memory budget:")]
     assert len(lines) == 1, done.stdout
     assert lines[0].startswith("# memory budget: the RAM free (now ") and lines[0].endswith(
         "B) when a job starts, tiling auto"), lines[0]
 
     config = write_config(tmp_path, engine={"backbone": "vgg16-hed", "memory_budget": "100TB"})
-    done = _cli("check-config", "-c", str(config), env=no_ml)
+    done = run_cli("check-config", "-c", str(config), env=no_ml)
     assert "# memory budget: 100.0 TB (more than the " in done.stdout and " of RAM free now)" in done.stdout, \
         done.stdout
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -16,6 +13,7 @@ import pytest
 from daemon.engine.params import StyleImage, TransferParams
 from daemon.job.pipeline import StyleRef, StylizeRequest, run_stylize
 from tests.support import CONTENT, STYLE
+from tests.support.cli import run_cli
 
 # A fixed count at every scale (no stopping rule, even budget): these tests count iterations.
 FAST = TransferParams(max_size=96, iterations=40, scales=2, min_scale_size=48, log_every=10, stop_tolerance=0.0,
@@ -133,12 +131,6 @@ def test_run_stylize_writes_output_and_complete_sidecar(hed_engine, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png", "result.png.json"]
 
 
-def _cli(*args, env_extra=None, timeout=600):
-    env = dict(os.environ, **(env_extra or {}))
-    return subprocess.run([sys.executable, "-m", "daemon", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
-
-
 @pytest.mark.engine
 def test_cli_stylize_output_appears_atomically(tmp_path):
     out = tmp_path / "out.jpg"
@@ -155,9 +147,9 @@ def test_cli_stylize_output_appears_atomically(tmp_path):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        done = _cli("stylize", str(CONTENT / "rocket.jpg"), "--style", f"{STYLE / 'the_scream.jpg'}:1",
+        done = run_cli("stylize", str(CONTENT / "rocket.jpg"), "--style", f"{STYLE / 'the_scream.jpg'}:1",
                     "-o", str(out), "--size", "64", "--iterations", "5", "--scales", "1",
-                    "--backbone", "vgg16-hed")
+                    "--backbone", "vgg16-hed", timeout=600)
     finally:
         stop.set()
         watcher.join()
@@ -175,8 +167,8 @@ def test_cli_stylize_output_appears_atomically(tmp_path):
 def test_cli_bad_input_one_line_error(tmp_path, make, message, code):
     bad = tmp_path / "bad.jpg"
     make(bad)
-    done = _cli("stylize", str(bad), "--style", str(STYLE / "starry_night.jpg"), "-o",
-                str(tmp_path / "o.jpg"), "--backbone", "vgg16-hed", "--size", "32")
+    done = run_cli("stylize", str(bad), "--style", str(STYLE / "starry_night.jpg"), "-o",
+                str(tmp_path / "o.jpg"), "--backbone", "vgg16-hed", "--size", "32", timeout=600)
     assert done.returncode == code
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in done.stderr
@@ -184,11 +176,11 @@ def test_cli_bad_input_one_line_error(tmp_path, make, message, code):
 
 
 def test_cli_usage_errors():
-    done = _cli("stylize", "nope.jpg", "--style", "also-nope.jpg", "-o", "x.gif")
+    done = run_cli("stylize", "nope.jpg", "--style", "also-nope.jpg", "-o", "x.gif")
     assert done.returncode == 2 and "must end in .jpg, .png or .webp" in done.stderr  # usage error
-    done = _cli("stylize", "nope.jpg", "--style", "also-nope.jpg", "-o", "x.jpg")
+    done = run_cli("stylize", "nope.jpg", "--style", "also-nope.jpg", "-o", "x.jpg")
     assert done.returncode == 65 and "nope.jpg: file not found" in done.stderr  # an input is missing
-    done = _cli("stylize", str(CONTENT / "coffee.png"), "--style", str(STYLE / "shipwreck.jpg"),
+    done = run_cli("stylize", str(CONTENT / "coffee.png"), "--style", str(STYLE / "shipwreck.jpg"),
                 "-o", "o.jpg", "--backbone", "vgg19")
     assert done.returncode == 69 and "run 'style-daemon fetch-weights'" in done.stderr
     assert "Traceback" not in done.stderr and "I0000" not in done.stderr
@@ -198,9 +190,9 @@ def test_cli_usage_errors():
 def test_jax_backend_runs_the_same_engine(tmp_path):
     """The engine is backend-neutral: the CLI under KERAS_BACKEND=jax (CPU) stylises too."""
     out = tmp_path / "jax.png"
-    done = _cli("stylize", str(CONTENT / "chelsea.png"), "--style", str(STYLE / "the_scream.jpg"),
+    done = run_cli("stylize", str(CONTENT / "chelsea.png"), "--style", str(STYLE / "the_scream.jpg"),
                 "-o", str(out), "--size", "96", "--iterations", "20", "--scales", "1",
-                "--backbone", "vgg16-hed", env_extra={"KERAS_BACKEND": "jax"})
+                "--backbone", "vgg16-hed", env={"KERAS_BACKEND": "jax"}, timeout=600)
     assert done.returncode == 0, done.stderr
     doc = json.loads((tmp_path / "jax.png.json").read_text())
     assert doc["keras_backend"] == "jax" and doc["device"].startswith("cpu")

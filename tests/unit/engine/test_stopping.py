@@ -11,7 +11,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import yaml
 
 from daemon.config import load_config
 from daemon.engine.eta import EtaEstimator
