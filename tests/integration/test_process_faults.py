@@ -21,6 +21,7 @@ from PIL import Image
 
 from tests.support import CONTENT, STYLE
 from tests.support.daemon import ROOT, Daemon, done_jobs, drop, store_rows, wait_until, write_config
+from tests.support.fleet import distinct_photos
 
 JOURNAL_EXIT = 76
 
@@ -486,20 +487,12 @@ def test_booleans_and_strings_where_numbers_are_meant_are_refused(tmp_path, key,
     assert key in done.stderr and "expected" in done.stderr and "Traceback" not in done.stderr
 
 
-def _distinct_images(folder: Path, count: int) -> None:
-    base = np.asarray(Image.open(CONTENT / "chelsea.png").convert("RGB").resize((48, 32)))
-    for index in range(count):
-        pixels = base.copy()
-        pixels[0, 0] = (index % 256, index // 256, 9)
-        Image.fromarray(pixels).save(folder / f"p{index:03d}.png")
-
-
 def test_drain_summary_counts_every_job_of_the_batch(tmp_path, tmp_path_factory):
     config = write_config(tmp_path, workers=2, engine={"iterations": 1, "max_size": 32, "scales": 1,
                                                         "backbone": "vgg16-hed"},
                           gallery={"contact_sheets": False, "index": False})
     staging = tmp_path_factory.mktemp("staging")
-    _distinct_images(staging, 200)
+    distinct_photos(staging, 200)
     daemon = Daemon(config, fake_delay=0.0)
     daemon.wait_ready()
     for path in staging.iterdir():
