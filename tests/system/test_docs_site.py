@@ -67,11 +67,23 @@ def test_readme_is_a_short_front_door() -> None:
     assert sum(1 for line in lines if line.lstrip().startswith("![")) == 1, "one picture"
 
 
-def test_readme_relative_links_point_at_files() -> None:
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors mkdocs gives a page's headings (the toc extension's slugs), code blocks left out."""
+    from markdown.extensions.toc import slugify  # installed with mkdocs
+
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+    return {slugify(title.strip(), "-") for title in re.findall(r"^#{1,6} (.+)$", text, re.M)}
+
+
+def test_readme_relative_links_point_at_files_and_headings() -> None:
+    """mkdocs checks the links inside docs/; the README is outside it, so its links are checked here."""
     targets = RELATIVE_LINK.findall(README.read_text())
     assert len(targets) >= 10, targets  # the picture and the docs pages
     missing = [t for t in targets if not (ROOT / t.split("#", 1)[0]).exists()]
     assert missing == []
+    anchored = [t.split("#", 1) for t in targets if "#" in t]
+    assert anchored, "the README links to a section of a docs page"
+    assert [f"{file}#{anchor}" for file, anchor in anchored if anchor not in heading_anchors(ROOT / file)] == []
 
 
 def test_readme_keeps_the_ci_commands_first() -> None:
