@@ -1,4 +1,4 @@
-"""Figures for the README's "Several machines": jobs per second of the 300-photo run with 1, 2 and 4 workers
+"""Figures for docs/several-machines.md: jobs per second of the 300-photo run with 1, 2 and 4 workers
 on the stand-in engine (SQLite and PostgreSQL), the time from a daemon's death to its job being taken over,
 and the claim latency with 10,000 jobs queued. Run as root from the repository root (bind mounts):
 

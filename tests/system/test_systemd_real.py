@@ -48,7 +48,7 @@ def box(tmp_path_factory):
 
 
 def _install_unit(box: Container) -> None:
-    """README 'Run as a service', steps 2, 3 and 5 (no weights: the stand-in engine needs none)."""
+    """docs/service.md 'The systemd unit', steps 2, 3 and 5 (no weights: the dry-run engine needs none)."""
     box.run("sh", "-c", "getent group stylers >/dev/null || groupadd --system stylers")
     box.run("install", "-d", "-m", "2775", "-g", "stylers", SHARE, f"{SHARE}/input", f"{SHARE}/output",
             f"{SHARE}/styles")

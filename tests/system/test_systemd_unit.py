@@ -14,7 +14,7 @@ UNIT = ROOT / "systemd" / "style-daemon.service"
 
 
 def _installed_copy(tmp_path: Path) -> Path:
-    """The unit as installed by the README: ExecStart pointing at this environment's style-daemon."""
+    """The unit as installed by docs/service.md: ExecStart pointing at this environment's style-daemon."""
     venv = Path(sys.executable).parent.parent
     text = UNIT.read_text().replace("/opt/style-daemon/venv", str(venv))
     copy = tmp_path / "style-daemon.service"
