@@ -71,21 +71,25 @@ def _steps(args: argparse.Namespace) -> tuple[dict, list[int], object]:
     import numpy as np
 
     from daemon.engine.params import StyleImage, TransferParams
-    from daemon.engine.style_targets import whole_targets
     from daemon.media.images import load_image, resize_long_side
 
     engine = _engine(args)
     params = TransferParams(max_size=args.size, scales=1)
     photo = resize_long_side(load_image(IMAGES / "content" / "tubingen.jpg").rgb, args.size)
     style = [StyleImage(load_image(IMAGES / "style" / "starry_night.jpg").rgb)]
-    size = (photo.shape[1], photo.shape[0])
     image = photo.astype(np.float32)[None]
-    steps = {}
-    for arithmetic in ARITHMETICS:
-        model, spec = engine.features.model_for(params, arithmetic)
-        steps[arithmetic] = lambda model=model, spec=spec: engine.features.value_and_grad(
-            model, spec, whole_targets(engine.features, model, spec, photo, style, size, params))
-    return steps, list(size), image
+    steps = {a: lambda a=a: loss_step(engine, params, a, photo, style) for a in ARITHMETICS}
+    return steps, [photo.shape[1], photo.shape[0]], image
+
+
+def loss_step(engine, params, arithmetic: str, photo, styles):
+    """The engine's compiled value-and-gradient of the loss for `photo` under `styles`, in `arithmetic`."""
+    from daemon.engine.style_targets import whole_targets
+
+    features = engine.features
+    model, spec = features.model_for(params, arithmetic)
+    size = (photo.shape[1], photo.shape[0])
+    return features.value_and_grad(model, spec, whole_targets(features, model, spec, photo, styles, size, params))
 
 
 def _compiled(steps: dict, image) -> tuple[dict, dict, dict]:
