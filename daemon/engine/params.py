@@ -156,10 +156,11 @@ class TransferParams:
     lbfgs_impl: Annotated[LbfgsImpl, Field(description=(
         "L-BFGS on the device (optax, JAX only) or on the host (numpy: float32, scipy: L-BFGS-B); "
         "auto: optax under JAX on a GPU, else numpy"))] = "auto"
-    # bf16 on a CPU with AMX under TensorFlow is 3.5x faster there (precision.py); float32 elsewhere
-    # (the on-device loop: until bf16/tf32 speed is measured on a GPU).
+    # bf16 where oneDNN has bf16 kernels: 3.5x faster with AMX, 1.5-1.8x with AVX-512 BF16 (precision.py);
+    # float32 elsewhere (emulated bf16 is slower) and on the on-device loop (GPU speed not yet measured).
     precision: Annotated[Precision, Field(description=(
-        "arithmetic of the loss: auto is bf16 on a CPU with AMX under TensorFlow, else float32; "
+        "arithmetic of the loss: auto is bf16 on a CPU with AMX or AVX-512 BF16 under TensorFlow, else "
+        "float32; "
         "tf32 is for the on-device loop only"))] = "auto"
     learning_rate: Annotated[float, Field(gt=0, description="step size of the adam optimiser"),
                              Option(metavar="R")] = 2.0
