@@ -13,20 +13,27 @@ os.environ["STYLE_DAEMON_OFFLINE"] = "1"
 # A test that asks for one of these runs the real engine (probe: the JAX engine in a subprocess,
 # tests/unit/engine/test_device_scale.py).
 ENGINE_FIXTURES = {"hed_engine", "probe"}
+JAX_FIXTURES = {"probe"}
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "engine: runs the real engine (Keras); CI runs these twice: with the arithmetic precision: "
         "auto picks, and with STYLE_DAEMON_PRECISION=float32 (precision.py)")
+    config.addinivalue_line(
+        "markers", "jax: runs the engine under JAX, whose CPU arithmetic is float32 whatever auto picks for "
+        "TensorFlow: the float32 pass leaves these out (docs/testing.md)")
 
 
 def pytest_collection_modifyitems(items):
     """Mark every test that uses the real engine's fixture; tests that start it in a subprocess are marked
     where they are written."""
     for item in items:
-        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if ENGINE_FIXTURES & fixtures:
             item.add_marker(pytest.mark.engine)
+        if JAX_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.jax)
 
 
 @pytest.fixture(autouse=True)

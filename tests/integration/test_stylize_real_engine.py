@@ -187,6 +187,7 @@ def test_cli_usage_errors():
 
 
 @pytest.mark.engine
+@pytest.mark.jax
 def test_jax_backend_runs_the_same_engine(tmp_path):
     """The engine is backend-neutral: the CLI under KERAS_BACKEND=jax (CPU) stylises too."""
     out = tmp_path / "jax.png"

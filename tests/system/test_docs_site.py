@@ -91,7 +91,9 @@ def test_readme_keeps_the_ci_commands_first() -> None:
     blocks = re.findall(r"^```sh\n(.*?)\n```$", README.read_text(), re.M | re.S)
     assert len(blocks) >= 2
     assert "pip install -e '.[test]'" in blocks[0] and "apt-get install" in blocks[0]
-    assert blocks[1] == ". .venv/bin/activate && python -m pytest -q"
+    # The whole suite with the arithmetic `auto` picks here, then the engine's tests forced to float32.
+    assert blocks[1] == ('. .venv/bin/activate && python -m pytest -q && '
+                         'STYLE_DAEMON_PRECISION=float32 python -m pytest -q -m "engine and not jax"')
 
 
 def test_paths_named_in_the_docs_exist() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support import ROOT
 
-pytestmark = [pytest.mark.engine,
+pytestmark = [pytest.mark.engine, pytest.mark.jax,
               pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs JAX (pip install 'jax[cpu]')")]
 
 
