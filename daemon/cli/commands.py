@@ -1,4 +1,4 @@
-"""The service's subcommands (run, once, status, redo, reload, journal migrate, the worker) and the engine's
+"""The service's subcommands (run, once, status, redo, reload, store migrate, the worker) and the engine's
 (doctor, fetch-weights); each imports what it needs when it runs, so that --help stays fast."""
 
 from __future__ import annotations
@@ -88,7 +88,13 @@ def cmd_redo(args: argparse.Namespace) -> int:
 
 
 def cmd_journal_migrate(args: argparse.Namespace) -> int:
-    """Copy the SQLite journal into the PostgreSQL job store; print what was copied."""
+    """`journal migrate`, the old name of `store migrate`: says so once, then does the same."""
+    log.warning("`style-daemon journal migrate` is deprecated; use `style-daemon store migrate`")
+    return cmd_store_migrate(args)
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    """Copy the SQLite job store into the PostgreSQL job store; print what was copied."""
     from dataclasses import replace
 
     from daemon.config import load_config

@@ -23,7 +23,7 @@ EXIT_CODES = (
     (130, "interrupted (Ctrl-C)"),
     (141, "the reader of the output went away (e.g. `| head`)"),
 )
-PUBLIC_COMMANDS = ("stylize", "run", "once", "status", "check-config", "reload", "redo", "journal", "doctor", "fetch-weights")
+PUBLIC_COMMANDS = ("stylize", "run", "once", "status", "check-config", "reload", "redo", "store", "doctor", "fetch-weights")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -175,18 +175,28 @@ def _add_redo(command: _Commands) -> None:
 
 
 def _add_store_commands(command: _Commands) -> None:
-    """`journal migrate`: the command keeps its name; the config key is store (journal: still read)."""
-    j = command.add("journal", "manage the job store (move a SQLite journal into PostgreSQL)")
-    jm = j.add_subparsers(dest="journal_command", required=True, title="journal commands").add_parser(
-        "migrate", help="copy the SQLite journal's jobs into a shared PostgreSQL job store (safe to repeat)",
-        description="Copy the SQLite journal's jobs (running ones become queued) and file records into the "
+    """`store migrate`, and `journal migrate`: its name before the job store had one name (warns, then runs)."""
+    store = command.add("store", "manage the job store (move a SQLite job store into PostgreSQL)")
+    _add_migrate(store, command.common, commands.cmd_store_migrate)
+    # Not in the listing (PUBLIC_COMMANDS): scripts written before the rename keep working.
+    old = command.sub.add_parser("journal", description="Deprecated name of `store`.", parents=[command.common],
+                                 formatter_class=HelpFormatter)
+    _add_migrate(old, command.common, commands.cmd_journal_migrate)
+
+
+def _add_migrate(group: argparse.ArgumentParser, common: argparse.ArgumentParser,
+                 handler: Callable[[argparse.Namespace], int]) -> None:
+    """The `migrate` subcommand of `group`: copy a SQLite job store into the shared PostgreSQL one."""
+    migrate = group.add_subparsers(dest="store_command", required=True, title="commands").add_parser(
+        "migrate", help="copy a SQLite job store's jobs into a shared PostgreSQL job store (safe to repeat)",
+        description="Copy the SQLite job store's jobs (running ones become queued) and file records into the "
                     "shared PostgreSQL job store. Running it again copies nothing new.",
-        parents=[command.common], formatter_class=HelpFormatter, epilog=_epilog())
-    _add_config(jm)
-    jm.add_argument("--to", metavar="URL", help="postgresql:// URL (default: the config's store)")
-    jm.add_argument("--from", dest="source", type=Path, metavar="FILE",
-                    help="the SQLite journal (default: journal.sqlite3 in the state folder)")
-    jm.set_defaults(handler=commands.cmd_journal_migrate)
+        parents=[common], formatter_class=HelpFormatter, epilog=_epilog())
+    _add_config(migrate)
+    migrate.add_argument("--to", metavar="URL", help="postgresql:// URL (default: the config's store)")
+    migrate.add_argument("--from", dest="source", type=Path, metavar="FILE",
+                         help="the SQLite job store (default: journal.sqlite3 in the state folder)")
+    migrate.set_defaults(handler=handler)
 
 
 def _add_engine_commands(command: _Commands) -> None:

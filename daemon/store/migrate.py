@@ -1,4 +1,4 @@
-"""Move a one-machine SQLite job store into a shared PostgreSQL one (`style-daemon journal migrate`)."""
+"""Move a one-machine SQLite job store into a shared PostgreSQL one (`style-daemon store migrate`)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ def migrate_store(source: Path, target: StoreTarget) -> Migration:
     Jobs already there (same key or output) are kept as they are, so running it twice adds nothing.
     """
     if not target.shared:
-        raise ConfigError(f"journal migrate: --to must be a postgresql:// URL, got {target.location!r}")
+        raise ConfigError(f"store migrate: --to must be a postgresql:// URL, got {target.location!r}")
     if not source.exists():
-        raise ConfigError(f"journal migrate: no SQLite job store at {source}; give it with --from")
+        raise ConfigError(f"store migrate: no SQLite job store at {source}; give it with --from")
     from daemon.store import open_store
 
     old = SqliteStore(source, readonly=True)

@@ -203,18 +203,21 @@ def test_check_config_says_what_is_wrong_with_the_database(tmp_path, pg_cluster)
     assert good.returncode == 0, good.stderr
 
 
-def test_journal_migrate_moves_a_sqlite_journal_and_nothing_is_done_twice(tmp_path, pg_cluster):
+def test_store_migrate_moves_a_sqlite_store_and_nothing_is_done_twice(tmp_path, pg_cluster):
     config = write_config(tmp_path, engine=FAST)
     for name in ("chelsea.png", "coffee.png", "rocket.jpg"):
         drop(CONTENT / name, tmp_path / "in" / name)
     assert Daemon(config, command="once", fake_delay=0.0).proc.wait(timeout=120) == 0
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("*.jpg")}
     url = pg_cluster.new_database()
-    migrate = [sys.executable, "-m", "daemon", "journal", "migrate", "-c", str(config), "--to", url]
+    migrate = [sys.executable, "-m", "daemon", "store", "migrate", "-c", str(config), "--to", url]
     first = subprocess.run(migrate, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0 and "3 of 3 job(s) copied" in first.stdout, first.stderr
-    again = subprocess.run(migrate, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # The command's name before the job store had one name still works, and says it is deprecated.
+    old_name = [sys.executable, "-m", "daemon", "journal", "migrate", *migrate[5:]]
+    again = subprocess.run(old_name, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "0 of 3 job(s) copied" in again.stdout, again.stderr
+    assert "`style-daemon journal migrate` is deprecated; use `style-daemon store migrate`" in again.stderr
     rows = pg_rows(url, "SELECT * FROM jobs")
     assert {r["state"] for r in rows} == {"done"} and all(r["source_path"].startswith("input:") for r in rows)
     config = write_config(tmp_path, engine=FAST, store=url)
