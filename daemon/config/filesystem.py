@@ -28,11 +28,35 @@ def folder_needs(config: Config) -> list[Need]:
     return needs
 
 
+# The system's own trees: nothing of ours is read from or written into them.
+SYSTEM_TREES = tuple(Path(p) for p in ("/proc", "/sys", "/dev", "/usr", "/etc", "/boot", "/bin", "/sbin", "/lib",
+                                        "/lib32", "/lib64", "/libx32"))
+# Top-level folders that hold everything else: one of their subfolders is fine, the folder itself is not
+# (watching /home or /var would walk every user's files).
+WHOLE_TREES = tuple(Path(p) for p in ("/", "/home", "/root", "/var", "/tmp", "/run", "/srv", "/opt", "/mnt",
+                                       "/media"))
+
+
+def check_places(config: Config, source: Path) -> None:
+    """No folder of the service is `/`, a system folder or a whole top-level tree (checked before anything is
+    looked at or created, so a reload with `input: /` is refused at once, not after a walk of the disk)."""
+    folders = {"input": config.input, "output": config.output, "state": config.state,
+               "failed": config.failed_dir, "processed": config.processed_dir}
+    for key, folder in folders.items():
+        folder = Path(folder).absolute()
+        system = next((tree for tree in SYSTEM_TREES if folder == tree or tree in folder.parents), None)
+        if system is not None or folder in WHOLE_TREES:
+            what = f"inside the system folder {system}" if system is not None else "a whole top-level folder"
+            raise ConfigError(f"{source}: {key}: {folder} is {what}; give the service a folder of its own, "
+                              f"e.g. /srv/style-daemon/{key}")
+
+
 def check_filesystem(config: Config, source: Path, create_folders: bool = False) -> None:
     """Folders usable and style images present, without writing anything unless `create_folders` (run).
 
     ConfigError names the key, the path and the fix.
     """
+    check_places(config, source)
     if not config.input.exists():
         raise ConfigError(f"{source}: input: folder {config.input} does not exist; create it (mkdir -p "
                           f"{config.input}) or fix the path")

@@ -60,6 +60,22 @@ def test_reload_fails_with_the_daemons_reason_and_the_old_config_stays(running, 
     assert daemon.proc.poll() is None
 
 
+
+@pytest.mark.parametrize("key, folder", [("input", "/"), ("input", "/home"), ("output", "/etc")])
+def test_reload_refuses_a_system_folder_at_once_and_the_old_config_keeps_serving(running, tmp_path, key, folder):
+    config, daemon = running
+    written = {"input": "in", "output": "out"}[key]  # as tests/support/daemon.py writes them
+    config.write_text(config.read_text().replace(f"{key}: {written}\n", f"{key}: {folder}\n"))
+    assert f"{key}: {folder}" in config.read_text()
+    done = _reload(config, daemon.proc.pid)
+    assert done.returncode == 78, done.stderr
+    [line] = _errors(done)
+    assert f"reload refused, the old config is kept: {config}: {key}: {folder} is " in line, line
+    assert "ignored" not in daemon.output()  # nothing of the refused folder was walked
+    drop(CONTENT / "coffee.png", tmp_path / "in" / "coffee.png")
+    wait_until(lambda: (tmp_path / "out" / "coffee.starry.jpg.json").exists(), what="old config still serving")
+    assert daemon.proc.poll() is None
+
 def test_reload_refuses_a_pid_that_is_not_this_daemon(running, tmp_path):
     config, daemon = running
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
