@@ -46,12 +46,15 @@ class InputFilter:
             return None
         rel = Path(path).relative_to(self.root)
         try:
-            if stat.S_ISLNK(os.lstat(path).st_mode):
-                return "a symbolic link; links are not followed - copy the photo itself into the folder"
+            mode = os.lstat(path).st_mode
         except OSError:
             return None
-        if not self._regular(path):
-            return None
+        if stat.S_ISLNK(mode):
+            return "a symbolic link; links are not followed - copy the photo itself into the folder"
+        if stat.S_ISDIR(mode) or not _plain(self.root, rel, lambda _: True):
+            return None  # a folder, or something reached through a linked folder (never walked)
+        if not stat.S_ISREG(mode):
+            return f"{_special_kind(mode)}, not a file; only regular files are read - copy the photo itself in"
         return why_not_read(rel)
 
     def _ours(self, path: Path) -> bool:
@@ -84,6 +87,17 @@ class InputFilter:
         """True for folders a scan must not descend into."""
         resolved = Path(folder)
         return any(resolved == f or _inside(resolved, f) for f in self.excluded)
+
+
+def _special_kind(mode: int) -> str:
+    """What a file that is neither a regular file, a folder nor a link is, in words."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device node"
+    return "a special file"
 
 
 def _plain(root: Path, rel: Path, is_kind) -> bool:

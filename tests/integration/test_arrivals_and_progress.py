@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.support import CONTENT
-from tests.support.daemon import ROOT, Daemon, done_jobs, wait_until, write_config
+from tests.support.daemon import ROOT, Daemon, done_jobs, drop, wait_until, write_config
 
 ORIENTATION = 0x0112
 
@@ -516,5 +519,31 @@ def test_status_shows_files_still_arriving_until_they_settle(tmp_path):
         wait_until(lambda: _status_json(config)["arriving"] == 0, timeout=30, what="arrived")
         wait_until(lambda: len(done_jobs(tmp_path)) == 2, what="both processed")
         assert "arriving" not in _status(config)
+    finally:
+        assert daemon.stop() == 0, daemon.output()
+
+
+def test_pipes_sockets_and_device_nodes_named_like_photos_are_reported_once_and_counted(tmp_path):
+    """Anything that is not a regular file is said once in the log and counted in `status`, never opened."""
+    config = write_config(tmp_path)
+    inbox = tmp_path / "in"
+    os.mkfifo(inbox / "before.jpg")  # there before the service starts: the first scan sees it
+    daemon = Daemon(config)
+    try:
+        daemon.wait_ready()
+        os.mkfifo(inbox / "pipe.png")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(inbox / "socket.jpg"))
+        os.mknod(inbox / "device.jpg", stat.S_IFCHR | 0o600, os.makedev(1, 3))  # /dev/null's numbers; as root
+        kinds = {"before.jpg": "a named pipe (FIFO)", "pipe.png": "a named pipe (FIFO)", "socket.jpg": "a socket",
+                 "device.jpg": "a device node"}
+        wait_until(lambda: all(f"ignored {n}: {k}, not a file" in daemon.output() for n, k in kinds.items()),
+                   what="a log line for each special file")
+        report = wait_until(lambda: (r := _status_json(config))["ignored_count"] == 4 and r, what="counted")
+        assert {item["name"] for item in report["ignored"]} == set(kinds)
+        drop(CONTENT / "chelsea.png", inbox / "chelsea.png")  # the service still works beside them
+        wait_until(lambda: done_jobs(tmp_path), what="the photo beside them processed")
+        assert all(daemon.output().count(f"ignored {n}:") == 1 for n in kinds), daemon.output()
+        server.close()
     finally:
         assert daemon.stop() == 0, daemon.output()
