@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+from daemon import take_over_signals
 from daemon.media.atomic import sweep_temp_files
 from daemon.service.adopt import adopt_results
 from daemon.config import Config, load_config
@@ -201,9 +202,8 @@ class Supervisor:
                  time.time() - began, mean)
 
     def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
+        take_over_signals({signal.SIGTERM: self.stop.set, signal.SIGINT: self.stop.set,
+                           signal.SIGHUP: self.reload.set})
 
     def _attach_file_log(self) -> None:
         settings = self.config.logging

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
+from daemon import take_over_signals
 from daemon.config import load_config
 from daemon.engine.params import Progress
 from daemon.engine.protocol import DRY_RUN_BACKEND, Engine
@@ -68,9 +69,8 @@ class Worker:
 
     def install_signals(self) -> None:
         """SIGTERM/SIGINT stop at the next iteration; SIGHUP re-reads the config between jobs."""
-        signal.signal(signal.SIGTERM, lambda *_: self.stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.reload.set())
+        take_over_signals({signal.SIGTERM: self.stop.set, signal.SIGINT: self.stop.set,
+                           signal.SIGHUP: self.reload.set})
 
     def run(self) -> int:
         """The worker loop; returns the process exit code."""

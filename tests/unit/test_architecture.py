@@ -44,13 +44,19 @@ def imports_of(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "daemon":  # `from daemon import __version__` imports the root only
-                names.update("daemon" if a.name.startswith("__") else f"daemon.{a.name}" for a in node.names)
+            if node.module == "daemon":  # a name the root defines (`__version__`) imports the root only
+                names.update(f"daemon.{a.name}" if _is_submodule(path, a.name) else "daemon" for a in node.names)
             else:
                 names.add(node.module)
         elif isinstance(node, ast.ImportFrom) and node.level:
             raise AssertionError(f"{path}: relative import; use absolute daemon.* imports")
     return names
+
+
+def _is_submodule(path: Path, name: str) -> bool:
+    """True when `name` is a module or package of the daemon/ tree that `path` belongs to."""
+    tree = next(p for p in path.parents if p.name == "daemon")
+    return (tree / f"{name}.py").is_file() or (tree / name / "__init__.py").is_file()
 
 
 def unit_of(path: Path, root: Path) -> str:
