@@ -57,7 +57,8 @@ def quality_rows(pairs: list[str], sizes: list[int], iterations: int, correction
         content = load_image(IMAGES / "content" / content_name).rgb
         style = StyleImage(load_image(IMAGES / "style" / style_name).rgb)
         for size in sizes:
-            params = TransferParams(max_size=size, iterations=iterations, scales=1, log_every=1)
+            # lbfgs_impl scipy: the host loop then calls scale_loops.lbfgs, the optimiser patched in below
+            params = TransferParams(max_size=size, iterations=iterations, scales=1, log_every=1, lbfgs_impl="scipy")
             # one untimed iteration first: the graph for this size is traced once, not inside whichever
             # optimiser happens to run first (rows written before this warm-up charge it to scipy)
             maker.stylize(content, [style], TransferParams(max_size=size, iterations=1, scales=1))
@@ -164,14 +165,14 @@ def main() -> None:
     setup_logging("WARNING")
     start = time.time()
     memory = memory_rows(args.memory_sizes, args.corrections)
-    kept = _kept(output_path(args, backend)) if args.append else {"rows": [], "optimiser_memory": []}
+    kept = _kept(output_path(args, gradient)) if args.append else {"rows": [], "optimiser_memory": []}
     memory = memory or kept["optimiser_memory"]
     # written after every run, so that a long benchmark stopped half way keeps what it measured
     rows = quality_rows(args.pairs, args.sizes, args.iterations, args.corrections,
-                        lambda rows: write_file(args, kept["rows"] + rows, memory, backend, state_bytes, start))
-    write_file(args, kept["rows"] + rows, memory, backend, state_bytes, start)
+                        lambda rows: write_file(args, kept["rows"] + rows, memory, gradient, state_bytes, start))
+    write_file(args, kept["rows"] + rows, memory, gradient, state_bytes, start)
     print_summary(kept["rows"] + rows)
-    print(f"wrote {output_path(args, backend)}")
+    print(f"wrote {output_path(args, gradient)}")
 
 
 def _extrapolated(memory: list[dict], values: int) -> dict:
@@ -190,14 +191,14 @@ def _kept(path: Path) -> dict:
     return {"rows": earlier["rows"], "optimiser_memory": earlier["optimiser_memory"]}
 
 
-def output_path(args, backend) -> Path:
+def output_path(args, gradient) -> Path:
     return args.out or ROOT / "bench" / "results" / f"lbfgs32-{gradient.backend_name()}-cpu.json"
 
 
-def write_file(args, rows, memory, backend, state_bytes, start) -> None:
+def write_file(args, rows, memory, gradient, state_bytes, start) -> None:
     """Write the JSON result file."""
     pixels = 6000 * 4000
-    out = output_path(args, backend)
+    out = output_path(args, gradient)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "backbone": "vgg16-hed", "scales": 1, "init": "content", "iterations": "per row",

@@ -1,5 +1,5 @@
 """Figures for docs/several-machines.md: jobs per second of the 300-photo run with 1, 2 and 4 workers
-on the stand-in engine (SQLite and PostgreSQL), the time from a daemon's death to its job being taken over,
+on the dry-run engine (SQLite and PostgreSQL), the time from a daemon's death to its job being taken over,
 and the claim latency with 10,000 jobs queued. Run as root from the repository root (bind mounts):
 
     python bench/store_throughput.py > bench/results/store_throughput.txt
@@ -113,7 +113,7 @@ def main() -> None:
     os.environ.setdefault("STYLE_DAEMON_OFFLINE", "1")
     cluster = Cluster(server_bin()).start()
     try:
-        print(f"machine: {os.cpu_count()} cores (shared with other work at the time), stand-in engine, "
+        print(f"machine: {os.cpu_count()} cores (shared with other work at the time), dry-run engine, "
               f"{PHOTOS} photos, 1 iteration each")
         for workers in (1, 2, 4):
             pg = run_postgres(cluster, workers)

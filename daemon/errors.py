@@ -53,12 +53,6 @@ class StoreUnreachable(StyleDaemonError):
     exit_code = 75  # EX_TEMPFAIL
 
 
-# The names from before the job store had one name (config key `journal`); kept for code that imports them.
-JournalError = StoreCorrupt
-JournalUnreachable = StoreUnreachable
-journal_corrupt_message = store_corrupt_message
-
-
 class StateLockedError(StyleDaemonError):
     """Another service (or one of its workers) still holds the state folder's lock."""
 

@@ -99,5 +99,5 @@ def _check_store(config: Config) -> None:
     if config.store_shared:
         open_store(config.store_target, readonly=True).close()  # says: server, database or permissions
         return
-    if path.exists() and path.stat().st_size > 0:  # an empty file is a journal not yet started
+    if path.exists() and path.stat().st_size > 0:  # an empty file is a job store not yet started
         open_store(path, readonly=True).close()

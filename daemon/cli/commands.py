@@ -102,7 +102,7 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     target = config.store_target if args.to is None else replace(config.store_target, location=args.to)
-    source = args.source or config.state / "journal.sqlite3"
+    source = args.source or config.store_path
     done = migrate_store(source, target)
     print(f"{done.added} of {done.found} job(s) copied ({done.found - done.added} already there), "
           f"{done.files} file record(s); set `store: {target.location}` in the config of every machine")

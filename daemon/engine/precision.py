@@ -70,7 +70,7 @@ def bf16_speedup(flags: frozenset[str]) -> float:
     return BF16_SPEEDUP_EMULATED
 
 
-# This machine's figure, read by the ETA (transfer.py) where a job computes in bf16.
+# This machine's figure, read by the ETA (progress.py) where a job computes in bf16.
 BF16_SPEEDUP = bf16_speedup(cpu_flags())
 
 

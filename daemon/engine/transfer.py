@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from daemon.engine import adapt, gradient, schedule, style_targets
+from daemon.engine import adapt, gradient, style_targets
 from daemon.engine.color import keep_content_colors, match_color_histogram
 from daemon.engine.device_scale import DeviceScales
 from daemon.engine.eta import CostModel
@@ -170,8 +170,3 @@ def _initial(previous: np.ndarray | None, content_s: np.ndarray, styles: Sequenc
         return resize_to(styles[0].rgb, size)
     rng = np.random.default_rng(params.seed)
     return rng.uniform(0, 255, size=content_s.shape).astype(np.float32)
-
-
-def _scale_sizes(shape, long_side: int, params: TransferParams) -> list[tuple[int, int]]:
-    """Deprecated alias of schedule.scale_sizes (the stand-in engine imports it until it moves to the tests)."""
-    return schedule.scale_sizes(shape[1], shape[0], params, long_side)

@@ -82,7 +82,7 @@ def build_sidecar(
 ) -> dict:
     """The sidecar document as plain JSON-ready data; content sha256, style set and params hash identify the job."""
     document = {
-        "output": to_text(output),  # names with undecodable bytes stay valid JSON (see media/names.py)
+        "output": to_text(output),  # names with undecodable bytes stay valid JSON (see media/path_text.py)
         "content": dataclasses.asdict(content),
         "style_set": style_set,
         "params_hash": params_hash,

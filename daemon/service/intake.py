@@ -140,7 +140,7 @@ class Intake:
         """(content sha256, whether it was already known) read through a descriptor that follows no link."""
         with open_input(self.config.input, path) as handle:
             info = os.fstat(handle.fileno())
-            key = to_text(path)  # any name bytes: the job store holds text (media/names.py)
+            key = to_text(path)  # any name bytes: the job store holds text (media/path_text.py)
             known = self.store.known_file(key, info.st_size, info.st_mtime_ns)
             if known is not None:
                 return known, True

@@ -42,4 +42,4 @@ def free_output_names(base: Path) -> Iterator[str]:
     """`base`, holiday.starry.2.jpg, .3 ... skipping names a result, sidecar or sheet occupies on disk."""
     for path in variants(base, DERIVED_ROOM):
         if not occupied(path):
-            yield to_text(path)  # the store's form of a name (media/names.py)
+            yield to_text(path)  # the store's form of a name (media/path_text.py)

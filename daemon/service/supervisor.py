@@ -101,6 +101,10 @@ class Supervisor:
         except OSError as exc:
             raise ConfigError(f"metrics.listen {self.config.metrics.listen}: cannot listen ({exc.strerror}); "
                               "pick a free local port") from None
+        if self.stop.is_set():  # asked to stop while starting (noted from the first instruction)
+            metrics.close()
+            log.info("stopped while starting")
+            return 0
         pool = WorkerPool(self.config.workers, self.config_path, self.config.gpus, lock_fd=self._lock_fd)
         pool.start()
         try:
@@ -139,6 +143,8 @@ class Supervisor:
             self._supervise(store, pool)
             self.health.tick(store, pool)
             self.stop.wait(0.2)
+        if self.stop.is_set():
+            return  # stopped while the models loaded: never ready
         log.info("ready: %d worker(s), watching %s", len(pool.workers), self.config.input)
         self.notifier.send("READY=1", "STATUS=ready")
 

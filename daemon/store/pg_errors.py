@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from daemon.errors import ConfigError, JournalUnreachable, StyleDaemonError
+from daemon.errors import ConfigError, StoreUnreachable, StyleDaemonError
 
 _PASSWORD = ("password authentication failed", "no password supplied", "role", "pg_hba.conf", "peer authentication")
 
@@ -30,7 +30,7 @@ def describe_connect_error(url: str, exc: psycopg.Error) -> str:
 def connect_error(url: str, exc: psycopg.Error) -> StyleDaemonError:
     """The error to raise: the server unreachable is temporary (75, systemd retries); the rest need a fix (78)."""
     message = describe_connect_error(url, exc)
-    return JournalUnreachable(message) if "cannot reach the PostgreSQL server" in message else ConfigError(message)
+    return StoreUnreachable(message) if "cannot reach the PostgreSQL server" in message else ConfigError(message)
 
 
 def _safe(url: str) -> str:

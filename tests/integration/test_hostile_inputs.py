@@ -1,6 +1,6 @@
 """Hostile inputs: links that lead out of the input folder, names of any bytes, names that try to forge output.
 
-The daemon runs as a real subprocess with the stand-in engine; links, renames and odd names are made
+The daemon runs as a real subprocess with the dry-run engine; links, renames and odd names are made
 on real folders while it runs.
 """
 

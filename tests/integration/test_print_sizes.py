@@ -1,5 +1,5 @@
 """Issue 14, service side: the memory budget and tiling keys (config, stylize options, check-config), what a
-tiled job tells the watchdog and the log, and what its sidecar records. The stand-in engine tiles on request
+tiled job tells the watchdog and the log, and what its sidecar records. The dry-run engine tiles on request
 (STYLE_DAEMON_FAKE_TILES, or tiling: always); the daemon runs as a real subprocess.
 """
 

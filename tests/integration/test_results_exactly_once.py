@@ -1,7 +1,7 @@
 """Trust in results: jobs follow their content, results are never overwritten, settings apply to new
 arrivals, `redo` writes beside, and the output folder's sidecars rebuild a lost journal.
 
-The daemon runs as a real subprocess (stand-in engine) on real folders with a real SQLite journal.
+The daemon runs as a real subprocess (dry-run engine) on real folders with a real SQLite job store.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The folder-watching daemon as a real subprocess on real folders, with the fast stand-in engine."""
+"""The folder-watching daemon as a real subprocess on real folders, with the fast dry-run engine."""
 
 from __future__ import annotations
 

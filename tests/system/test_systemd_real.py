@@ -1,4 +1,4 @@
-"""The shipped unit under a real systemd 252 (PID 1 of a systemd-nspawn container), with the stand-in engine.
+"""The shipped unit under a real systemd 252 (PID 1 of a systemd-nspawn container), with the dry-run engine.
 
 Start to READY, a photo processed as the DynamicUser, a synchronous reload (and a refused one), the watchdog
 restarting a hung job, a clean stop that re-queues the running job, and folders made by someone else.
@@ -61,7 +61,7 @@ def _install_unit(box: Container) -> None:
 
 
 class Service:
-    """The unit in a clean state for one test: nothing queued, empty share, the stand-in engine."""
+    """The unit in a clean state for one test: nothing queued, empty share, the dry-run engine."""
 
     def __init__(self, box: Container) -> None:
         self.box = box

@@ -20,7 +20,7 @@ PACKAGE = ROOT / "daemon"
 # Bottom to top: each package (or top-level module) imports only those before it in this list.
 ORDER = ("errors", "media", "logs", "engine", "store", "config", "review", "job", "service", "cli")
 ENTRY = "__main__"  # `python -m daemon`: above everything, it only starts the CLI
-ROOT_INIT = "__init__"  # daemon/__init__.py (the version): below everything, it imports nothing of ours
+ROOT_INIT = "__init__"  # daemon/__init__.py (the version, the early signals): below everything, imports nothing of ours
 ML = ("keras", "tensorflow", "jax", "jaxlib", "torch")
 
 
