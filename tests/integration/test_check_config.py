@@ -8,7 +8,6 @@ never denied.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import yaml
 
 from tests.support import CONTENT, STYLE
 from tests.support.daemon import Daemon, drop
-from tests.support.cli import run_cli
+from tests.support.cli import error_lines, run_cli
 
 
 def _config(folder: Path, **overrides) -> Path:
@@ -33,10 +32,6 @@ def _config(folder: Path, **overrides) -> Path:
 
 def _tree(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
-
-
-def _errors(done: subprocess.CompletedProcess) -> list[str]:
-    return [line for line in done.stderr.splitlines() if "ERROR" in line]
 
 
 @pytest.fixture
@@ -67,7 +62,7 @@ def test_a_missing_input_folder_is_an_error_for_check_config_and_run(tmp_path):
     for command in ("check-config", "run", "once"):
         done = run_cli(command, "-c", str(config), env={"STYLE_DAEMON_FAKE_ENGINE": "0.01"})
         assert done.returncode == 78, (command, done.stderr)
-        [line] = _errors(done)
+        [line] = error_lines(done)
         assert line.endswith(f"ERROR style-daemon: {config}: input: folder {tmp_path / 'in'} does not exist; "
                              f"create it (mkdir -p {tmp_path / 'in'}) or fix the path"), done.stderr
         assert _tree(tmp_path) == before, command
@@ -119,7 +114,7 @@ def test_an_unusable_folder_or_file_is_named_with_permission_owner_and_fix(share
     for command in ("check-config", "run"):
         done = run_cli(command, "-c", str(config), as_nobody=True, env={"STYLE_DAEMON_FAKE_ENGINE": "0.01"})
         assert done.returncode == 78, (what, command, done.stderr)
-        [line] = _errors(done)
+        [line] = error_lines(done)
         assert f": {blocked}: no {permission} permission for user nobody (uid 65534, groups nogroup); it is " \
                "owned by root:root with mode " in line, (what, line)
         assert "; fix: chgrp nogroup " in line and f"chmod g+{'rx' if 'read' in permission else 'w'} {blocked}" \

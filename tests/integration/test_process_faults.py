@@ -1,6 +1,6 @@
 """Trust under attack, the process side: a corrupt journal, a broken environment, stale failures, dead
 workers, orphaned workers and small lies in validation and summaries. The daemon runs as a real subprocess
-with the stand-in engine; faults are real where a test can cause them (tmpfs, kill -9, garbage bytes)."""
+with the dry-run engine; faults are real where a test can cause them (tmpfs, kill -9, garbage bytes)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,14 +21,14 @@ from PIL import Image
 from tests.support import CONTENT, STYLE
 from tests.support.daemon import ROOT, Daemon, done_jobs, drop, store_rows, wait_until, write_config
 from tests.support.fleet import distinct_photos
+from tests.support import cli
 
-JOURNAL_EXIT = 76
+STORE_CORRUPT_EXIT = 76
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = dict(os.environ, STYLE_DAEMON_FAKE_ENGINE="0.01")
-    return subprocess.run([sys.executable, "-m", "daemon", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    """`style-daemon ARGS` on the dry-run engine."""
+    return cli.run_cli(*args, env={"STYLE_DAEMON_FAKE_ENGINE": "0.01"}, timeout=timeout)
 
 
 def status_json(config: Path) -> dict:
@@ -129,7 +128,7 @@ def test_corrupt_journal_at_start_is_one_line_and_exit_76_for_every_command(tmp_
 
     for command in ("run", "once", "status", "check-config"):
         done = run_cli(command, "-c", str(config))
-        assert done.returncode == JOURNAL_EXIT, (command, done.stdout, done.stderr)
+        assert done.returncode == STORE_CORRUPT_EXIT, (command, done.stdout, done.stderr)
         assert_one_journal_line(done.stderr, journal)
     assert not processes_of(config), "a worker outlived the refused start"
     unit = (ROOT / "systemd" / "style-daemon.service").read_text()
@@ -166,7 +165,7 @@ def test_journal_corrupted_while_running_stops_the_service_with_exit_76(tmp_path
     drop(CONTENT / "coffee.png", tmp_path / "in" / "coffee.png")
 
     wait_until(lambda: daemon.proc.poll() is not None, timeout=30, what="the service to stop")
-    assert daemon.proc.returncode == JOURNAL_EXIT, daemon.output()
+    assert daemon.proc.returncode == STORE_CORRUPT_EXIT, daemon.output()
     assert_one_journal_line(daemon.output(), journal)
     wait_until(lambda: not processes_of(config), timeout=10, what="workers gone")
 
@@ -180,7 +179,7 @@ _FAULTS = [("ENOSPC", "output disk full"), ("EDQUOT", "disk quota exceeded"), ("
 
 @pytest.mark.parametrize("fault, words", _FAULTS)
 def test_environment_faults_keep_the_job_waiting_without_burning_attempts(tmp_path, fault, words):
-    """Fault injection (the stand-in engine raises the errno): root ignores permissions, so EACCES,
+    """Fault injection (the dry-run engine raises the errno): root ignores permissions, so EACCES,
     EDQUOT, EIO and OOM cannot be caused for real here; ENOSPC and EROFS are also tested for real below."""
     cause = tmp_path / "cause"
     cause.write_text("the environment is broken while this file exists")

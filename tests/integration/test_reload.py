@@ -10,15 +10,12 @@ import pytest
 
 from tests.support import CONTENT
 from tests.support.daemon import ROOT, Daemon, drop, wait_until, write_config
+from tests.support.cli import error_lines
 
 
 def _reload(config: Path, pid: int, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "daemon", "reload", "--pid", str(pid), "-c", str(config), *extra],
                           cwd=ROOT, capture_output=True, text=True, timeout=90)
-
-
-def _errors(done: subprocess.CompletedProcess) -> list[str]:
-    return [line for line in done.stderr.splitlines() if "ERROR" in line]
 
 
 @pytest.fixture
@@ -48,13 +45,13 @@ def test_reload_fails_with_the_daemons_reason_and_the_old_config_stays(running, 
     config.write_text(good.replace("default:\n  - starry", "default:\n  - nope"))
     done = _reload(config, daemon.proc.pid)
     assert done.returncode == 78
-    [line] = _errors(done)
+    [line] = error_lines(done)
     assert line.endswith(f"reload refused, the old config is kept: {config}: (top level): routing names unknown "
                          "style set(s) nope; defined: scream, starry")
     assert "reload failed, keeping the old config" in daemon.output()  # the daemon itself answered
     config.write_text("styles: [this is: not valid")
     done = _reload(config, daemon.proc.pid)
-    assert done.returncode == 78 and "reload refused, the old config is kept: cannot read" in _errors(done)[0]
+    assert done.returncode == 78 and "reload refused, the old config is kept: cannot read" in error_lines(done)[0]
     drop(CONTENT / "coffee.png", tmp_path / "in" / "coffee.png")
     wait_until(lambda: (tmp_path / "out" / "coffee.starry.jpg.json").exists(), what="old config still serving")
     assert daemon.proc.poll() is None
@@ -69,7 +66,7 @@ def test_reload_refuses_a_system_folder_at_once_and_the_old_config_keeps_serving
     assert f"{key}: {folder}" in config.read_text()
     done = _reload(config, daemon.proc.pid)
     assert done.returncode == 78, done.stderr
-    [line] = _errors(done)
+    [line] = error_lines(done)
     assert f"reload refused, the old config is kept: {config}: {key}: {folder} is " in line, line
     assert "ignored" not in daemon.output()  # nothing of the refused folder was walked
     drop(CONTENT / "coffee.png", tmp_path / "in" / "coffee.png")
@@ -81,13 +78,13 @@ def test_reload_refuses_a_pid_that_is_not_this_daemon(running, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     done = _reload(config, dead.pid)
-    assert done.returncode == 78 and f"no process {dead.pid}: style-daemon is not running" in _errors(done)[0]
+    assert done.returncode == 78 and f"no process {dead.pid}: style-daemon is not running" in error_lines(done)[0]
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         done = _reload(config, sleeper.pid)
         assert done.returncode == 78
         assert f"process {sleeper.pid} is not the style-daemon of state folder {tmp_path / 'state'} (that is pid " \
-               f"{daemon.proc.pid})" in _errors(done)[0]
+               f"{daemon.proc.pid})" in error_lines(done)[0]
         assert sleeper.poll() is None  # not signalled
     finally:
         sleeper.kill()
@@ -111,7 +108,7 @@ def test_reload_times_out_when_the_daemon_does_not_answer(tmp_path):
     try:
         done = _reload(config, mute.pid, "--timeout", "1")
         assert done.returncode == 75
-        assert f"no answer to the reload from style-daemon (pid {mute.pid}) within 1s" in _errors(done)[0]
+        assert f"no answer to the reload from style-daemon (pid {mute.pid}) within 1s" in error_lines(done)[0]
     finally:
         mute.kill()
         mute.wait()
@@ -124,7 +121,7 @@ def test_reload_never_signals_a_stale_pid_left_in_the_lock_file(tmp_path):
     try:
         (tmp_path / "state" / "daemon.lock").write_text(f"{bystander.pid}\n")  # no daemon holds the lock
         done = _reload(config, bystander.pid)
-        assert done.returncode == 78 and "it is not running (start it instead of reloading)" in _errors(done)[0]
+        assert done.returncode == 78 and "it is not running (start it instead of reloading)" in error_lines(done)[0]
         assert bystander.poll() is None
     finally:
         bystander.kill()

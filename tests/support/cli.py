@@ -53,3 +53,8 @@ def poison_ml(where: Path) -> MlPoison:
         (poison.folder / name / "__init__.py").write_text(
             f"import os\nopen({str(poison.marker)!r}, 'a').write({name!r} + '\\n')\nos._exit({POISON_EXIT})\n")
     return poison
+
+
+def error_lines(done: subprocess.CompletedProcess) -> list[str]:
+    """The ERROR lines a command wrote on stderr."""
+    return [line for line in done.stderr.splitlines() if "ERROR" in line]
