@@ -85,3 +85,19 @@ def journal(request):
     if request.param == "sqlite":
         return {}
     return {"store": request.getfixturevalue("pg_cluster").new_database()}
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """The test's own folder: the daemon's config, input, output and state go inside it."""
+    return tmp_path
+
+
+@pytest.fixture
+def listener(tmp_path):
+    """An sd_notify socket in the test's folder, recording what the daemon tells systemd."""
+    from tests.support.notify import NotifyListener
+
+    listener = NotifyListener(tmp_path / "notify.sock", tmp_path)
+    yield listener
+    listener.close()

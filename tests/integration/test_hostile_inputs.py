@@ -29,11 +29,6 @@ from tests.support.daemon import ROOT, Daemon, done_jobs, store_rows, wait_until
 PASSWD = Path("/etc/passwd")
 
 
-@pytest.fixture
-def folder(tmp_path):
-    return tmp_path
-
-
 def variant(n: int, source: str = "chelsea.png") -> bytes:
     """A real photo with one pixel changed: a distinct content (and so a distinct job) per n."""
     image = Image.open(CONTENT / source).convert("RGB")

@@ -5,28 +5,16 @@ from __future__ import annotations
 import signal
 import time
 
-import pytest
 
 from daemon.service.notify import Notifier
 from tests.support import CONTENT
 from tests.support.daemon import Daemon, drop, store_rows, wait_until, write_config
-from tests.support.notify import NotifyListener
-
-
-@pytest.fixture
-def listener(tmp_path):
-    listener = NotifyListener(tmp_path / "notify.sock", tmp_path)
-    yield listener
-    listener.close()
-
-
-def _env(tmp_path, **extra):
-    return {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000", **extra}
+from tests.support.notify import notify_env
 
 
 def test_ready_status_watchdog_reload_and_stop(tmp_path, listener):
     config = write_config(tmp_path, engine={"iterations": 120, "max_size": 64, "scales": 1, "backbone": "vgg16-hed"})
-    daemon = Daemon(config, fake_delay=0.05, env=_env(tmp_path))
+    daemon = Daemon(config, fake_delay=0.05, env=notify_env(tmp_path))
     wait_until(lambda: listener.times("READY=1"), what="READY=1")
     _, _, states = next(x for x in listener.messages if "READY=1" in x[1])
     assert states and all(s in ("ready", "busy") for s in states), "READY before the model was loaded"
@@ -54,7 +42,7 @@ def test_ready_status_watchdog_reload_and_stop(tmp_path, listener):
 
 def test_a_hung_optimisation_stops_the_watchdog_pings(tmp_path, listener):
     config = write_config(tmp_path, engine={"iterations": 500, "max_size": 64, "scales": 1, "backbone": "vgg16-hed"})
-    daemon = Daemon(config, fake_delay=0.05, env=_env(tmp_path, STYLE_DAEMON_FAKE_HANG_AFTER="30"))
+    daemon = Daemon(config, fake_delay=0.05, env=notify_env(tmp_path, STYLE_DAEMON_FAKE_HANG_AFTER="30"))
     wait_until(lambda: listener.times("READY=1"), what="READY=1")
     drop(CONTENT / "chelsea.png", tmp_path / "in" / "chelsea.png")
     wait_until(lambda: any((r["progress_iteration"] or 0) >= 20 for r in store_rows(tmp_path)), what="running")

@@ -20,7 +20,7 @@ from daemon.errors import ConfigError
 from daemon.review.progress import ProgressReporter, describe
 from tests.support import CONTENT, STYLE
 from tests.support.daemon import Daemon, drop, store_rows, wait_until, write_config
-from tests.support.notify import NotifyListener
+from tests.support.notify import notify_env
 from tests.support.engine_parts import stylize_params
 from tests.support.cli import poison_ml, run_cli
 
@@ -191,21 +191,12 @@ def test_the_progress_bar_shows_the_tile_while_the_iteration_count_stands_still(
 # --- the daemon: watchdog, log, sidecar ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def listener(tmp_path):
-    listener = NotifyListener(tmp_path / "notify.sock", tmp_path)
-    yield listener
-    listener.close()
-
-
-def _watched(tmp_path, **extra) -> dict:
-    # WATCHDOG_USEC 2 s: a job must report progress within 2 s; one iteration below takes 3 s.
-    return {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000", **extra}
+# notify_env: WATCHDOG_USEC 2 s, so a job must report progress within 2 s; one iteration below takes 3 s.
 
 
 def test_a_tiled_iteration_longer_than_the_watchdog_period_keeps_it_fed(tmp_path, listener):
     config = write_config(tmp_path, engine={"iterations": 3, "max_size": 64, "scales": 1, "backbone": "vgg16-hed"})
-    daemon = Daemon(config, fake_delay=3.0, env=_watched(tmp_path, STYLE_DAEMON_FAKE_TILES="6"))
+    daemon = Daemon(config, fake_delay=3.0, env=notify_env(tmp_path, STYLE_DAEMON_FAKE_TILES="6"))
     wait_until(lambda: listener.times("READY=1"), what="READY=1")
     drop(CONTENT / "chelsea.png", tmp_path / "in" / "chelsea.png")
     wait_until(lambda: [r for r in store_rows(tmp_path) if r["state"] == "running"], what="running")
@@ -226,7 +217,7 @@ def test_a_tiled_iteration_longer_than_the_watchdog_period_keeps_it_fed(tmp_path
 
 def test_a_tiled_job_that_stops_reporting_still_loses_the_watchdog(tmp_path, listener):
     config = write_config(tmp_path, engine={"iterations": 50, "max_size": 64, "scales": 1, "backbone": "vgg16-hed"})
-    daemon = Daemon(config, fake_delay=1.2, env=_watched(tmp_path, STYLE_DAEMON_FAKE_TILES="6",
+    daemon = Daemon(config, fake_delay=1.2, env=notify_env(tmp_path, STYLE_DAEMON_FAKE_TILES="6",
                                                        STYLE_DAEMON_FAKE_HANG_AFTER="2"))
     wait_until(lambda: listener.times("READY=1"), what="READY=1")
     drop(CONTENT / "chelsea.png", tmp_path / "in" / "chelsea.png")

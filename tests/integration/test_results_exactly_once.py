@@ -112,11 +112,6 @@ def name_of_bytes(total: int, char: str, ext: str = ".png") -> str:
     return char * count + "a" * (room - count * len(char.encode())) + ext
 
 
-@pytest.fixture
-def folder(tmp_path):
-    return tmp_path
-
-
 # -- 1. a job follows its content ----------------------------------------------------------------
 
 FOLLOW_CASES = {

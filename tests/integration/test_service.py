@@ -14,11 +14,6 @@ from tests.support import CONTENT
 from tests.support.daemon import Daemon, done_jobs, drop, store_rows, wait_until, write_config
 
 
-@pytest.fixture
-def folder(tmp_path):
-    return tmp_path
-
-
 def outputs(folder):
     """Results and sidecars under out/ (not logs, failed inputs, contact sheets or the gallery page)."""
     out = folder / "out"

@@ -43,3 +43,8 @@ class NotifyListener:
 
     def having(self, prefix: str) -> list[str]:
         return [line for _, m, _ in self.messages for line in m.split("\n") if line.startswith(prefix)]
+
+
+def notify_env(folder, **extra: str) -> dict[str, str]:
+    """The environment systemd gives a Type=notify service with a 2 s watchdog, its socket in `folder`."""
+    return {"NOTIFY_SOCKET": str(folder / "notify.sock"), "WATCHDOG_USEC": "2000000", **extra}
