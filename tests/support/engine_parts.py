@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from daemon.cli import _params_from_args, build_parser
+from daemon.cli import build_parser, params_from_args
 from tests.support.daemon import write_config
 
 
@@ -29,7 +29,11 @@ def config_with_style_params(tmp_path, engine: dict, style_params: dict | None =
     return path
 
 
+def stylize_args(*options: str):
+    """The parsed command line of `style-daemon stylize photo.jpg -s style.jpg -o out.jpg OPTIONS`."""
+    return build_parser().parse_args(["stylize", "photo.jpg", "-s", "style.jpg", "-o", "out.jpg", *options])
+
+
 def stylize_params(*options: str):
     """TransferParams from `style-daemon stylize` options."""
-    args = build_parser().parse_args(["stylize", "photo.jpg", "-s", "style.jpg", "-o", "out.jpg", *options])
-    return _params_from_args(args)
+    return params_from_args(stylize_args(*options))

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.cli import build_parser, params_from_args
+from daemon.cli import params_from_args
 from daemon.engine.params import TransferParams
 from daemon.engine.param_types import STRENGTH_PRESETS
+from tests.support.engine_parts import stylize_args
 
-
-def _args(*options: str):
-    return build_parser().parse_args(["stylize", "photo.jpg", "-s", "style.jpg", "-o", "out.jpg", *options])
 
 
 @pytest.mark.parametrize("options, says", [
@@ -25,7 +23,7 @@ def _args(*options: str):
 ])
 def test_a_value_the_schema_refuses_names_the_option(capsys, options, says):
     with pytest.raises(SystemExit) as stopped:
-        params_from_args(_args(*options))
+        params_from_args(stylize_args(*options))
     assert stopped.value.code == 2
     [line] = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert says in line, line
@@ -39,25 +37,25 @@ def test_a_value_the_schema_refuses_names_the_option(capsys, options, says):
 ])
 def test_a_value_that_does_not_parse_is_refused_by_the_parser(capsys, options, says):
     with pytest.raises(SystemExit) as stopped:
-        _args(*options)
+        stylize_args(*options)
     assert stopped.value.code == 2
     assert says in capsys.readouterr().err
 
 
 def test_shortcuts_and_switches():
-    assert params_from_args(_args("--downsize")).on_too_large == "downsize"
-    assert params_from_args(_args("--on-too-large", "downsize")).on_too_large == "downsize"
-    assert params_from_args(_args("--preserve-colors")).preserve_colors == "luminance"
-    assert params_from_args(_args("--preserve-colors", "histogram")).preserve_colors == "histogram"
-    assert params_from_args(_args("--no-adapt-strength")).adapt_strength is False
-    assert params_from_args(_args("--style-layers", "block1_conv1,block3_conv1=0.5")).style_layers == {
+    assert params_from_args(stylize_args("--downsize")).on_too_large == "downsize"
+    assert params_from_args(stylize_args("--on-too-large", "downsize")).on_too_large == "downsize"
+    assert params_from_args(stylize_args("--preserve-colors")).preserve_colors == "luminance"
+    assert params_from_args(stylize_args("--preserve-colors", "histogram")).preserve_colors == "histogram"
+    assert params_from_args(stylize_args("--no-adapt-strength")).adapt_strength is False
+    assert params_from_args(stylize_args("--style-layers", "block1_conv1,block3_conv1=0.5")).style_layers == {
         "block1_conv1": 1.0, "block3_conv1": 0.5}
 
 
 def test_strength_and_a_raw_style_weight():
-    default = params_from_args(_args())
+    default = params_from_args(stylize_args())
     assert default == TransferParams()
-    strong = params_from_args(_args("--strength", "strong"))
+    strong = params_from_args(stylize_args("--strength", "strong"))
     assert strong.style_weight > default.style_weight
-    assert params_from_args(_args("--strength", str(STRENGTH_PRESETS["strong"]))) == strong
-    assert params_from_args(_args("--strength", "strong", "--style-weight", "4")).style_weight == 4.0
+    assert params_from_args(stylize_args("--strength", str(STRENGTH_PRESETS["strong"]))) == strong
+    assert params_from_args(stylize_args("--strength", "strong", "--style-weight", "4")).style_weight == 4.0

@@ -18,12 +18,10 @@ from daemon.config.reference import DOC, engine_example_entries
 from daemon.engine.params import TransferParams, engine_fields, flag_of, transfer_fields
 from tests.support import ROOT, STYLE
 from tests.support.schema_values import as_options, other_value
+from tests.support.engine_parts import stylize_args
 
 PARAMETERS = list(transfer_fields())
 
-
-def _stylize_args(*options: str):
-    return build_parser().parse_args(["stylize", "photo.jpg", "-s", "style.jpg", "-o", "out.jpg", *options])
 
 
 def _config(tmp_path, engine: dict | None = None, params: dict | None = None) -> Config:
@@ -55,7 +53,7 @@ def test_every_parameter_is_everywhere_with_one_description():
 def test_the_config_and_the_command_line_default_to_the_schema(tmp_path):
     assert EngineSettings().transfer_params() == TransferParams()
     assert _config(tmp_path).engine.transfer_params() == TransferParams()
-    assert params_from_args(_stylize_args()) == TransferParams()
+    assert params_from_args(stylize_args()) == TransferParams()
 
 
 @pytest.mark.parametrize("name", PARAMETERS)
@@ -67,7 +65,7 @@ def test_each_parameter_reaches_the_engine_from_engine_a_style_set_and_the_comma
     from_set = _config(tmp_path, params={name: value})
     assert from_set.engine.transfer_params(from_set.styles["starry"].params) == expected
     assert from_set.engine.transfer_params() == TransferParams()  # the set's value stays the set's
-    assert params_from_args(_stylize_args(*as_options(name, value))) == expected
+    assert params_from_args(stylize_args(*as_options(name, value))) == expected
 
 
 @pytest.mark.parametrize("name", PARAMETERS)
