@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Callable
 
 from daemon.store.protocol import JobStore
-from daemon.store.records import Counts, Job, JobSpec, State, StoreTarget, WorkerRecord, worker_id
+from daemon.store.records import Counts, Intent, Job, JobSpec, State, Step, StoreTarget, WorkerRecord, worker_id
 from daemon.store.sqlite import SqliteStore
 
-__all__ = ["Counts", "Job", "JobSpec", "JobStore", "SqliteStore", "State", "StoreTarget", "WorkerRecord",
+__all__ = ["Counts", "Intent", "Job", "JobSpec", "JobStore", "SqliteStore", "State", "Step", "StoreTarget", "WorkerRecord",
            "open_store", "worker_id"]
 
 

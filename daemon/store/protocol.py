@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ContextManager, Iterable, Protocol
 
-from daemon.store.records import Counts, Job, JobSpec, State, WorkerRecord
+from daemon.store.records import Counts, Intent, Job, JobSpec, State, Step, WorkerRecord
 
 
 class JobStore(Protocol):
@@ -95,6 +95,16 @@ class JobStore(Protocol):
 
     def clear_workers(self) -> None:
         """Forget this machine's worker rows."""
+
+    # -- side effects (recorded before, cleared after: see daemon/service/reconcile.py) -------------
+    def record_intent(self, job_id: int, step: Step, payload: str) -> int:
+        """Record, durably and before any file changes, that `step` is about to run for `job_id`; its id."""
+
+    def clear_intent(self, intent_id: int) -> None:
+        """The step's files are in their final state: forget the intent (no error if it is gone)."""
+
+    def intents(self, job_id: int | None = None) -> list[Intent]:
+        """Open intents, oldest first: one job's, or (None) every one this machine recorded."""
 
     # -- reading --------------------------------------------------------------------------
     def get(self, job_id: int) -> Job | None:

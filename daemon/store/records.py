@@ -46,6 +46,25 @@ class Job(JobSpec):
     lease_expires: float | None = None  # when that worker's claim lapses (database clock; shared stores only)
 
 
+Step = Literal["publish", "release", "fail"]
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A file-system side effect a worker is about to make for a job, recorded in the store before it starts.
+
+    The payload is the step's own JSON record (what reconciliation needs to finish or undo the step); an
+    intent is cleared once the files are in their final state, so one left behind marks an interrupted step.
+    """
+
+    id: int
+    job_id: int
+    step: Step
+    payload: str
+    created: float
+    machine: str | None = None  # the machine that recorded it (shared stores only)
+
+
 @dataclass(frozen=True)
 class Counts:
     """Jobs by state."""
