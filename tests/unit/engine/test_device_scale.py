@@ -97,7 +97,10 @@ def test_persistent_compilation_cache_is_reused_by_a_new_process(probe, keras_ho
     assert probe["cache_misses"] >= 1
     again = _probe("cache", keras_home)
     assert again["cache_hits"] >= 1, again
-    assert again["first_job_seconds"] < probe["first_job_seconds"], (again, probe["first_job_seconds"])
+    # The first job of the new process compiles less than the first job of the first one did: its cache
+    # misses are fewer by what the cache served (counted; seconds would depend on the machine and its load).
+    assert again["first_job_cache_hits"] >= 1, again
+    assert again["first_job_cache_misses"] < probe["first_job_cache_misses"], (again, probe)
 
 
 @pytest.mark.engine
