@@ -67,6 +67,24 @@ class StopRequested(StyleDaemonError):
     """The optimisation was asked to stop (shutdown); the job should be re-queued."""
 
 
+class StyleUnavailable(StyleDaemonError):
+    """A style image cannot be used now (missing, unreadable, empty, not an image): the configuration's fault,
+    not the photo's. The daemon keeps the style set's jobs waiting (no attempt used) until the file reads again."""
+
+    exit_code = 65  # EX_DATAERR, as for a bad photo: `stylize --style broken.jpg` exits as it always did
+
+    def __init__(self, style_set: str | None, path: object, problem: str) -> None:
+        self.style_set = style_set  # None: a style given on the command line, not a configured set
+        self.path = path
+        self.problem = problem  # what is wrong, without the fix: "is empty (0 bytes)"
+        if style_set is None:
+            message = f"style image {path} {problem}; replace it with a readable JPEG or PNG"
+        else:
+            message = (f"style set {style_set} unavailable: style image {path} {problem}; restore the file or "
+                       f"fix styles.{style_set}.images (its photos wait and run by themselves once it reads)")
+        super().__init__(message)
+
+
 _OOM_MARKERS = ("RESOURCE_EXHAUSTED", "ResourceExhausted", "out of memory", "OOM when allocating")
 
 
@@ -74,3 +92,15 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """True for a framework's accelerator/host out-of-memory error (TensorFlow, XLA, JAX word them alike)."""
     text = f"{type(exc).__name__} {exc}"
     return any(marker in text for marker in _OOM_MARKERS)
+
+
+class StoreTooNew(StyleDaemonError):
+    """The job store was written by a newer style-daemon (a schema version this one does not know)."""
+
+    exit_code = 78  # EX_CONFIG: restarting cannot fix it, only installing the newer style-daemon can
+
+
+def store_too_new_message(where: object, version: int, latest: int) -> str:
+    """The one line for a job store newer than this code: which store, both versions and the fix."""
+    return (f"job store {where} has schema version {version}, this style-daemon knows up to {latest}: "
+            "upgrade style-daemon (on every machine sharing the store)")

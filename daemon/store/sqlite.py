@@ -1,8 +1,8 @@
 """The SQLite job store: one file (WAL) that the watcher fills and the workers drain, crash-safely.
 
-SqliteStore is built from its parts: the file (sqlite_schema, sqlite_connection), the intake side
-(sqlite_intake), the workers' claims (sqlite_claims) and, here, the worker rows and the reading side
-that status, the gallery and the metrics use. Every public method turns a damaged file into one
+SqliteStore is built from its parts: the file (sqlite_schema, sqlite_migrations, sqlite_connection), the
+intake side (sqlite_intake), the workers' claims (sqlite_claims), the side effects' intents (sqlite_intents)
+and, here, the worker rows and the reading side that status, the gallery and the metrics use. Every public method turns a damaged file into one
 StoreCorrupt line (sqlite_corruption).
 """
 
@@ -15,10 +15,11 @@ from daemon.store.records import Counts, Job, State, WorkerRecord
 from daemon.store.sqlite_claims import SqliteClaims
 from daemon.store.sqlite_corruption import guard_public_methods
 from daemon.store.sqlite_intake import SqliteIntake
+from daemon.store.sqlite_intents import SqliteIntents
 
 
 @guard_public_methods
-class SqliteStore(SqliteIntake, SqliteClaims):
+class SqliteStore(SqliteIntake, SqliteClaims, SqliteIntents):
     """A connection to the SQLite job store; each process (supervisor, worker, status) opens its own."""
 
     # -- worker rows --------------------------------------------------------------------

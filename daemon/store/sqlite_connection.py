@@ -17,7 +17,7 @@ class SqliteConnection:
 
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = Path(path)
-        self._db = open_database(self.path, readonly)
+        self._db, self.schema = open_database(self.path, readonly)  # schema: the versions before and after
 
     def close(self) -> None:
         """Close the connection."""
