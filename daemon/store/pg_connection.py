@@ -18,13 +18,13 @@ from psycopg.rows import dict_row
 
 from daemon.errors import ConfigError, StoreUnreachable
 from daemon.store.pg_errors import connect_error
-from daemon.store.pg_schema import SCHEMA
+from daemon.store.pg_migrations import check_version, upgrade
 from daemon.store.records import Job, StoreTarget
 from daemon.store.roots import RootMap
+from daemon.store.schema_versions import SchemaChange
 
 log = logging.getLogger(__name__)
 
-_SCHEMA_LOCK = 0x5D0  # serialises creating the tables (transaction advisory lock)
 _RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -42,10 +42,7 @@ class PgConnection:
         self._leases: dict[int, str] = {}  # job id -> the token of this object's claim
         self._machine_held = False
         self._conn = self._connect()
-        if readonly:
-            self._check_access()
-        else:
-            self._create_schema()
+        self.schema = self._check_access() if readonly else self._create_schema()  # versions before and after
 
     def close(self) -> None:
         """Close the connection (a held machine name is released with it)."""
@@ -59,15 +56,14 @@ class PgConnection:
         except psycopg.Error as exc:
             raise connect_error(self.url, exc) from None
 
-    def _create_schema(self) -> None:
+    def _create_schema(self) -> SchemaChange:
+        """Apply the pending numbered migrations (pg_migrations); refuse a database newer than this code."""
         try:
-            with self._conn.transaction():
-                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                self._conn.execute(SCHEMA)
+            return upgrade(self._conn, _where(self.url))
         except psycopg.errors.InsufficientPrivilege as exc:
             raise connect_error(self.url, exc) from None
 
-    def _check_access(self) -> None:
+    def _check_access(self) -> SchemaChange:
         """Writing nothing, make sure this user could run the service (check-config, status)."""
         row = self._conn.execute(
             "SELECT CASE WHEN to_regclass('jobs') IS NULL THEN has_schema_privilege('public', 'CREATE') "
@@ -75,7 +71,8 @@ class PgConnection:
         if not row["ok"]:
             raise connect_error(self.url, psycopg.errors.InsufficientPrivilege("permission denied for the job tables"))
         if self._conn.execute("SELECT to_regclass('jobs') AS t").fetchone()["t"] is None:
-            self._create_schema()  # empty tables, so that status can read before any service started
+            return self._create_schema()  # empty tables, so that status can read before any service started
+        return check_version(self._conn, _where(self.url))
 
     # -- running queries through outages ------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""The PostgreSQL job store's tables (jobs with lease columns, workers per machine, files seen by intake) and the
-SQL fragments every query shares."""
+"""The PostgreSQL job store's tables (jobs with lease columns, workers per machine, files seen by intake, the
+side effects' intents) and the SQL fragments every query shares; pg_migrations applies them in order."""
 
 NOW = "extract(epoch from clock_timestamp())::float8"  # the database's clock, the same for every machine
 
@@ -61,3 +61,19 @@ CREATE INDEX IF NOT EXISTS files_sha ON files (sha);
 JOB_COLUMNS = ("id, content_sha, style_set, params_hash, source_path, rel_path, output_path, state, attempts, "
                 "error, created, updated, started, finished, next_attempt, worker, heartbeat, progress_iteration, "
                 "progress_total, progress_loss, progress_eta, seconds, generation, machine, lease_expires")
+
+# Migration 2. token: the caller's own id for one record_intent call, so repeating it after a reconnect (the
+# commit may have landed before the connection broke) finds the row instead of adding a second one.
+INTENTS = """
+CREATE TABLE IF NOT EXISTS intents (
+    id BIGSERIAL PRIMARY KEY,
+    job_id BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    step TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    machine TEXT NOT NULL,
+    token TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS intents_job ON intents (job_id, id);
+CREATE INDEX IF NOT EXISTS intents_machine ON intents (machine, id);
+"""

@@ -1,9 +1,10 @@
 """The PostgreSQL job store: several machines on one shared folder, each photo stylised once by one of them.
 
 PostgresStore is built from its parts: the connection that rides out outages and holds the session locks
-(pg_connection), the intake side (pg_intake), the workers' leases (pg_leases) and, here, the worker rows
-and the reading side that status, the gallery and the metrics use. Paths are stored relative to named
-roots (input, output...), since each machine mounts the shared folders elsewhere.
+(pg_connection, pg_migrations), the intake side (pg_intake), the workers' leases (pg_leases), the side
+effects' intents (pg_intents) and, here, the worker rows and the reading side that status, the gallery
+and the metrics use. Paths are stored relative to named roots (input, output...), since each machine mounts
+the shared folders elsewhere.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import os
 
 from daemon.store.pg_intake import PgIntake
+from daemon.store.pg_intents import PgIntents
 from daemon.store.pg_leases import PgLeases
 from daemon.store.pg_schema import JOB_COLUMNS, NOW
 from daemon.store.records import Counts, Job, State, WorkerRecord
 
 
-class PostgresStore(PgIntake, PgLeases):
+class PostgresStore(PgIntake, PgLeases, PgIntents):
     """A connection to the shared PostgreSQL job store; each process opens its own."""
 
     # -- worker rows --------------------------------------------------------------------

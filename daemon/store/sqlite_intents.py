@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
+from daemon.errors import LeaseLost
 from daemon.store.records import Intent, Step
 from daemon.store.sqlite_connection import SqliteConnection
 
@@ -14,10 +16,18 @@ class SqliteIntents(SqliteConnection):
     """record_intent, clear_intent and intents; a job's intents are deleted with its row (foreign key cascade)."""
 
     def record_intent(self, job_id: int, step: Step, payload: str) -> int:
-        """Record that `step` is about to run for `job_id`; on disk before this returns. Its id."""
-        with self._write() as db:
-            cursor = db.execute("INSERT INTO intents (job_id, step, payload, created) VALUES (?, ?, ?, ?)",
-                                (job_id, step, payload, time.time()))
+        """Record that `step` is about to run for `job_id`; on disk before this returns. Its id.
+
+        LeaseLost if the job is no longer in the store (dropped): its side effect must not start.
+        """
+        try:
+            with self._write() as db:
+                cursor = db.execute("INSERT INTO intents (job_id, step, payload, created) VALUES (?, ?, ?, ?)",
+                                    (job_id, step, payload, time.time()))
+        except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" not in str(exc):
+                raise
+            raise LeaseLost(f"job {job_id} is no longer in the job store; its {step} step is not started") from None
         return int(cursor.lastrowid)
 
     def clear_intent(self, intent_id: int) -> None:
