@@ -11,10 +11,11 @@ from typing import BinaryIO
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from daemon.media.atomic import write_atomic
-from daemon.errors import BadInputError
+from daemon.errors import BadInputError, ConfigError
+from daemon.media.deep_formats import encode_png16, encode_tiff, to_depth
 from daemon.media.path_text import display
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,9 @@ IMAGE_EXTENSIONS = frozenset(
 )
 # The formats in words, for messages: what a user may drop into the input folder.
 READABLE_FORMATS = "JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC/HEIF, AVIF"
-OUTPUT_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
+OUTPUT_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "tif": "TIFF"}
+# Bits a channel each output format can have: 16 only where the format and its writer hold them.
+DEPTHS = {"jpg": (8,), "png": (8, 16), "webp": (8,), "tif": (8, 16)}
 DEFAULT_MAX_PIXELS = 64_000_000
 
 
@@ -157,25 +160,67 @@ def resize_to(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(result, 0, 255).astype(np.float32)
 
 
-def encode_image(rgb: np.ndarray, fmt: str, quality: int = 92, alpha: np.ndarray | None = None) -> bytes:
-    """Encode an RGB array (0..255) as jpg, png or webp; alpha is kept where the format allows."""
-    pil_format = OUTPUT_FORMATS.get(fmt.lower().lstrip(".").replace("jpeg", "jpg"))
-    if pil_format is None:
-        raise BadInputError(f"output format {fmt!r} is not supported; use jpg, png or webp")
-    pixels = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels, mode="RGB")
+def output_key(fmt: str) -> str | None:
+    """A format name or suffix ('.JPEG', 'tiff', 'png') as its OUTPUT_FORMATS key ('jpg', 'tif'), or None."""
+    key = fmt.lower().lstrip(".")
+    key = {"jpeg": "jpg", "tiff": "tif"}.get(key, key)
+    return key if key in OUTPUT_FORMATS else None
+
+
+def default_depth(fmt: str) -> int:
+    """Bits a channel a format gets unless told: 16 for TIFF (the print format), 8 for the others."""
+    return 16 if output_key(fmt) == "tif" else 8
+
+
+def encode_image(rgb: np.ndarray, fmt: str, quality: int = 92, alpha: np.ndarray | None = None, *,
+                 profile: bytes | None = None, exif: bytes | None = None, xmp: bytes | None = None,
+                 depth: int | None = None) -> bytes:
+    """Encode a float RGB array (0..255) as jpg, png, webp or tif; alpha is kept where the format allows.
+
+    `profile` (ICC bytes: the space the pixels are in), `exif` and `xmp` are embedded as each format allows.
+    `depth` is bits a channel: 8, or 16 for png and tif (None: default_depth); 16 bits are scaled from the
+    float values, never through an 8-bit step.
+    """
+    key = output_key(fmt)
+    if key is None:
+        raise BadInputError(f"output format {fmt!r} is not supported; use jpg, png, webp or tif")
+    depth = depth or default_depth(key)
+    if depth not in DEPTHS[key]:
+        raise ConfigError(f"{key} results cannot have {depth} bits a channel; use png or tif for 16 bits")
+    if alpha is not None:
+        alpha = resize_to(alpha, (rgb.shape[1], rgb.shape[0]))
+    if key == "tif":
+        return encode_tiff(rgb, depth, alpha, profile, exif, xmp)
+    if depth == 16:
+        return encode_png16(rgb, alpha, profile, exif, xmp)
+    return _encode_8bit(rgb, OUTPUT_FORMATS[key], quality, alpha, profile, exif, xmp)
+
+
+def _encode_8bit(rgb: np.ndarray, pil_format: str, quality: int, alpha: np.ndarray | None,
+                 profile: bytes | None, exif: bytes | None, xmp: bytes | None) -> bytes:
+    image = Image.fromarray(to_depth(rgb, 8), mode="RGB")
     if alpha is not None and pil_format in ("PNG", "WEBP"):
-        a = resize_to(alpha, image.size)
-        image.putalpha(Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), mode="L"))
+        image.putalpha(Image.fromarray(to_depth(alpha, 8), mode="L"))
     buffer = io.BytesIO()
-    options = {"quality": quality} if pil_format in ("JPEG", "WEBP") else {"optimize": True}
+    options: dict = {"quality": quality} if pil_format in ("JPEG", "WEBP") else {"optimize": True}
+    if profile:
+        options["icc_profile"] = profile
+    if exif:
+        options["exif"] = exif
+    if xmp and pil_format == "PNG":  # Pillow's PNG writer takes XMP as the iTXt chunk Adobe defined
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+        options["pnginfo"] = info
+    elif xmp:
+        options["xmp"] = xmp
     image.save(buffer, format=pil_format, **options)
     return buffer.getvalue()
 
 
 def save_image(
-    rgb: np.ndarray, path: Path, quality: int = 92, alpha: np.ndarray | None = None
+    rgb: np.ndarray, path: Path, quality: int = 92, alpha: np.ndarray | None = None, *,
+    profile: bytes | None = None, depth: int | None = None,
 ) -> None:
     """Write an RGB array to `path` atomically, the format taken from its extension."""
     path = Path(path)
-    write_atomic(path, encode_image(rgb, path.suffix, quality, alpha))
+    write_atomic(path, encode_image(rgb, path.suffix, quality, alpha, profile=profile, depth=depth))

@@ -121,5 +121,5 @@ def test_save_image_writes_requested_format_atomically(tmp_path, photo):
         save_image(rgb, tmp_path / f"out.{suffix}")
         assert Image.open(tmp_path / f"out.{suffix}").format == fmt
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jpg", "out.png", "out.webp"]
-    with pytest.raises(BadInputError, match="use jpg, png or webp"):
+    with pytest.raises(BadInputError, match="use jpg, png, webp or tif"):
         save_image(rgb, tmp_path / "out.gif")
