@@ -103,4 +103,4 @@ class StoreTooNew(StyleDaemonError):
 def store_too_new_message(where: object, version: int, latest: int) -> str:
     """The one line for a job store newer than this code: which store, both versions and the fix."""
     return (f"job store {where} has schema version {version}, this style-daemon knows up to {latest}: "
-            "upgrade style-daemon (on every machine sharing the store)")
+            "upgrade style-daemon")

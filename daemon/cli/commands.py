@@ -94,18 +94,18 @@ def cmd_journal_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_store_migrate(args: argparse.Namespace) -> int:
-    """Copy the SQLite job store into the PostgreSQL job store; print what was copied."""
+    """Bring the job store to this version's schema; copy a SQLite job store into a PostgreSQL one; say what it did."""
     from dataclasses import replace
 
     from daemon.config import load_config
-    from daemon.store.migrate import migrate_store
+    from daemon.store.migrate import store_migrate
 
     config = load_config(args.config)
     target = config.store_target if args.to is None else replace(config.store_target, location=args.to)
-    source = args.source or config.store_path
-    done = migrate_store(source, target)
-    print(f"{done.added} of {done.found} job(s) copied ({done.found - done.added} already there), "
-          f"{done.files} file record(s); set `store: {target.location}` in the config of every machine")
+    done = store_migrate(target, args.source, config.store_path)
+    print("\n".join(done.lines()))
+    if done.copied:
+        print(f"set `store: {target.location}` in the config of every machine")
     return 0
 
 

@@ -176,7 +176,7 @@ def _add_redo(command: _Commands) -> None:
 
 def _add_store_commands(command: _Commands) -> None:
     """`store migrate`, and `journal migrate`: its name before the job store had one name (warns, then runs)."""
-    store = command.add("store", "manage the job store (move a SQLite job store into PostgreSQL)")
+    store = command.add("store", "manage the job store (upgrade its schema, move a SQLite job store into PostgreSQL)")
     _add_migrate(store, command.common, commands.cmd_store_migrate)
     # Not in the listing (PUBLIC_COMMANDS): scripts written before the rename keep working.
     old = command.sub.add_parser("journal", description="Deprecated name of `store`.", parents=[command.common],
@@ -186,11 +186,13 @@ def _add_store_commands(command: _Commands) -> None:
 
 def _add_migrate(group: argparse.ArgumentParser, common: argparse.ArgumentParser,
                  handler: Callable[[argparse.Namespace], int]) -> None:
-    """The `migrate` subcommand of `group`: copy a SQLite job store into the shared PostgreSQL one."""
+    """The `migrate` subcommand of `group`: upgrade the job store's schema, copy a SQLite one into PostgreSQL."""
     migrate = group.add_subparsers(dest="store_command", required=True, title="commands").add_parser(
-        "migrate", help="copy a SQLite job store's jobs into a shared PostgreSQL job store (safe to repeat)",
-        description="Copy the SQLite job store's jobs (running ones become queued) and file records into the "
-                    "shared PostgreSQL job store. Running it again copies nothing new.",
+        "migrate", help="upgrade the job store's schema; copy a SQLite job store into PostgreSQL (safe to repeat)",
+        description="Bring the job store to this style-daemon's schema version (the service also does at start) "
+                    "and say from which version to which. With a PostgreSQL store, also copy the SQLite job "
+                    "store's jobs (running ones become queued) and file records into it. Running it again "
+                    "changes and copies nothing new.",
         parents=[common], formatter_class=HelpFormatter, epilog=_epilog())
     _add_config(migrate)
     migrate.add_argument("--to", metavar="URL", help="postgresql:// URL (default: the config's store)")

@@ -44,6 +44,11 @@ class PgConnection:
         self._conn = self._connect()
         self.schema = self._check_access() if readonly else self._create_schema()  # versions before and after
 
+    @property
+    def where(self) -> str:
+        """The database as logs and messages name it: host and database, never the password."""
+        return _where(self.url)
+
     def close(self) -> None:
         """Close the connection (a held machine name is released with it)."""
         self._conn.close()

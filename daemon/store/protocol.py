@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ContextManager, Iterable, Protocol
 
 from daemon.store.records import Counts, Intent, Job, JobSpec, State, Step, WorkerRecord
+from daemon.store.schema_versions import SchemaChange
 
 
 class JobStore(Protocol):
@@ -16,6 +17,11 @@ class JobStore(Protocol):
     """
 
     machine: str  # this machine's name in a shared store ("" for SQLite)
+    schema: SchemaChange  # its schema version when opened, and after the pending numbered migrations ran
+
+    @property
+    def where(self) -> str:
+        """The store as messages name it: the SQLite file, or host/database (never a password)."""
 
     def close(self) -> None:
         """Release the connection."""

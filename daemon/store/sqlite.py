@@ -2,8 +2,8 @@
 
 SqliteStore is built from its parts: the file (sqlite_schema, sqlite_migrations, sqlite_connection), the
 intake side (sqlite_intake), the workers' claims (sqlite_claims), the side effects' intents (sqlite_intents)
-and, here, the worker rows and the reading side that status, the gallery and the metrics use. Every public method turns a damaged file into one
-StoreCorrupt line (sqlite_corruption).
+and, here, the worker rows and the reading side that status, the gallery and the metrics use. Every public
+method turns a damaged file into one StoreCorrupt line (sqlite_corruption).
 """
 
 from __future__ import annotations

@@ -19,6 +19,11 @@ class SqliteConnection:
         self.path = Path(path)
         self._db, self.schema = open_database(self.path, readonly)  # schema: the versions before and after
 
+    @property
+    def where(self) -> str:
+        """The store as messages name it: its file."""
+        return str(self.path)
+
     def close(self) -> None:
         """Close the connection."""
         self._db.close()
