@@ -39,20 +39,23 @@ def schema_version(conn: psycopg.Connection) -> int | None:
 def check_version(conn: psycopg.Connection, where: str) -> SchemaChange:
     """For a read-only open: refuse a newer database, change nothing (an empty one counts as version 0)."""
     version = schema_version(conn) or 0
-    refuse_newer(where, version, LATEST)
+    refuse_newer(where, version, len(MIGRATIONS))
     return SchemaChange(version, version)
 
 
-def upgrade(conn: psycopg.Connection, where: str, latest: int = LATEST) -> SchemaChange:
-    """Apply the pending steps up to `latest` (an autocommit connection: one transaction, under the lock)."""
+def upgrade(conn: psycopg.Connection, where: str, latest: int | None = None) -> SchemaChange:
+    """Apply the pending steps (up to `latest`, default all) in one transaction under the lock (the connection
+    is in autocommit), so machines starting together apply each step once and none sees half of one."""
+    newest = len(MIGRATIONS)
+    latest = newest if latest is None else latest
     current = schema_version(conn) or 0
-    refuse_newer(where, current, LATEST)
+    refuse_newer(where, current, newest)
     if current >= latest:  # the usual open: no lock, no DDL (a user without CREATE can still run)
         return SchemaChange(current, current)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         before = schema_version(conn) or 0  # another machine may have upgraded it while we waited
-        refuse_newer(where, before, LATEST)
+        refuse_newer(where, before, newest)
         conn.execute(VERSIONS)
         for version in range(before + 1, latest + 1):
             conn.execute(MIGRATIONS[version - 1])

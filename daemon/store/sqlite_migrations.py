@@ -109,29 +109,32 @@ def schema_version(db: sqlite3.Connection) -> int:
 def check_version(db: sqlite3.Connection, path: Path) -> SchemaChange:
     """For a read-only open: refuse a newer file, change nothing."""
     version = schema_version(db)
-    refuse_newer(path, version, LATEST)
+    refuse_newer(path, version, len(MIGRATIONS))
     return SchemaChange(version, version)
 
 
-def upgrade(db: sqlite3.Connection, path: Path, latest: int = LATEST) -> SchemaChange:
-    """Apply the pending steps up to `latest` in one write transaction, so a crash or a second process starting
-    at the same time sees the file before or after, never half-way."""
+def upgrade(db: sqlite3.Connection, path: Path, latest: int | None = None) -> SchemaChange:
+    """Apply the pending steps (up to `latest`, default all) in one write transaction, so a crash or a second
+    process starting at the same time sees the file before or after them, never half-way."""
+    newest = len(MIGRATIONS)
+    latest = newest if latest is None else latest
     current = schema_version(db)
-    refuse_newer(path, current, LATEST)
+    refuse_newer(path, current, newest)
     if current >= latest:
         return SchemaChange(current, current)
     db.execute("BEGIN IMMEDIATE")
     try:
         before = schema_version(db)  # another process may have upgraded it while we waited for the lock
-        refuse_newer(path, before, LATEST)
+        refuse_newer(path, before, newest)
         for version in range(before + 1, latest + 1):
             MIGRATIONS[version - 1](db)
-        db.execute(f"PRAGMA user_version = {max(before, latest)}")  # inside the transaction: atomic with the steps
+        after = max(before, latest)
+        db.execute(f"PRAGMA user_version = {after}")  # inside the transaction: atomic with the steps
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
-    return SchemaChange(before, max(before, latest))
+    return SchemaChange(before, after)
 
 
 def _upgrade_before_generations(db: sqlite3.Connection) -> None:
