@@ -10,7 +10,7 @@ from datetime import time as dtime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
 from daemon.config.engine import StyleOverrides
 
@@ -83,8 +83,20 @@ class OutputSettings(Section):
 
     template: str = Field("{stem}.{style}.{ext}", description=(
         "result file name; fields: stem, style, ext, name, suffix (subfolders are mirrored)"))
-    format: Literal["jpg", "png", "webp"] = Field("jpg", description="encoding of the results")
+    format: Literal["jpg", "png", "webp", "tif"] = Field("jpg", description=(
+        "encoding of the results; tif is a 16-bit TIFF for print (its gallery preview is a JPEG)"))
     quality: Int = Field(92, ge=1, le=100, description="JPEG/WebP quality")
+    depth: Literal[8, 16] | None = Field(None, description=(
+        "bits a channel: 16 for png or tif, written from the unquantised result; unset: 16 for tif, 8 otherwise"))
+    color_space: Literal["srgb", "original"] = Field("srgb", description=(
+        "the results' colours: srgb (with its profile), or original, back in the photo's own RGB space "
+        "(e.g. Display P3) with its profile; docs/colour.md"))
+
+    @model_validator(mode="after")
+    def _depth_fits_format(self) -> OutputSettings:
+        if self.depth == 16 and self.format not in ("png", "tif"):
+            raise ValueError(f"depth 16 needs format png or tif ({self.format} holds 8 bits a channel)")
+        return self
 
     @field_validator("template")
     @classmethod

@@ -15,6 +15,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from daemon.media.atomic import write_atomic
 from daemon.errors import BadInputError, ConfigError
+from daemon.media.colour import UNTAGGED, SourceSpace, source_space, to_working_space
 from daemon.media.deep_formats import encode_png16, encode_tiff, to_depth
 from daemon.media.path_text import display
 
@@ -36,12 +37,14 @@ DEFAULT_MAX_PIXELS = 64_000_000
 
 @dataclass(frozen=True)
 class LoadedImage:
-    """An image decoded to float32 RGB in 0..255, with its alpha if it had one."""
+    """An image decoded to float32 sRGB in 0..255 (converted from its own colour space), with its alpha if it
+    had one and the space it came in (its profile, for writing the result back in it)."""
 
     rgb: np.ndarray
     alpha: np.ndarray | None
     format: str
     mode: str
+    space: SourceSpace = UNTAGGED
 
     @property
     def size(self) -> tuple[int, int]:
@@ -96,17 +99,24 @@ def _decode(data: bytes, max_pixels: int) -> LoadedImage:
     fmt = image.format or "unknown"
     image.seek(0)  # first frame of animations
     image.load()  # raises on truncated data
+    space = source_space(image)  # before exif_transpose, which need not keep the profile in info
     image = ImageOps.exif_transpose(image)
     mode = image.mode
-    rgb, alpha = _to_rgb_alpha(image)
-    return LoadedImage(rgb=rgb, alpha=alpha, format=fmt, mode=mode)
+    # Into sRGB before anything else reads the pixels: the network and every later step work in sRGB.
+    rgb, alpha = _to_rgb_alpha(to_working_space(_widened(image), space))
+    return LoadedImage(rgb=rgb, alpha=alpha, format=fmt, mode=mode, space=space)
+
+
+def _widened(image: Image.Image) -> Image.Image:
+    """Palette images with transparency as RGBA, high-depth grey as 8-bit L: modes LittleCMS converts."""
+    if image.mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return _high_depth_to_l(image)
+    return image
 
 
 def _to_rgb_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        image = _high_depth_to_l(image)
     alpha = None
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         alpha = np.asarray(image.getchannel("A"), dtype=np.float32)
