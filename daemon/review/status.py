@@ -10,6 +10,8 @@ from daemon.config import Config
 from daemon.media.path_text import display
 from daemon.store import WorkerRecord, open_store
 from daemon.review.intake_report import IgnoredFile, read_report
+from daemon.review.store_wait import read_wait
+from daemon.errors import StoreUnreachable
 from daemon.review.progress import format_duration, format_eta
 
 # The job store's error text of a job held back by its environment (service.environment writes it).
@@ -72,6 +74,7 @@ class StatusReport:
     arriving: int = 0  # files in the input folder still being written (not yet settled)
     ignored_count: int = 0  # files in the input folder that are not photos style-daemon reads
     ignored: list[IgnoredFile] = field(default_factory=list)  # the newest of them, with the reason
+    store_waiting: str = ""  # the service waits for its job store itself (full disk, server gone): the cause
 
 
 SHOWN_IGNORED = 5  # the text view lists this many; --json and the gallery have the newest 50
@@ -79,7 +82,14 @@ SHOWN_IGNORED = 5  # the text view lists this many; --json and the gallery have 
 
 def collect(config: Config) -> StatusReport:
     """Read the job store and the intake report, and summarise them."""
-    report = _collect_jobs(config)
+    waiting = _store_waiting(config)
+    try:
+        report = _collect_jobs(config)
+    except StoreUnreachable:
+        if not waiting:
+            raise
+        report = StatusReport(0, 0, 0, 0)  # the service waits for that server too: say that, not a traceback
+    report = replace(report, store_waiting=waiting)
     intake = read_report(config.state)
     return replace(report, arriving=intake.arriving, ignored_count=intake.ignored_count, ignored=intake.ignored)
 
@@ -113,6 +123,12 @@ def _collect_jobs(config: Config) -> StatusReport:
         store.close()
 
 
+def _store_waiting(config: Config) -> str:
+    """The cause when the running service waits for its job store (its word in the state folder)."""
+    wait = read_wait(config.state)
+    return wait.cause if wait.waiting else ""
+
+
 def current_workers(rows: list[WorkerRecord]) -> list[WorkerRecord]:
     """The newest row of each worker slot: a restarted worker replaces its dead predecessor."""
     newest: dict[tuple[str | None, str], WorkerRecord] = {}
@@ -133,6 +149,9 @@ def render_text(report: StatusReport) -> str:
     lines = [
         f"queued {report.queued}   running {report.running}   done {report.done}   failed {report.failed}",
     ]
+    if report.store_waiting:
+        lines.append(f"waiting for the job store: {display(report.store_waiting)} (arrivals are noted, "
+                     "queued once it answers)")
     if report.arriving:
         lines.append(f"{_files(report.arriving)} arriving (waiting until they stop changing)")
     if report.ignored_count:

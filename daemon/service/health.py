@@ -14,6 +14,8 @@ from daemon.service.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
+STORE_WAITING = "waiting for the job store: "  # STATUS= while the store itself is down (store_outage.py)
+
 
 class HealthReporter:
     """Called from the main loop; pings the watchdog at half its interval while every worker is healthy.
@@ -54,6 +56,26 @@ class HealthReporter:
         elif not self._unhealthy_logged:
             log.error("withholding the watchdog ping: %s", problem)
             self._unhealthy_logged = True
+
+    def waiting(self, cause: str | None, pool: WorkerPool | None) -> None:
+        """While the job store itself is down (cause) or once it is back (None): say so, and keep the watchdog fed.
+
+        Waiting for the store is the service doing its job (nothing is lost, it resumes by itself): systemd must
+        not restart it for that, so the ping goes on while the worker processes live; the store is not read.
+        """
+        if not self.notifier.enabled:
+            return
+        status = f"{STORE_WAITING}{cause}" if cause is not None else "job store answers again; going on"
+        if status != self._last_status:
+            self.notifier.send(f"STATUS={status}")
+            self._last_status, self._last_status_at = status, time.monotonic()
+        now = time.monotonic()
+        if cause is None or self.ping_every is None or now - self._last_ping < self.ping_every:
+            return
+        workers = pool.workers if pool is not None else []
+        if all(w.alive() or w.dead_for() <= self.limit for w in workers):
+            self.notifier.send("WATCHDOG=1")
+            self._last_ping = now
 
     def problem(self, store: JobStore, pool: WorkerPool) -> str | None:
         """Why the service is not healthy now, or None."""

@@ -10,12 +10,13 @@ import logging
 import os
 import time
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
-from daemon.service.aftercare import release_input
+from daemon.service.release import release_input
 from daemon.config import Config
 from daemon.store import JobSpec, JobStore
 from daemon.service.routing import free_output_names, output_path_for, style_sets_for
-from daemon.errors import UnsafeInputError
+from daemon.errors import StoreUnreachable, UnsafeInputError
 from daemon.media.hashing import sha256_handle
 from daemon.media.path_text import to_text
 from daemon.media.safe_open import open_input
@@ -30,8 +31,10 @@ log = logging.getLogger(__name__)
 class Intake:
     """Turns settled input files into queued jobs; the watcher never waits on the engine."""
 
-    def __init__(self, config: Config, store: JobStore, fingerprints: dict[str, str]) -> None:
+    def __init__(self, config: Config, store: JobStore, fingerprints: dict[str, str],
+                 stop: Callable[[], bool] = lambda: False) -> None:
         self.config = config
+        self.stop_asked = stop  # a scan of a huge folder ends early when the service is asked to stop
         self.store = store
         self.fingerprints = fingerprints
         self.filter = InputFilter(config.input, config.excluded_dirs())
@@ -62,12 +65,22 @@ class Intake:
         self._last_rescan = time.monotonic()
         count = 0
         seen = self.ignored.rescan()
-        for path in scan(self.config.input, self.filter, seen.add):
+        for path in scan(self.config.input, self.filter, seen.add, self.stop_asked):
             if self._needs_look(path):
                 self.tracker.touch(path)
                 count += 1
-        self.ignored.rescanned(seen)
+        if not self.stop_asked():  # a scan cut short saw only part of the folder: keep what was known
+            self.ignored.rescanned(seen)
         return count
+
+    def notice(self) -> None:
+        """Put what the watcher saw on the stability tracker, touching nothing else (not the job store).
+
+        Called while the job store is down (store_outage.py): every arrival stays noted until it can be queued.
+        """
+        if self.watcher is not None:
+            for event in self.watcher.drain():
+                self._on_event(event)
 
     def step(self) -> int:
         """Handle queued events, rescan when due, enqueue settled files; returns jobs added."""
@@ -82,6 +95,8 @@ class Intake:
             self.scan_all()
         added = 0
         for path in self.tracker.ready():
+            if self.stop_asked():  # thousands settled at once: the stop goes first (a restart scans them again)
+                break
             added += self.consider(path)
         self.publish()
         return added
@@ -100,7 +115,7 @@ class Intake:
             self._published = key
             if changed_ignored and self.config.gallery.index:
                 write_gallery(self.config, self.store)  # someone who dropped the wrong file sees why there
-        except OSError as exc:  # only a display: the service goes on (the next change tries again)
+        except (OSError, StoreUnreachable) as exc:  # only a display: the service goes on (the next change tries again)
             log.debug("cannot write the intake report or the gallery: %s", exc)
 
     def busy(self) -> bool:
@@ -115,7 +130,7 @@ class Intake:
         if self.filter.real_folder(event.path):
             # A folder moved in: its files produce no events of their own. A link to a folder is no
             # folder of ours (never followed), so it is left to the filter, which refuses it.
-            for path in scan(event.path, self.filter, self.ignored.add):
+            for path in scan(event.path, self.filter, self.ignored.add, self.stop_asked):
                 self.tracker.touch(path)
         elif self.filter.accepts(event.path):
             self.tracker.touch(event.path)

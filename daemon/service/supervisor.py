@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -46,6 +47,8 @@ class Supervisor:
         self._lock_fd: int | None = None
         self._drained_until = time.time()  # jobs finished after this belong to the next drain summary
         self._drained_counts: tuple[int, int] = (-1, -1)
+        self._intake: Intake | None = None  # the store's waiting hook keeps it noticing arrivals
+        self._pool: WorkerPool | None = None
 
     def run(self) -> int:
         """Run until stopped (or, with once, until the queue is empty); returns the exit code."""
@@ -63,7 +66,7 @@ class Supervisor:
         if swept:
             log.info("removed %d partial output file(s) left by an interrupted write", swept)
         adopt_results(self.config, store)
-        intake = Intake(self.config, store, style_fingerprints(self.config))
+        intake = self._intake = Intake(self.config, store, style_fingerprints(self.config), self.stop.is_set)
         started = self._drained_until = time.time()
         try:
             if self.once:
@@ -105,22 +108,31 @@ class Supervisor:
             metrics.close()
             log.info("stopped while starting")
             return 0
-        pool = WorkerPool(self.config.workers, self.config_path, self.config.gpus, lock_fd=self._lock_fd)
+        pool = self._pool = WorkerPool(self.config.workers, self.config_path, self.config.gpus,
+                                       lock_fd=self._lock_fd)
         pool.start()
         try:
-            intake.start()
+            intake.start()  # its scan ends early when a stop is asked
             self._wait_ready(store, pool)
             while not self.stop.is_set():
-                if self.reload.is_set():
-                    intake = self._reload(intake, store, pool)
+                if self.reload.is_set():  # asked during a long scan or a wait for the store: honoured now
+                    intake = self._intake = self._reload(intake, store, pool)
                 intake.step()
                 self._supervise(store, pool)
                 self.health.tick(store, pool)
-                metrics.tick()
+                self._tick_metrics(metrics)
                 if not store.pending() and not intake.busy():
                     self._summary(store)
                 self.stop.wait(0.2)
-        except (StoreCorrupt, StoreUnreachable):
+        except StoreUnreachable as exc:
+            self.notifier.send("STOPPING=1")
+            pool.stop(STOP_GRACE_SECONDS)  # nothing can be recorded now: stop at once, keep the files
+            if not self.stop.is_set():
+                raise
+            log.info("stopped while waiting for the job store: %s", exc)  # asked to stop: not a failure
+            metrics.close()
+            return 0
+        except StoreCorrupt:
             self.notifier.send("STOPPING=1")
             pool.stop(STOP_GRACE_SECONDS)  # nothing can be recorded any more: stop at once, keep the files
             raise
@@ -161,13 +173,38 @@ class Supervisor:
             return intake
         self.config = config
         intake.stop()
-        intake = Intake(config, store, style_fingerprints(config))
+        intake = Intake(config, store, style_fingerprints(config), self.stop.is_set)
         intake.start()  # its scan queues photos only for style sets newly routed to them
         pool.broadcast(signal.SIGHUP)
         log.info("reloaded %s", self.config_path)
         self.notifier.send("READY=1", "STATUS=reloaded")
         ack.finish()
         return intake
+
+    # -- the store's own faults: wait, tell, go on (store_outage.py) --------------------
+
+    def _open_waiting_store(self) -> JobStore:
+        """The job store, every call of which waits while the store itself is down (full disk, server gone)."""
+        self._outage = StoreOutage("the service", self.stop.is_set, self._while_store_waits, self._store_state)
+        write_wait(self.config.state, StoreWait())  # padded now, while there is room: a full disk can still say it
+        return waiting_store(open_store(self.config.store_target, give_up=self._outage.give_up), self._outage)
+
+    def _while_store_waits(self, cause: str) -> None:
+        """While a store call waits: keep noticing arrivals, tell systemd, keep the watchdog fed."""
+        if self._intake is not None:
+            self._intake.notice()
+        self.health.waiting(cause, self._pool)
+
+    def _store_state(self, cause: str | None) -> None:
+        """The waiting state began, changed cause or ended: `status`, STATUS= and the gallery hear of it."""
+        write_wait(self.config.state, StoreWait(cause is not None, cause or "", time.time(), os.getpid()))
+        self.health.waiting(cause, self._pool)
+
+    def _tick_metrics(self, metrics: MetricsExporter) -> None:
+        try:
+            metrics.tick()
+        except StoreUnreachable as exc:  # its own read-only look; the waiting state says the rest
+            log.debug("metrics not written: %s", exc)
 
     # -- plumbing -----------------------------------------------------------------------
 

@@ -117,18 +117,24 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def scan(root: Path, accept: InputFilter,
-         refused: Callable[[Path, str], None] | None = None) -> Iterator[Path]:
+def scan(root: Path, accept: InputFilter, refused: Callable[[Path, str], None] | None = None,
+         stop: Callable[[], bool] | None = None) -> Iterator[Path]:
     """Every acceptable file under `root`, not descending into excluded or hidden folders, nor any link.
 
-    Files someone put there that are not taken go to `refused(path, reason)`.
+    Files someone put there that are not taken go to `refused(path, reason)`. The walk ends as soon as
+    `stop()` is true: a stop asked during the scan of a huge folder is honoured at once, not at its end.
     """
+    stop = stop or (lambda: False)
     if not accept.real_folder(root):
         return  # os.walk would follow `root` itself if it is a link (a linked folder created at runtime)
     for folder, dirs, files in os.walk(root, followlinks=False):
+        if stop():  # also between folders: a deep tree of empty folders is a long walk too
+            return
         here = Path(folder)
         dirs[:] = [d for d in dirs if not d.startswith(".") and not accept.excluded_dir((here / d).resolve())]
         for name in files:
+            if stop():
+                return
             path = here / name
             if accept.accepts(path):
                 yield path

@@ -27,6 +27,7 @@ from daemon.service.aftercare import release_input, withdraw_stale_failures
 from daemon.service.fingerprint import style_fingerprints
 from daemon.service.job_failures import JobFailures, is_transient
 from daemon.service.job_source import locate_source
+from daemon.service.store_outage import StoreOutage, waiting_store
 from daemon.service.worker_pool import SUPERVISOR_PID_ENV
 from daemon.store import Job, open_store, worker_id
 
@@ -59,7 +60,8 @@ class Worker:
         self.reload = threading.Event()
         self.config = load_config(config_path)
         self.fingerprints = style_fingerprints(self.config)
-        self.store = open_store(self.config.store_target, give_up=self.stop.is_set)
+        outage = StoreOutage(f"worker {index}", self.stop.is_set)  # a store that is down: wait, never crash-loop
+        self.store = waiting_store(open_store(self.config.store_target, give_up=outage.give_up), outage)
         self.failures = JobFailures(self.store, lambda: self.config, self._update_gallery)
         self.dry_run = False
         self._last_progress = 0.0

@@ -1,0 +1,123 @@
+"""The job store's own faults wait, never crash (#24): the SQLite store's disk really full or failing under the
+running service; photos dropped meanwhile are all queued and done afterwards, and the service never exits.
+
+Real faults only: the state folder is a small tmpfs filled to the last byte, or an ext4 image whose file
+system the kernel turns read-only after an error (trigger_fs_error). Tests run as root (as CI does).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import wait_until
+from tests.support.cli import run_cli
+from tests.support.daemon import Daemon, done_jobs, write_config
+from tests.support.fleet import distinct_photos, move_in
+from tests.support.notify import NotifyListener, notify_env
+from tests.support.store_faults import FaultyDisk, fill
+
+PHOTOS = 4
+
+
+@pytest.fixture
+def state_disk(tmp_path):
+    """The state folder (job store, logs) on a real 4 MB tmpfs."""
+    disk = FaultyDisk.tmpfs(tmp_path / "state", "4m")
+    yield disk
+    disk.remove()
+
+
+def _waiting_lines(output: str, who: str) -> list[str]:
+    return [line for line in output.splitlines() if f"{who} waits for the job store" in line]
+
+
+def _status(config: Path) -> str:
+    result = run_cli("status", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_full_store_disk_waits_says_so_once_and_queues_every_arrival_after(tmp_path, state_disk):
+    listener = NotifyListener(tmp_path / "notify.sock", tmp_path)
+    try:
+        config = write_config(tmp_path, workers=2, gallery={"index": True, "contact_sheets": False})
+        daemon = Daemon(config, env=notify_env(tmp_path))
+        daemon.wait_ready()
+        filler = fill(state_disk.path)
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        distinct_photos(staging, PHOTOS)
+        move_in(staging, tmp_path / "in")
+
+        wait_until(lambda: _waiting_lines(daemon.output(), "the service"), timeout=30,
+                   what="the service to say it waits for the job store")
+        assert "disk is full" in _waiting_lines(daemon.output(), "the service")[0]
+        wait_until(lambda: "waiting for the job store: the job store's disk is full" in _status(config),
+                   timeout=15, what="status to say the service waits for the store")
+        wait_until(lambda: any("disk is full" in s for s in listener.having("STATUS=waiting for the job store: ")),
+                   timeout=15, what="STATUS= to say it")
+        waited_since = time.monotonic()
+        wait_until(lambda: time.monotonic() - waited_since > 6 and listener.times("WATCHDOG=1")
+                   and listener.times("WATCHDOG=1")[-1] > waited_since + 3, timeout=20,
+                   what="the watchdog fed while waiting (systemd must not restart a service that waits)")
+        assert daemon.proc.poll() is None, daemon.output()
+
+        filler.unlink()  # the cause goes: the service resumes by itself
+        wait_until(lambda: len(done_jobs(tmp_path)) == PHOTOS, timeout=60, what="every photo dropped meanwhile done")
+        wait_until(lambda: "waiting for the job store" not in _status(config), timeout=15,
+                   what="status to stop saying it")
+        output = daemon.output()
+        assert len(_waiting_lines(output, "the service")) == 1, output  # one line per cause, not one per try
+        for index in range(2):
+            assert len(_waiting_lines(output, f"worker {index}")) <= 1, output
+        assert "the job store answers again" in output
+        assert "Traceback" not in output and "cannot rollback" not in output, output
+        assert daemon.stop() == 0
+        assert sorted(p.name for p in (tmp_path / "out").glob("p*.starry.jpg")) == \
+            [f"p{i:03d}.starry.jpg" for i in range(PHOTOS)]
+    finally:
+        listener.close()
+
+
+def test_store_disk_that_fails_under_the_service_waits_and_a_stop_is_still_clean(tmp_path):
+    disk = FaultyDisk.ext4(tmp_path / "state", tmp_path / "state.img")
+    try:
+        config = write_config(tmp_path, workers=1)
+        daemon = Daemon(config)
+        daemon.wait_ready()
+        disk.fail()  # the kernel makes the file system read-only: every write is an I/O error now
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        distinct_photos(staging, 2)
+        move_in(staging, tmp_path / "in")
+        wait_until(lambda: _waiting_lines(daemon.output(), "the service"), timeout=30,
+                   what="the service to say it waits for the job store")
+        assert daemon.proc.poll() is None, daemon.output()
+        started = time.monotonic()
+        code = daemon.stop(timeout=20)
+        assert code == 0, daemon.output()
+        assert time.monotonic() - started < 15
+        assert "Traceback" not in daemon.output(), daemon.output()
+    finally:
+        disk.remove()
+
+
+def test_stop_while_the_store_disk_is_full_exits_0_and_a_restart_queues_what_arrived(tmp_path, state_disk):
+    config = write_config(tmp_path, workers=1)
+    daemon = Daemon(config)
+    daemon.wait_ready()
+    filler = fill(state_disk.path)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    distinct_photos(staging, 2)
+    move_in(staging, tmp_path / "in")
+    wait_until(lambda: _waiting_lines(daemon.output(), "the service"), timeout=30, what="the wait")
+    assert daemon.stop(timeout=20) == 0, daemon.output()
+    filler.unlink()
+    again = Daemon(config)
+    wait_until(lambda: len(done_jobs(tmp_path)) == 2, timeout=60, what="the arrivals done after a restart")
+    assert again.stop() == 0
+    assert "Traceback" not in daemon.output() + again.output()
