@@ -1,107 +1,260 @@
-"""What happens to an input once its jobs end: kept, moved to processed/, or deleted; failed/ entries."""
+"""failed/ entries (a copy, or the input moved, beside a .error.txt) under a "fail" intent, and the withdrawal
+of stale ones; what happens to an input after success is daemon/service/release.py."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-import shutil
-import stat
+import secrets
 import time
-from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator, Literal
 
 from daemon.errors import UnsafeInputError
-from daemon.media.atomic import write_atomic, write_atomic_with
+from daemon.media.atomic import write_atomic
+from daemon.media.derived_names import ERROR_REPORT, error_report_path, failed_copy_path, fit_name
+from daemon.media.hashing import sha256_handle
 from daemon.media.path_text import display, from_text, to_text
+from daemon.media.safe_move import copy_verified, open_entry, open_folder, publish_temp, restore, unlink_entry
 from daemon.media.safe_open import open_input
-from daemon.media.derived_names import ERROR_REPORT, error_report_path, failed_copy_path, fit_path
 from daemon.config import Config
 from daemon.service.environment import ENVIRONMENT_ERRNOS
-from daemon.store import Job, JobStore
-from daemon.service.routing import style_sets_for
+from daemon.service.release import release_input  # noqa: F401 - moved there; kept here until every caller imports it from release
+from daemon.store import Intent, Job, JobStore
 
 log = logging.getLogger(__name__)
 
-
-def all_outputs_written(config: Config, store: JobStore, source: Path, content_sha: str) -> bool:
-    """True when every style set the routing gives this file has a done job whose output exists.
-
-    Any parameters count: settings changed later apply to new arrivals, not to photos already done.
-    """
-    rel = PurePosixPath(source.relative_to(config.input).as_posix())
-    wanted = set(style_sets_for(rel, config))
-    done = {j.style_set for j in store.jobs_for_content(content_sha)
-            if j.state == "done" and from_text(j.output_path).is_file()}
-    return bool(wanted) and wanted <= done
+# Hidden (the watcher ignores it), not ending in .tmp (sweep_temp_files must not take a quarantined input).
+FAIL_PREFIX = ".style-daemon-fail."
 
 
-def release_input(config: Config, store: JobStore, source: Path, content_sha: str) -> None:
-    """Apply after_success to `source` once all its outputs are safely written; never earlier."""
-    if config.after_success == "keep" or not _regular(source):
-        return  # gone, or replaced by a link: a link is never moved or deleted for an input
-    if not all_outputs_written(config, store, source, content_sha):
-        return
-    try:
-        if config.after_success == "delete":
-            source.unlink()
-            log.info("deleted input %s (all outputs written)", source)
-        else:
-            target = _free_name(config.processed_dir / source.relative_to(config.input))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(source), str(target))
-            log.info("moved input %s to %s", source, target)
-    except FileNotFoundError:
-        return  # another process got there first
-    store.forget_file(to_text(source))
+@dataclass(frozen=True)
+class FailPlan:
+    """The fail intent's payload: the failed/ entry to make (a copy, or the input moved, and its report)."""
+
+    source: str  # the input's path (path_text)
+    style_set: str
+    action: Literal["copy", "move"]
+    copy: str  # the copy's path, the first free name when the intent was recorded
+    report_text: str
+    token: str  # "<job id>-<random>": names the temp file and the input's quarantine
+    sha: str | None = None  # sha256 of the bytes copied; None: nothing safe to copy, the report alone
+
+    def to_json(self) -> str:
+        """The payload's JSON text."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "FailPlan":
+        """The plan an intent recorded."""
+        return cls(**json.loads(text))
+
+    @property
+    def path(self) -> Path:
+        return from_text(self.source)
+
+    @property
+    def temp(self) -> Path:
+        """The hidden temp file the copy is written to before it gets its name (in failed/)."""
+        return from_text(self.copy).with_name(f"{FAIL_PREFIX}{self.token}.part")
+
+    @property
+    def quarantine(self) -> str:
+        """The input's hidden name while on_failure: move checks it before unlinking it."""
+        return fit_name(f"{FAIL_PREFIX}{self.token}.{self.path.name}")
+
+    def candidates(self) -> Iterator[Path]:
+        """failed/ names for the copy: name, name-1, name-2 ..."""
+        folder = from_text(self.copy).parent
+        return (failed_copy_path(folder, self.path.name, n) for n in range(10_000))
 
 
 def record_failure(config: Config, source: Path, message: str, style_set: str,
-                   handle: BinaryIO | None = None) -> Path:
+                   handle: BinaryIO | None = None, *, store: JobStore | None = None,
+                   job_id: int | None = None) -> Path:
     """Copy (or move) the input into failed/ beside a .error.txt saying what went wrong and what to do.
 
     The copy is read from `handle` (the job's descriptor from safe_open) or a fresh safe_open of `source`:
-    a link is never read. It appears whole (temp file + rename) or not at all, and is taken back if its
+    a link is never read. It appears whole (temp file + link) or not at all, and is taken back if its
     report cannot be written; a full or read-only failed folder raises, so the caller waits and retries.
+    With `store` and `job_id` the step runs under a "fail" intent (reconcile_failure rolls it forward
+    after a crash), and a failure already recorded for this content and style set is not copied twice.
+    With on_failure: move the input is removed only if it is still that content (sha256, same file).
     """
     folder = config.failed_dir
     folder.mkdir(parents=True, exist_ok=True)
-    # Shortened when need be: a 255-byte name still gets its copy and its report.
-    target = _free_failed_name(folder, source.name) if _regular(source) else failed_copy_path(folder, source.name)
-    placed = False
-    try:
-        with _reopen(config, source, handle) as opened:
-            if opened is not None:
-                _keep_copy(config, source, opened, target)
-                placed = True
-    except OSError as exc:
-        if exc.errno in ENVIRONMENT_ERRNOS:
+    with _reopen(config, source, handle) as opened:
+        sha = sha256_handle(opened) if opened is not None else None
+        earlier, free = _entries(folder, source, style_set, sha)
+        if earlier is not None:  # a re-run of a job whose failure was already filed: one copy, report renewed
+            write_atomic(error_report_path(earlier), _report(source, style_set, message))
+            return error_report_path(earlier)
+        plan = FailPlan(to_text(source), style_set, config.on_failure, to_text(free),
+                        _report(source, style_set, message), f"{job_id or 0}-{secrets.token_hex(4)}", sha)
+        intent = store.record_intent(job_id, "fail", plan.to_json()) if store and job_id is not None else None
+        try:
+            report = _file_failure(config, plan, opened)
+        except OSError:
+            if intent is not None:
+                plan.temp.unlink(missing_ok=True)
+                store.clear_intent(intent)  # rolled back just now: the copy went with its missing report
             raise
-        log.warning("could not %s %s to %s: %s", config.on_failure, display(source), folder, exc)
-    report = error_report_path(target)
+    if intent is not None:
+        store.clear_intent(intent)
+    return report
+
+
+def _file_failure(config: Config, plan: FailPlan, opened: BinaryIO | None) -> Path:
+    """The copy (when there is something safe to copy), then its report, then (move) the input's removal."""
+    copy = None
+    if opened is not None and plan.sha is not None:
+        try:
+            copy = _place_copy(plan, opened)
+        except OSError as exc:
+            if exc.errno in ENVIRONMENT_ERRNOS:
+                raise
+            log.warning("could not %s %s to %s: %s", plan.action, display(plan.path), from_text(plan.copy).parent, exc)
+    report = error_report_path(copy or from_text(plan.copy))
     try:
-        write_atomic(report, (
-            f"file: {display(source)}\n"
+        write_atomic(report, plan.report_text)
+    except OSError:
+        if copy is not None:
+            copy.unlink(missing_ok=True)  # a copy without its reason only puzzles people
+        raise
+    if copy is not None and plan.action == "move":
+        _remove_input(config, plan, opened)
+    return report
+
+
+def _place_copy(plan: FailPlan, opened: BinaryIO) -> Path | None:
+    """The verified copy under the first free failed/ name; None if the bytes changed while copied."""
+    if plan.sha is None or not copy_verified(opened, plan.temp, plan.sha):
+        return None
+    return publish_temp(plan.temp, plan.candidates())
+
+
+def _remove_input(config: Config, plan: FailPlan, opened: BinaryIO | None) -> None:
+    """on_failure: move - unlink the input, only if it is still the content copied (the same file, when known)."""
+    source = plan.path
+    root = config.input if source.is_relative_to(config.input) else source.parent
+    try:
+        folder = open_folder(root, source.parent)
+    except (UnsafeInputError, FileNotFoundError):
+        return
+    try:
+        if not _exists(folder, plan.quarantine):
+            try:
+                os.rename(source.name, plan.quarantine, src_dir_fd=folder, dst_dir_fd=folder)
+            except FileNotFoundError:
+                return
+        try:
+            with open_entry(folder, plan.quarantine) as held:
+                same = (opened is None or _same_descriptor(held, opened)) and sha256_handle(held) == plan.sha
+        except UnsafeInputError:
+            same = False
+        if same:
+            unlink_entry(folder, plan.quarantine)
+            return
+        got = restore(folder, plan.quarantine, source.name)
+        log.warning("not moved into the failed folder: %s changed since it was copied; kept%s", display(source),
+                    "" if got == source.name else f" as {display(got)}")
+    finally:
+        os.close(folder)
+
+
+def reconcile_failure(config: Config, store: JobStore, intent: Intent) -> None:
+    """Roll an interrupted failed/ entry forward, idempotently: exactly one copy (when there was one to
+    make) with its report, the input removed for on_failure: move if still that content; then clear the intent."""
+    plan = FailPlan.from_json(intent.payload)
+    copy = _our_copy(plan)
+    if copy is None and plan.sha is not None:
+        copy = _copy_again(config, plan)
+    plan.temp.unlink(missing_ok=True)
+    report = error_report_path(copy or from_text(plan.copy))
+    if not report.exists():
+        write_atomic(report, plan.report_text)
+    if copy is not None and plan.action == "move":
+        _remove_input(config, plan, None)
+    store.clear_intent(intent.id)
+    log.info("the interrupted failed-folder entry for %s is complete (%s)", display(plan.path), display(report))
+
+
+def _our_copy(plan: FailPlan) -> Path | None:
+    """The copy this intent made already: the content's sha256, and no report or this intent's report."""
+    for candidate in plan.candidates():
+        if not candidate.exists():
+            return None
+        report = error_report_path(candidate)
+        if _sha_of(candidate) == plan.sha and (not report.exists() or _text(report) == plan.report_text):
+            return candidate
+    return None
+
+
+def _copy_again(config: Config, plan: FailPlan) -> Path | None:
+    """The copy from a complete temp file, else from the input (still that content, under either name)."""
+    if plan.temp.exists() and _sha_of(plan.temp) == plan.sha:
+        return publish_temp(plan.temp, plan.candidates())
+    for name in (plan.path.name, plan.quarantine):
+        try:
+            with open_input(config.input, plan.path.with_name(name)) as opened:
+                if sha256_handle(opened) == plan.sha:
+                    return _place_copy(plan, opened)
+        except (OSError, UnsafeInputError):
+            continue
+    return None
+
+
+def _entries(folder: Path, source: Path, style_set: str, sha: str | None) -> tuple[Path | None, Path]:
+    """(an earlier entry of this content and style set for this file, the first free copy name)."""
+    head = [f"file: {display(source)}", f"style set: {style_set}"]
+    for n in range(10_000):
+        candidate = failed_copy_path(folder, source.name, n)
+        if not candidate.exists():
+            return None, candidate
+        report = error_report_path(candidate)
+        if sha is not None and _text(report).splitlines()[:2] == head and _sha_of(candidate) == sha:
+            return candidate, candidate
+    raise OSError(f"no free name for {source.name} in {folder}")
+
+
+def _report(source: Path, style_set: str, message: str) -> str:
+    return (f"file: {display(source)}\n"
             f"style set: {style_set}\n"
             f"failed at: {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
             f"error: {display(message)}\n"
             "what to do: fix or replace the file and drop it into the input folder again; "
-            "this copy can then be deleted.\n"
-        ))
+            "this copy can then be deleted.\n")
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        if placed:
-            _take_back(config, source, target)
-        raise
-    return report
+        return ""
 
 
-def _take_back(config: Config, source: Path, target: Path) -> None:
-    """A copy without its reason only puzzles people; a moved input goes back where it was."""
-    with contextlib.suppress(OSError):
-        if config.on_failure == "move" and not os.path.lexists(source):
-            os.rename(target, source)
-        else:
-            target.unlink()
+def _sha_of(path: Path) -> str | None:
+    try:
+        with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW)) as handle:
+            return sha256_handle(handle)
+    except OSError:
+        return None
+
+
+def _same_descriptor(one: BinaryIO, other: BinaryIO) -> bool:
+    a, b = os.fstat(one.fileno()), os.fstat(other.fileno())
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _exists(folder: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -118,25 +271,6 @@ def _reopen(config: Config, source: Path, handle: BinaryIO | None) -> Iterator[B
         return
     with opened:
         yield opened
-
-
-def _keep_copy(config: Config, source: Path, handle: BinaryIO, target: Path) -> None:
-    """Copy the descriptor's bytes to `target`; with on_failure: move, then remove `source` if it is still that file."""
-    handle.seek(0)
-    write_atomic_with(target, lambda out: shutil.copyfileobj(handle, out, 1 << 20))
-    info = os.fstat(handle.fileno())
-    with contextlib.suppress(OSError):
-        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
-    if config.on_failure == "move" and _same_file(source, info):
-        source.unlink()
-
-
-def _regular(path: Path) -> bool:
-    """A regular file itself (lstat: a link is not one, whatever it points to)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 def withdraw_stale_failures(config: Config, store: JobStore, done: Job) -> int:
@@ -180,30 +314,3 @@ def _is_prefix_of(config: Config, part: Path, whole: Path) -> bool:
     except (OSError, UnsafeInputError):
         return False
 
-
-def _same_file(path: Path, info: os.stat_result) -> bool:
-    try:
-        here = os.lstat(path)
-    except OSError:
-        return False
-    return (here.st_dev, here.st_ino) == (info.st_dev, info.st_ino)
-
-
-def _free_failed_name(folder: Path, name: str) -> Path:
-    """The failed/ copy's path, or name-1, name-2 ... if it is taken."""
-    for n in range(10_000):
-        candidate = failed_copy_path(folder, name, n)
-        if not candidate.exists():
-            return candidate
-    raise OSError(f"no free name for {name} in {folder}")
-
-
-def _free_name(path: Path) -> Path:
-    """`path`, or path with -1, -2 ... before the suffix if it is taken (shortened to fit if need be)."""
-    if not path.exists():
-        return path
-    for n in range(1, 10_000):
-        candidate = fit_path(path.with_name(f"{path.stem}-{n}{path.suffix}"))
-        if not candidate.exists():
-            return candidate
-    raise OSError(f"no free name for {path}")
