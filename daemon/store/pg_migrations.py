@@ -13,7 +13,7 @@ import psycopg
 from daemon.store.pg_schema import INTENTS, SCHEMA
 from daemon.store.schema_versions import SchemaChange, refuse_newer
 
-_SCHEMA_LOCK = 0x5D0  # serialises migrations across machines (transaction advisory lock)
+_SCHEMA_LOCK = 0x5D0  # serialises migrations across machines (session advisory lock)
 
 VERSIONS = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -52,12 +52,18 @@ def upgrade(conn: psycopg.Connection, where: str, latest: int | None = None) -> 
     refuse_newer(where, current, newest)
     if current >= latest:  # the usual open: no lock, no DDL (a user without CREATE can still run)
         return SchemaChange(current, current)
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        before = schema_version(conn) or 0  # another machine may have upgraded it while we waited
-        refuse_newer(where, before, newest)
-        conn.execute(VERSIONS)
-        for version in range(before + 1, latest + 1):
-            conn.execute(MIGRATIONS[version - 1])
-            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+    # A session lock taken BEFORE the transaction: a transaction that began and then waited for the lock would
+    # look the tables up in catalog caches from before the other machine's upgrade, and repeat it.
+    conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+    try:
+        with conn.transaction():
+            before = schema_version(conn) or 0  # another machine may have upgraded it while we waited
+            refuse_newer(where, before, newest)
+            conn.execute(VERSIONS)
+            for version in range(before + 1, latest + 1):
+                conn.execute(MIGRATIONS[version - 1])
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+    finally:
+        if not conn.broken:  # a lost connection took its session lock with it
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
     return SchemaChange(before, max(before, latest))
