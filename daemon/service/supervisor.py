@@ -19,6 +19,8 @@ from daemon.service.fingerprint import style_fingerprints
 from daemon.service.intake import Intake
 from daemon.service.log_file import QuietRotatingFileHandler
 from daemon.service.state_lock import take_state_lock
+from daemon.service.store_outage import StoreOutage, waiting_store
+from daemon.review.store_wait import StoreWait, write_wait
 from daemon.service.worker_deaths import settle_dead_worker
 from daemon.store import JobStore, open_store
 from daemon.review.metrics import MetricsExporter
@@ -55,7 +57,7 @@ class Supervisor:
         self._attach_file_log()
         self._take_lock()
         self._install_signals()
-        store = open_store(self.config.store_target, give_up=self.stop.is_set)
+        store = self._open_waiting_store()  # the store's own faults wait, never crash (store_outage.py)
         store.claim_machine()
         store.clear_workers()  # this machine's rows only; recover() below likewise touches only its jobs
         recovered = store.recover()
