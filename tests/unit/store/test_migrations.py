@@ -3,6 +3,7 @@ keeps its rows, a newer file is refused, and an intent is on disk before record_
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -229,3 +230,20 @@ def test_a_read_only_open_of_an_older_file_changes_nothing_and_lists_no_intents(
     assert store.schema == SchemaChange(1, 1) and store.intents() == [] and len(store.jobs()) == 1
     store.close()
     assert path.read_bytes() == stamp
+
+
+@pytest.mark.parametrize("command", [["run"], ["once"], ["status"], ["check-config"], ["store", "migrate"]])
+def test_every_command_refuses_a_newer_store_with_its_one_line_and_exit_78(tmp_path, command):
+    from tests.support.daemon import write_config
+
+    config = write_config(tmp_path)
+    path = tmp_path / "state" / "journal.sqlite3"
+    path.parent.mkdir()
+    _write(path, SCHEMA, version=LATEST + 1)
+    done = subprocess.run([sys.executable, "-m", "daemon", *command, "-c", str(config)], cwd=ROOT, timeout=120,
+                          capture_output=True, text=True, env={**os.environ, "STYLE_DAEMON_FAKE_ENGINE": "1"})
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line or " CRITICAL " in line]
+    assert done.returncode == 78, done.stderr
+    assert len(errors) == 1 and errors[0].endswith(f"job store {path} has schema version {LATEST + 1}, this "
+                                                   f"style-daemon knows up to {LATEST}: upgrade style-daemon"), errors
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == LATEST + 1
