@@ -71,15 +71,28 @@ def migrate_store(source: Path, target: StoreTarget) -> Migration:
     from daemon.store import open_store
 
     old = SqliteStore(source, readonly=True)
-    new = open_store(target)
     try:
-        jobs = old.jobs(limit=1 << 62)
-        files = old.file_records()
-        added = new.import_records(jobs, files)
-        return Migration(new.where, new.schema, True, len(jobs), added, len(files))
+        _refuse_open_intents(old)
+        new = open_store(target)
+        try:
+            jobs = old.jobs(limit=1 << 62)
+            files = old.file_records()
+            added = new.import_records(jobs, files)
+            return Migration(new.where, new.schema, True, len(jobs), added, len(files))
+        finally:
+            new.close()
     finally:
         old.close()
-        new.close()
+
+
+def _refuse_open_intents(old: SqliteStore) -> None:
+    """Interrupted side effects are finished by the service that recorded them: their payloads name this
+    machine's paths, and the jobs get new ids in the shared store. Copying without them would lose them."""
+    interrupted = old.intents()
+    if interrupted:
+        raise ConfigError(f"store migrate: the SQLite job store {old.where} has {len(interrupted)} interrupted "
+                          "file step(s) (a crash stopped them); start the service on it once (it finishes them "
+                          "at start), stop it, then migrate")
 
 
 def _version(version: int) -> str:

@@ -9,7 +9,7 @@ import threading
 import psycopg
 import pytest
 
-from daemon.errors import LeaseLost, StoreTooNew
+from daemon.errors import ConfigError, LeaseLost, StoreTooNew
 from daemon.store import JobSpec, StoreTarget, open_store
 from daemon.store import pg_migrations
 from daemon.store.migrate import store_migrate
@@ -168,3 +168,21 @@ def test_intents_are_recorded_and_read_across_a_database_restart(pg_cluster):
         assert [i.id for i in store.intents(job.id)] == [after]
     finally:
         store.close()
+
+
+def test_copying_a_sqlite_store_with_interrupted_steps_is_refused_until_the_service_finished_them(pg_cluster,
+                                                                                                   tmp_path):
+    from daemon.store import SqliteStore
+
+    source = tmp_path / "journal.sqlite3"
+    old = SqliteStore(source)
+    job = old.enqueue(_spec("a"))
+    intent = old.record_intent(job.id, "release", "{}")
+    url = pg_cluster.new_database()
+    with pytest.raises(ConfigError, match="has 1 interrupted file step"):
+        store_migrate(_target(url), source, source)
+    assert pg_cluster.sql(url, "SELECT to_regclass('jobs') AS t")[0]["t"] is None, "copied in part"
+    old.clear_intent(intent)
+    old.close()
+    done = store_migrate(_target(url), source, source)
+    assert done.copied and done.added == 1

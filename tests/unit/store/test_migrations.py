@@ -178,7 +178,8 @@ def test_intents_are_kept_across_reopening_oldest_first_per_job(tmp_path):
     store.close()
     store = SqliteStore(path)
     assert [(i.id, i.job_id, i.step, i.payload) for i in store.intents()] == [
-        (ids[0], a.id, "publish", '{"n": 1}'), (ids[1], b.id, "release", '{"n": 2}'), (ids[2], a.id, "fail", '{"n": 3}')]
+        (ids[0], a.id, "publish", '{"n": 1}'), (ids[1], b.id, "release", '{"n": 2}'),
+        (ids[2], a.id, "fail", '{"n": 3}')]
     assert [i.id for i in store.intents(a.id)] == [ids[0], ids[2]]
     assert all(i.machine is None and i.created > 0 for i in store.intents())
     store.close()
