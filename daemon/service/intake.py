@@ -32,9 +32,10 @@ class Intake:
     """Turns settled input files into queued jobs; the watcher never waits on the engine."""
 
     def __init__(self, config: Config, store: JobStore, fingerprints: dict[str, str],
-                 stop: Callable[[], bool] = lambda: False) -> None:
+                 stop: Callable[[], bool] = lambda: False, reload: Callable[[], bool] = lambda: False) -> None:
         self.config = config
         self.stop_asked = stop  # a scan of a huge folder ends early when the service is asked to stop
+        self.reload_asked = reload  # thousands of files to hash do not hold a reload back
         self.store = store
         self.fingerprints = fingerprints
         self.filter = InputFilter(config.input, config.excluded_dirs())
@@ -50,6 +51,9 @@ class Intake:
         self.watcher = FolderWatcher(self.config.input, self.config.watch.mode, self.config.watch.poll_interval)
         self.watcher.start()
         count = self.scan_all()
+        if self.stop_asked():
+            log.info("startup scan of %s cut short by the stop after %d file(s)", self.config.input, count)
+            return
         log.info("startup scan: %d file(s) to check in %s", count, self.config.input)
         self.publish()
 
@@ -94,8 +98,10 @@ class Intake:
         if time.monotonic() - self._last_rescan >= self.config.watch.rescan_seconds:
             self.scan_all()
         added = 0
-        for path in self.tracker.ready():
-            if self.stop_asked():  # thousands settled at once: the stop goes first (a restart scans them again)
+        ready = self.tracker.ready()
+        for index, path in enumerate(ready):
+            if self.stop_asked() or self.reload_asked():  # thousands settled at once: a stop or reload goes first
+                self.tracker.keep(ready[index:])  # still settled: taken at the next step (or the new intake's scan)
                 break
             added += self.consider(path)
         self.publish()

@@ -68,7 +68,8 @@ class Supervisor:
         if swept:
             log.info("removed %d partial output file(s) left by an interrupted write", swept)
         adopt_results(self.config, store)
-        intake = self._intake = Intake(self.config, store, style_fingerprints(self.config), self.stop.is_set)
+        intake = self._intake = Intake(self.config, store, style_fingerprints(self.config), self.stop.is_set,
+                                            self._reload_asked)
         started = self._drained_until = time.time()
         try:
             if self.once:
@@ -175,7 +176,7 @@ class Supervisor:
             return intake
         self.config = config
         intake.stop()
-        intake = Intake(config, store, style_fingerprints(config), self.stop.is_set)
+        intake = Intake(config, store, style_fingerprints(config), self.stop.is_set, self.reload.is_set)
         intake.start()  # its scan queues photos only for style sets newly routed to them
         pool.broadcast(signal.SIGHUP)
         log.info("reloaded %s", self.config_path)
@@ -201,6 +202,10 @@ class Supervisor:
         """The waiting state began, changed cause or ended: `status`, STATUS= and the gallery hear of it."""
         write_wait(self.config.state, StoreWait(cause is not None, cause or "", time.time(), os.getpid()))
         self.health.waiting(cause, self._pool)
+
+    def _reload_asked(self) -> bool:
+        """A reload the loop will apply (run only: once never reloads, its intake must not wait for one)."""
+        return not self.once and self.reload.is_set()
 
     def _tick_metrics(self, metrics: MetricsExporter) -> None:
         try:

@@ -167,6 +167,11 @@ class FileStabilityTracker:
         """Stop tracking `path` (deleted or moved away)."""
         self._files.pop(path, None)
 
+    def keep(self, paths: list[Path]) -> None:
+        """Track `paths` again as already settled (taken from ready() but not handled yet)."""
+        for path in paths:
+            self._observe(path, float("-inf"))
+
     def ready(self) -> list[Path]:
         """Paths that have settled; they are removed from tracking."""
         now = time.monotonic()
