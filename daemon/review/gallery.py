@@ -17,6 +17,7 @@ from daemon.config import Config
 from daemon.media.derived_names import error_report_path, failed_copy_path
 from daemon.review.contact_sheet import GALLERY_WIDTH, sheet_path
 from daemon.review.intake_report import IntakeReport, read_report
+from daemon.review.previews import ensure_preview, needs_preview
 from daemon.review.status import WAITING_PREFIX
 from daemon.store import Job, JobStore
 
@@ -86,7 +87,7 @@ def _href(config: Config, path: Path) -> str:
 def _result_card(config: Config, job: Job) -> str:
     output = from_text(job.output_path)
     sheet = sheet_path(output)
-    thumb = sheet if sheet.exists() else output
+    thumb = sheet if sheet.exists() else _viewable(config, output)
     name = html.escape(display(job.rel_path))
     when = time.strftime("%H:%M", time.localtime(job.finished or 0))
     return (
@@ -96,6 +97,13 @@ def _result_card(config: Config, job: Job) -> str:
         f"{job.seconds or 0:.0f} s &middot; {when} &middot; "
         f"<a href=\"{html.escape(_href(config, Path(str(output) + '.json')))}\">sidecar</a></figcaption></figure>"
     )
+
+
+def _viewable(config: Config, output: Path) -> Path:
+    """The result itself, or for a TIFF (browsers show none) its JPEG preview."""
+    if not needs_preview(output):
+        return output
+    return ensure_preview(config.output, output) or output
 
 
 def _failed_item(config: Config, job: Job) -> str:
