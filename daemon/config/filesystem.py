@@ -51,8 +51,11 @@ def check_places(config: Config, source: Path) -> None:
                               f"e.g. /srv/style-daemon/{key}")
 
 
-def check_filesystem(config: Config, source: Path, create_folders: bool = False) -> None:
+def check_filesystem(config: Config, source: Path, create_folders: bool = False, styles: bool = True) -> None:
     """Folders usable and style images present, without writing anything unless `create_folders` (run).
+
+    `styles=False` (a worker starting or reloading) leaves the style images to the jobs: one broken after the
+    service started makes its style set unavailable (its jobs wait), it must not stop a worker from starting.
 
     ConfigError names the key, the path and the fix.
     """
@@ -71,7 +74,7 @@ def check_filesystem(config: Config, source: Path, create_folders: bool = False)
             raise ConfigError(f"{source}: cannot create {exc.filename} ({exc.strerror}); fix the path or its "
                               "permissions") from None
         _refuse_problems(needs, source)
-    for name, style in config.styles.items():
+    for name, style in config.styles.items() if styles else ():
         for index, image in enumerate(style.images):
             _check_style_image(image.path, f"{source}: styles.{name}.images.{index}")
     _check_nesting(config, source)

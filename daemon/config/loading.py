@@ -13,14 +13,14 @@ from daemon.config.settings import Config
 from daemon.errors import ConfigError
 
 
-def load_config(path: Path, create_folders: bool = False) -> Config:
+def load_config(path: Path, create_folders: bool = False, styles: bool = True) -> Config:
     """Read, validate and check a config file; raises ConfigError with the key path and the fix.
 
     Nothing is written unless `create_folders` (the service itself): validation never creates folders that
     would then belong to whoever ran it (root running check-config would lock the service out).
     """
     config = parse_config(path)
-    check_filesystem(config, Path(path), create_folders)
+    check_filesystem(config, Path(path), create_folders, styles)  # styles: see check_filesystem
     return config
 
 

@@ -13,6 +13,7 @@ from daemon.engine.protocol import Engine
 from daemon.media.atomic import publish_exclusive
 from daemon.media.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, LoadedImage, encode_image, load_image
 from daemon.media.hashing import sha256_file, sha256_handle
+from daemon.media.style_images import load_style_image
 from daemon.media.path_text import display, to_text
 from daemon.media.derived_names import DERIVED_ROOM, variants
 from daemon.job.sidecar import (BackboneRecord, EncodingRecord, InputRecord, JobTimes, build_sidecar,
@@ -135,14 +136,17 @@ def _content_sha(request: StylizeRequest) -> str:
 
 
 def load_inputs(request: StylizeRequest) -> LoadedInputs:
-    """Decode the photo and every style image; BadInputError (one line) for the first that cannot be used."""
+    """Decode the photo and every style image; BadInputError (one line) for a photo that cannot be used,
+    StyleUnavailable for a style image that cannot (the style set's fault, not the photo's)."""
     content = _load_content(request)
     if min(content.size) < MIN_SIDE:
         # The photo itself is too small: no setting helps, so do not send people to max_size.
         raise BadInputError(f"{display(request.content)}: photo is too small ({content.size[0]}x{content.size[1]} px); "
                             f"its shorter side must be at least {MIN_SIDE} px - use a larger photo")
-    styles = tuple(StyleImage(load_image(s.path, request.max_input_pixels).rgb, s.weight, s.path.name)
-                   for s in request.styles)
+    # A style image's fault is the configuration's (StyleUnavailable: the job waits), never the photo's.
+    style_set = None if request.style_set == "cli" else request.style_set
+    styles = tuple(StyleImage(load_style_image(s.path, style_set, request.max_input_pixels).rgb, s.weight,
+                              s.path.name) for s in request.styles)
     return LoadedInputs(content, styles)
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from daemon.config import Config
 from daemon.media.path_text import display
+from daemon.media.style_images import style_problem
 from daemon.store import WorkerRecord, open_store
 from daemon.review.intake_report import IgnoredFile, read_report
 from daemon.review.store_wait import read_wait
@@ -58,6 +59,16 @@ class WaitingJob:
 
 
 @dataclass(frozen=True)
+class UnavailableStyle:
+    """A style set whose image cannot be used now (missing, empty, not an image): its jobs wait for the fix."""
+
+    style_set: str
+    path: str
+    problem: str
+    message: str  # the one line: the style set, the file and the fix
+
+
+@dataclass(frozen=True)
 class StatusReport:
     """Everything `status` shows."""
 
@@ -74,6 +85,7 @@ class StatusReport:
     arriving: int = 0  # files in the input folder still being written (not yet settled)
     ignored_count: int = 0  # files in the input folder that are not photos style-daemon reads
     ignored: list[IgnoredFile] = field(default_factory=list)  # the newest of them, with the reason
+    unavailable_styles: list[UnavailableStyle] = field(default_factory=list)  # read now, as a job reads them
     store_waiting: str = ""  # the service waits for its job store itself (full disk, server gone): the cause
 
 
@@ -91,7 +103,20 @@ def collect(config: Config) -> StatusReport:
         report = StatusReport(0, 0, 0, 0)  # the service waits for that server too: say that, not a traceback
     report = replace(report, store_waiting=waiting)
     intake = read_report(config.state)
-    return replace(report, arriving=intake.arriving, ignored_count=intake.ignored_count, ignored=intake.ignored)
+    return replace(report, arriving=intake.arriving, ignored_count=intake.ignored_count, ignored=intake.ignored,
+                   unavailable_styles=unavailable_styles(config))
+
+
+def unavailable_styles(config: Config) -> list[UnavailableStyle]:
+    """The style sets an image of which cannot be used now (each image decoded, as a job would)."""
+    found = []
+    for name, style in config.styles.items():
+        for image in style.images:
+            problem = style_problem(image.path, name, config.max_input_pixels)
+            if problem is not None:
+                found.append(UnavailableStyle(name, str(problem.path), problem.problem, str(problem)))
+                break  # one line per style set: its first broken image
+    return found
 
 
 def _collect_jobs(config: Config) -> StatusReport:
@@ -156,8 +181,12 @@ def render_text(report: StatusReport) -> str:
         lines.append(f"{_files(report.arriving)} arriving (waiting until they stop changing)")
     if report.ignored_count:
         lines.append(f"{_files(report.ignored_count)} ignored in the input folder (not photos style-daemon reads)")
-    if report.waiting_jobs:
-        lines.append(report.waiting_jobs[0].reason)  # the cause in words, once: "waiting: output disk full ..."
+    for style in report.unavailable_styles:
+        lines.append(f"unavailable  {display(style.message)}")
+    said = {style.style_set for style in report.unavailable_styles}
+    for reason in dict.fromkeys(job.reason for job in report.waiting_jobs):  # each cause in words, once
+        if not any(reason.startswith(f"{WAITING_PREFIX}style set {name} ") for name in said):
+            lines.append(display(reason))  # "waiting: output disk full ..."
     if report.mean_seconds_per_job is not None:
         lines.append(f"mean time per job {format_duration(report.mean_seconds_per_job)}; "
                      f"queue drains in about {format_duration(report.drain_seconds or 0)}")
@@ -171,7 +200,7 @@ def render_text(report: StatusReport) -> str:
                      + where)
     for job in report.waiting_jobs:
         lines.append(f"waiting  #{job.id} {display(job.input)} [{job.style_set}]: "
-                     f"{display(job.reason.removeprefix(WAITING_PREFIX))}; next try in {format_duration(job.next_try_seconds)}")
+                     f"{display(_why(job, said))}; next try in {format_duration(job.next_try_seconds)}")
     for job in report.last_errors:
         # Names may hold newlines or escape sequences: each job stays one line, nothing reaches the terminal raw.
         lines.append(f"failed   #{job.id} {display(job.input)} [{job.style_set}]: {display(job.error or '')}")
@@ -181,6 +210,13 @@ def render_text(report: StatusReport) -> str:
         machine = f"{display(worker.machine)}/" if worker.machine else ""
         lines.append(f"worker   {machine}{worker.id} {worker.state} backbone {worker.backbone or '-'}")
     return "\n".join(lines)
+
+
+def _why(job: WaitingJob, unavailable: set[str]) -> str:
+    """A waiting job's cause, short when its style set's line above says it already."""
+    if job.style_set in unavailable and job.reason.startswith(f"{WAITING_PREFIX}style set {job.style_set} "):
+        return "its style set is unavailable (above)"
+    return job.reason.removeprefix(WAITING_PREFIX)
 
 
 def _files(count: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 
 from daemon.config import Config
 from daemon.job.engines import dry_run_seconds
@@ -21,7 +22,7 @@ def style_fingerprints(config: Config) -> dict[str, str]:
     for name, style in config.styles.items():
         params = config.engine.transfer_params(style.params)
         document = {
-            "images": [(sha256_file(i.path), i.weight) for i in style.images],
+            "images": [(_content_hash(i.path), i.weight) for i in style.images],
             "params": {k: v for k, v in dataclasses.asdict(params).items() if k not in _NOT_SHAPING},
             "backbone": config.engine.backbone,
             "weights": str(config.engine.weights) if config.engine.weights else None,
@@ -34,3 +35,15 @@ def style_fingerprints(config: Config) -> dict[str, str]:
         blob = json.dumps(document, sort_keys=True).encode()
         prints[name] = hashlib.sha256(blob).hexdigest()[:16]
     return prints
+
+
+def _content_hash(path: Path) -> str:
+    """The image's sha256, or a marker when it cannot be read now (deleted, a folder, no permission).
+
+    A broken style image must not stop the intake or a worker that hashes it at start or reload: its style set
+    is unavailable (the jobs wait, see service.failure_policy), and the marker matches no real result.
+    """
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        return f"unreadable:{type(exc).__name__}"

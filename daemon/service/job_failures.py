@@ -1,38 +1,28 @@
-"""What a worker does with a job whose run raised: retry later, wait for the machine, or record a failure."""
+"""What a worker does with a job whose run raised: the failure policy's verdict applied to the job store.
+
+service.failure_policy decides (one classification, one backoff formula); this module acts on the verdict:
+re-queue, wait (said once per cause), retry later, or record the failure (with its report in failed/).
+"""
 
 from __future__ import annotations
 
-import errno
 import logging
 from pathlib import Path
 from typing import BinaryIO, Callable
 
 from daemon.config import Config
-from daemon.errors import StyleDaemonError, is_out_of_memory
+from daemon.errors import LeaseLost, StyleDaemonError
 from daemon.media.path_text import display
+from daemon.media.style_images import style_problem
 from daemon.service.aftercare import record_failure
 from daemon.service.environment import EnvironmentProblem, environment_problem
+from daemon.service.failure_policy import (STYLE_KEY, WAIT_FLOOR_SECONDS, Verdict, backoff_delay, classify, is_transient,
+                                           one_line)
 from daemon.store import Job, JobStore
 
 log = logging.getLogger(__name__)
 
-_TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO, errno.EDQUOT, errno.EAGAIN}
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth retrying later: disk full, permissions, I/O, accelerator out of memory."""
-    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
-        return True
-    return is_out_of_memory(exc)
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of the message; prefixed with the type unless it is one of our own errors."""
-    lines = str(exc).strip().splitlines()
-    first = lines[0] if lines else ""
-    if isinstance(exc, StyleDaemonError) and first:
-        return first
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+__all__ = ["JobFailures", "is_transient", "one_line"]
 
 
 class JobFailures:
@@ -42,54 +32,74 @@ class JobFailures:
         self.store = store
         self._config = config  # read at every failure: a reload changes the retry settings
         self._update_gallery = update_gallery
-        self._waits = 0  # environment failures in a row: the backoff grows with them
-        self._announced: dict[str, EnvironmentProblem] = {}
+        self.waits = 0  # waits in a row: the `n` of a wait's backoff (failure_policy.backoff_delay)
+        self._announced: dict[str, Verdict] = {}
 
-    def handle_error(self, job: Job, source: Path, exc: Exception, handle: BinaryIO | None = None) -> None:
-        """Wait for the environment, retry later, or fail the job, as `exc` deserves."""
-        config = self._config()
-        problem = environment_problem(exc, config)
-        if problem is not None:
-            self.wait_for_environment(job, problem)
-            return
-        retries = config.retries
-        if is_transient(exc) and job.attempts < retries.max_attempts:
-            delay = retries.backoff_seconds * 2 ** (job.attempts - 1)
-            log.warning("job %d: %s; retry %d/%d in %.0fs", job.id, one_line(exc), job.attempts + 1,
-                        retries.max_attempts, delay)
-            self.store.retry_later(job.id, one_line(exc), delay)
-            return
-        if isinstance(exc, StyleDaemonError) or is_transient(exc):
-            self.fail(job, source, one_line(exc), handle)
-            return
-        log.exception("job %d: unexpected error", job.id)
-        self.fail(job, source, f"unexpected error: {one_line(exc)} (see the log for the traceback)", handle)
+    def handle_error(self, job: Job, source: Path, exc: BaseException, handle: BinaryIO | None = None) -> None:
+        """Classify `exc` (failure_policy.classify) and apply the verdict."""
+        verdict = classify(exc, job, self._config(), self.waits)
+        self.apply(job, source, exc, verdict, handle)
+
+    def apply(self, job: Job, source: Path, exc: BaseException, verdict: Verdict,
+              handle: BinaryIO | None = None) -> None:
+        """Act on a verdict: re-queue, wait, retry later, or record the failure."""
+        if verdict.outcome == "requeue":
+            if isinstance(exc, LeaseLost):  # another worker holds the job now: nothing of it is ours to write
+                log.warning("job %d: %s; abandoned here, nothing written", job.id, verdict.reason)
+                return
+            self.store.requeue(job.id)
+            log.info("job %d: interrupted (%s); re-queued", job.id, verdict.reason)
+        elif verdict.outcome == "wait":
+            self._wait(job, verdict)
+        elif verdict.outcome == "retry":
+            retries = self._config().retries
+            log.warning("job %d: %s; retry %d/%d in %.0fs", job.id, verdict.reason, job.attempts + 1,
+                        retries.max_attempts, verdict.delay,
+                        exc_info=None if isinstance(exc, StyleDaemonError) or is_transient(exc) else exc)
+            self.store.retry_later(job.id, verdict.reason, verdict.delay)
+        else:
+            if not isinstance(exc, StyleDaemonError) and not is_transient(exc):
+                log.error("job %d: unexpected error", job.id, exc_info=exc)
+            self.fail(job, source, verdict.reason, handle)
 
     def wait_for_environment(self, job: Job, problem: EnvironmentProblem) -> None:
         """Keep the job queued without counting the attempt; say the cause once, not at every retry."""
-        retries = self._config().retries
-        delay = min(retries.max_wait_seconds, (retries.backoff_seconds or 1.0) * 2.0 ** min(self._waits, 30))
-        self._waits += 1
-        self.store.retry_later(job.id, problem.reason, delay, count_attempt=False)
-        if problem.key not in self._announced:
-            log.warning("%s (job %d %s waits; tried again with growing delays up to %gs)", problem.reason,
-                        job.id, job.rel_path, retries.max_wait_seconds)
-            self._announced[problem.key] = problem
+        delay = backoff_delay(self._config().retries, self.waits, WAIT_FLOOR_SECONDS)
+        self._wait(job, Verdict("wait", delay, problem.reason, problem.key))
+
+    def _wait(self, job: Job, verdict: Verdict) -> None:
+        self.waits += 1
+        self.store.retry_later(job.id, verdict.reason, verdict.delay, count_attempt=False)
+        if verdict.key not in self._announced:
+            log.warning("%s (job %d %s waits; tried again with growing delays up to %gs)", verdict.reason,
+                        job.id, display(job.rel_path), self._config().retries.max_wait_seconds)
+            self._announced[verdict.key] = verdict
         self._update_gallery()
 
     def recovered(self) -> None:
-        """A job ran: the environment is fine again; say so for every cause announced."""
-        self._waits = 0
-        for problem in self._announced.values():
-            log.info("resumed: no longer %s", problem.reason)
-        self._announced.clear()
+        """A job ran: the environment is fine again; say so for every cause announced.
+
+        A style set's cause is said resumed only once its images read again: a job of another set says
+        nothing about it.
+        """
+        self.waits = 0
+        config = self._config()
+        for key, verdict in list(self._announced.items()):
+            if key.startswith(STYLE_KEY):
+                name = _style_set_of(key)
+                if _style_still_broken(name, config):
+                    continue
+                log.info("resumed: style set %s is available again; its photos run", name)
+            else:
+                log.info("resumed: no longer %s", verdict.reason)
+            del self._announced[key]
 
     def fail(self, job: Job, source: Path, message: str, handle: BinaryIO | None = None) -> None:
         """Record the job as failed, with its report in the failed folder (or wait, if that cannot be written)."""
         message = display(message)  # one line of text, whatever bytes a name in it holds
         config = self._config()
         try:
-            report = record_failure(config, source, message, job.style_set, handle)
+            report = record_failure(config, source, message, job.style_set, handle, store=self.store, job_id=job.id)
         except OSError as exc:
             problem = environment_problem(exc, config)
             if problem is not None:  # the failure cannot be recorded now: wait, record it once it can be
@@ -100,3 +110,15 @@ class JobFailures:
         self.store.fail(job.id, message)
         log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message, f" (see {report})" if report else "")
         self._update_gallery()
+
+
+def _style_set_of(key: str) -> str:
+    return key.removeprefix(STYLE_KEY)
+
+
+def _style_still_broken(name: str, config: Config) -> bool:
+    """True while a style set announced unavailable still has an image that cannot be used."""
+    style = config.styles.get(name)
+    if style is None:  # removed by a reload: nothing left to wait for
+        return False
+    return any(style_problem(image.path, name, config.max_input_pixels) is not None for image in style.images)

@@ -58,7 +58,7 @@ class Worker:
         self.id = worker_id(index)
         self.stop = threading.Event()
         self.reload = threading.Event()
-        self.config = load_config(config_path)
+        self.config = load_config(config_path, styles=False)  # a broken style image: its jobs wait, see load_inputs
         self.fingerprints = style_fingerprints(self.config)
         outage = StoreOutage(f"worker {index}", self.stop.is_set)  # a store that is down: wait, never crash-loop
         self.store = waiting_store(open_store(self.config.store_target, give_up=outage.give_up), outage)
@@ -119,7 +119,7 @@ class Worker:
             return
         self.reload.clear()
         try:
-            self.config = load_config(self.config_path)
+            self.config = load_config(self.config_path, styles=False)
             self.fingerprints = style_fingerprints(self.config)
             log.info("worker %d reloaded %s", self.index, self.config_path)
         except StyleDaemonError as exc:
