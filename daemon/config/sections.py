@@ -86,6 +86,9 @@ class OutputSettings(Section):
     format: Literal["jpg", "png", "webp", "tif"] = Field("jpg", description=(
         "encoding of the results; tif is a 16-bit TIFF for print (its gallery preview is a JPEG)"))
     quality: Int = Field(92, ge=1, le=100, description="JPEG/WebP quality")
+    metadata: Literal["keep", "private", "none"] = Field("private", description=(
+        "the photo's EXIF and XMP in the result: private (date, camera, lens, description; no GPS, place, "
+        "serial numbers or maker note), keep (all but what no longer fits) or none (only the software and style)"))
     depth: Literal[8, 16] | None = Field(None, description=(
         "bits a channel: 16 for png or tif, written from the unquantised result; unset: 16 for tif, 8 otherwise"))
     color_space: Literal["srgb", "original"] = Field("srgb", description=(
