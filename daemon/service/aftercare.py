@@ -22,13 +22,11 @@ from daemon.media.safe_move import copy_verified, open_entry, open_folder, publi
 from daemon.media.safe_open import open_input
 from daemon.config import Config
 from daemon.service.environment import ENVIRONMENT_ERRNOS
-from daemon.service.release import release_input  # noqa: F401 - moved there; kept here until every caller imports it from release
+from daemon.service.release import FAIL_PREFIX
+from daemon.service.release import release_input  # noqa: F401 - moved there; here until no caller imports it from here
 from daemon.store import Intent, Job, JobStore
 
 log = logging.getLogger(__name__)
-
-# Hidden (the watcher ignores it), not ending in .tmp (sweep_temp_files must not take a quarantined input).
-FAIL_PREFIX = ".style-daemon-fail."
 
 
 @dataclass(frozen=True)
@@ -168,7 +166,12 @@ def _remove_input(config: Config, plan: FailPlan, opened: BinaryIO | None) -> No
 def reconcile_failure(config: Config, store: JobStore, intent: Intent) -> None:
     """Roll an interrupted failed/ entry forward, idempotently: exactly one copy (when there was one to
     make) with its report, the input removed for on_failure: move if still that content; then clear the intent."""
-    plan = FailPlan.from_json(intent.payload)
+    try:
+        plan = FailPlan.from_json(intent.payload)
+    except (ValueError, TypeError) as exc:
+        log.warning("job %d: unreadable failed-folder intent dropped (%s)", intent.job_id, exc)
+        store.clear_intent(intent.id)
+        return
     copy = _our_copy(plan)
     if copy is None and plan.sha is not None:
         copy = _copy_again(config, plan)

@@ -17,7 +17,7 @@ import secrets
 import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Iterator, Literal
 
 from daemon.config import Config
 from daemon.errors import UnsafeInputError
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # The quarantine and temp names say whose they are; hidden (the watcher ignores them) and not ending in
 # .tmp (sweep_temp_files would take a quarantined input for a temp file and delete it).
 QUARANTINE_PREFIX = ".style-daemon-release."
+FAIL_PREFIX = ".style-daemon-fail."  # the failed/ entry's step (aftercare.py): its temp file and quarantine
+_PREFIXES = (QUARANTINE_PREFIX, FAIL_PREFIX)
 _TEMP_SUFFIX = ".part"
 
 
@@ -237,7 +239,12 @@ def reconcile_release(config: Config, store: JobStore, intent: Intent) -> None:
     same content is already in processed/, then only the quarantine goes), or put back if it differs.
     Quarantine absent (the source untouched or back, or the step complete): only the temp file goes.
     """
-    plan = ReleasePlan.from_json(intent.payload)
+    try:
+        plan = ReleasePlan.from_json(intent.payload)
+    except (ValueError, TypeError) as exc:
+        log.warning("job %d: unreadable release intent dropped (%s)", intent.job_id, exc)
+        store.clear_intent(intent.id)
+        return
     _discard(plan.temp)  # partial or complete, a temp is never a result: the step redoes it from the input
     try:
         folder = open_folder(config.input, plan.path.parent)
@@ -295,58 +302,64 @@ def _sha_of(path: Path) -> str | None:
 
 
 def put_back_strays(config: Config, store: JobStore) -> int:
-    """At start: put back under its own name every quarantined input that no open intent explains (a lost
-    or replaced store), and remove release temp files without one; returns how many inputs came back."""
+    """At start, after reconciliation: put back under its own name every input hidden by a release (or an
+    on_failure: move) that no open intent explains (a lost or replaced store), and remove such steps' temp
+    files from processed/ and failed/; returns how many inputs came back."""
     back = 0
-    for folder, names in _walk(config.input, config):
-        for name in names:
-            token, original = _parse(name)
-            if token is None or _intended(store, token):
-                continue
-            fd = open_folder(config.input, folder)
-            try:
-                got = restore(fd, name, original or name)
-            finally:
-                os.close(fd)
-            back += 1
-            log.warning("put back %s: a release was interrupted and its record is lost", display(folder / got))
-    if config.after_success == "move" and config.processed_dir.is_dir():
-        for folder, names in _walk(config.processed_dir, config, ours=True):
-            for name in names:
-                token, _ = _parse(name.removesuffix(_TEMP_SUFFIX))
-                if token is not None and name.endswith(_TEMP_SUFFIX) and not _intended(store, token):
-                    (folder / name).unlink(missing_ok=True)
+    for folder, name in _strays(config.input, config.excluded_dirs()):
+        step, token, original = _parse(name)
+        if token is None or _intended(store, step, token):
+            continue
+        fd = open_folder(config.input, folder)
+        try:
+            got = restore(fd, name, original or name)
+        finally:
+            os.close(fd)
+        back += 1
+        log.warning("put back %s: a %s was interrupted and its record is lost", display(folder / got),
+                    "release" if step == "release" else "move into the failed folder")
+    for root in (config.processed_dir, config.failed_dir):
+        for folder, name in _strays(root, []):
+            step, token, _ = _parse(name)
+            if token is not None and name.endswith(_TEMP_SUFFIX) and not _intended(store, step, token):
+                (folder / name).unlink(missing_ok=True)
     return back
 
 
-def _walk(root: Path, config: Config, ours: bool = False):
-    """(folder, quarantine-prefixed names) under `root`, links not followed, our own folders skipped."""
-    skip = [] if ours else [p for p in config.excluded_dirs()]
+def _strays(root: Path, skip: list[Path]) -> Iterator[tuple[Path, str]]:
+    """(folder, name) of every entry under `root` with a step's hidden prefix; links not followed, `skip` not walked."""
+    if not root.is_dir():
+        return
     for here, dirs, files in os.walk(root):
         folder = Path(here)
         dirs[:] = [d for d in dirs if folder / d not in skip and not (folder / d).is_symlink()]
-        found = [n for n in files + dirs if n.startswith(QUARANTINE_PREFIX)]
-        if found:
-            yield folder, found
+        for name in files + dirs:
+            if name.startswith(_PREFIXES):
+                yield folder, name
 
 
-def _parse(name: str) -> tuple[str | None, str | None]:
-    """(token, original name) of a quarantine name, or (None, None) for any other name."""
-    if not name.startswith(QUARANTINE_PREFIX):
-        return None, None
-    token, dot, original = name[len(QUARANTINE_PREFIX):].partition(".")
-    if not dot or "-" not in token:
-        return None, None
-    return token, original or None
+def _parse(name: str) -> tuple[str, str | None, str | None]:
+    """(step, token, original name) of a hidden step name; token None for any other name."""
+    for step, prefix in (("release", QUARANTINE_PREFIX), ("fail", FAIL_PREFIX)):
+        if name.startswith(prefix):
+            token, dot, original = name[len(prefix):].partition(".")
+            if dot and "-" in token:
+                return step, token, original or None
+    return "", None, None
 
 
-def _intended(store: JobStore, token: str) -> bool:
-    """True when an open release intent of the token's job names it."""
+def _intended(store: JobStore, step: str, token: str) -> bool:
+    """True when an open intent of the token's job (the step's own) names that token."""
     job = token.split("-", 1)[0]
     if not job.isdigit():
         return False
-    return any(i.step == "release" and ReleasePlan.from_json(i.payload).token == token
-               for i in store.intents(int(job)))
+    for intent in store.intents(int(job)):
+        try:
+            if intent.step == step and json.loads(intent.payload).get("token") == token:
+                return True
+        except (ValueError, AttributeError):
+            continue
+    return False
 
 
 def _exists(folder: int, name: str) -> bool:

@@ -10,6 +10,7 @@ import pytest
 
 from daemon.media.derived_names import error_report_path
 from daemon.service.aftercare import FailPlan, reconcile_failure, record_failure
+from daemon.service.release import put_back_strays
 from tests.support.release_bench import Bench, bench
 
 
@@ -99,3 +100,17 @@ def test_reconcile_without_anything_to_copy_still_writes_the_report(tmp_path):
     b.store.record_intent(b.job_id, "fail", plan.to_json())
     reconcile_failure(b.config, b.store, b.store.intents(b.job_id)[0])
     _check_one_entry(b, with_copy=False)
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_an_input_hidden_by_an_interrupted_move_comes_back_at_start_unless_its_intent_is_open(tmp_path, recorded):
+    b = bench(tmp_path, on_failure="move")
+    plan = FailPlan(str(b.source), "starry", "move", str(b.config.failed_dir / "a.png"), "report\n",
+                    f"{b.job_id}-abcd", b.sha)
+    if recorded:
+        b.store.record_intent(b.job_id, "fail", plan.to_json())
+    plan.temp.parent.mkdir(parents=True, exist_ok=True)
+    plan.temp.write_bytes(b"partial")
+    os.rename(b.source, b.source.with_name(plan.quarantine))
+    assert put_back_strays(b.config, b.store) == (0 if recorded else 1)
+    assert b.source.exists() == (not recorded) and plan.temp.exists() == recorded
