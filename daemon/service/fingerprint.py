@@ -29,6 +29,9 @@ def style_fingerprints(config: Config) -> dict[str, str]:
             "format": config.naming.format,
             "quality": config.naming.quality,
         }
+        if config.naming.depth is not None or config.naming.color_space != "srgb":
+            # Only when set: a config without them keeps its fingerprints (no new generation on upgrading).
+            document.update(depth=config.naming.depth, color_space=config.naming.color_space)
         if dry_run_seconds() is not None:
             # A dry run's tinted results must not count as done for the real engine that runs later.
             document["engine"] = "dry-run"
