@@ -29,6 +29,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         args.parser.error(str(exc))
     if not 1 <= args.quality <= 100:
         args.parser.error(f"--quality must be between 1 and 100, not {args.quality}")
+    _check_depth(args)
     _check_output_folder(args)
     params = params_from_args(args)
     request = StylizeRequest(args.content.absolute(), tuple(_absolute(s) for s in args.style),
@@ -44,6 +45,15 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     log.info("wrote %s and %s in %.1fs (%d iterations, backbone %s)", outcome.output,
              outcome.sidecar.name, outcome.seconds, outcome.iterations, outcome.backbone)
     return 0
+
+
+def _check_depth(args: argparse.Namespace) -> None:
+    """Usage error for --depth 16 with a format that holds 8 bits (jpg, webp)."""
+    from daemon.media.images import DEPTHS, output_key
+
+    key = output_key(args.output.suffix)
+    if args.depth is not None and key is not None and args.depth not in DEPTHS[key]:
+        args.parser.error(f"--depth {args.depth} needs a .png or .tif output, not .{key}")
 
 
 def _check_output_folder(args: argparse.Namespace) -> None:

@@ -43,13 +43,27 @@ def add_stylize(s: argparse.ArgumentParser, handler: Callable[[argparse.Namespac
     s.add_argument("--style", "-s", action="append", type=parse_style, required=True,
                    metavar="IMAGE[:WEIGHT]", help="style image, repeat to blend several")
     s.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
-                   help="result (.jpg, .png or .webp); if it exists, OUT.2.EXT (then .3, ...) is written instead")
+                   help="result (.jpg, .png, .webp or .tif, a 16-bit TIFF); if it exists, OUT.2.EXT (then .3, ...) "
+                        "is written instead")
     for name, info in engine_fields().items():
         s.add_argument(flag_of(name), dest=name, **_engine_option(name, info))
     s.add_argument("--downsize", dest="on_too_large", action="store_const", const="downsize",
                    default=argparse.SUPPRESS, help="the same as --on-too-large downsize (default: off)")
     s.add_argument("--quality", type=int, default=92, metavar="Q", help="JPEG/WebP quality")
+    _add_encoding_options(s)
     s.set_defaults(handler=handler, parser=s)
+
+
+def _add_encoding_options(s: argparse.ArgumentParser) -> None:
+    """--depth and --color-space, their values and help from the config's naming section (one schema)."""
+    from daemon.config.sections import OutputSettings
+
+    for name, flag in (("depth", "--depth"), ("color_space", "--color-space")):
+        info = OutputSettings.model_fields[name]
+        choices = [v for v in get_args(_value_type(info.annotation))]
+        default = info.get_default()
+        s.add_argument(flag, dest=name, type=type(choices[0]), choices=choices, default=default,
+                       help=f"{info.description} (default: {'unset' if default is None else default})")
 
 
 def _engine_option(name: str, info: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from daemon.media.atomic import write_atomic
+from daemon.media.colour import SRGB_PROFILE
 from daemon.media.path_text import display
 from daemon.engine.params import TransferParams
 
@@ -121,6 +122,6 @@ def write_contact_sheet(output: Path, content: np.ndarray, styles: list[tuple[st
     sheet = contact_sheet(panels, height=160, caption=caption)
     target = sheet_path(output)
     buffer = io.BytesIO()
-    sheet.save(buffer, format="JPEG", quality=80)
+    sheet.save(buffer, format="JPEG", quality=80, icc_profile=SRGB_PROFILE)  # its pictures are all sRGB
     write_atomic(target, buffer.getvalue())
     return target
