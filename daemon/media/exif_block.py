@@ -22,6 +22,8 @@ _HEADERS = {b"II": b"II\x2a\x00\x08\x00\x00\x00", b"MM": b"MM\x00\x2a\x00\x00\x0
 # The sub-directories carried: the Exif IFD (date taken, exposure, lens) and the GPS IFD. The Interop IFD
 # only says which colour space a DCF file was in, which a result's own profile states instead.
 SUB_DIRECTORIES = (IFD.Exif, IFD.GPSInfo)
+# Offsets into the photo's block, never copied as numbers (330: SubIFDs); Exif and GPS are pointed to anew.
+_POINTERS = frozenset({IFD.Exif, IFD.GPSInfo, IFD.Interop, 330})
 _MAX_BLOCK = 1 << 20  # a larger EXIF block is a damaged or hostile one
 
 
@@ -65,7 +67,7 @@ def read_block(data: bytes) -> ExifBlock | None:
         fp.seek(first.next)
         first.load(fp)
         subs = {pointer: _read_sub(fp, head, first.get(pointer), pointer) for pointer in SUB_DIRECTORIES}
-        ifd0 = _entries(first, skip=set(SUB_DIRECTORIES) | {IFD.Interop})
+        ifd0 = _entries(first, skip=_POINTERS)
     return ExifBlock(head[:2], ifd0, subs[IFD.Exif], subs[IFD.GPSInfo], first.next != 0)
 
 
@@ -78,7 +80,7 @@ def _read_sub(fp: io.BytesIO, head: bytes, offset: Any, group: int) -> dict[int,
         directory.load(fp)
     except (OSError, struct.error, ValueError):  # a pointer past the end: no such directory
         return {}
-    return _entries(directory, skip={IFD.Interop})
+    return _entries(directory, skip=_POINTERS)  # a pointer inside a sub-directory is stale or a loop
 
 
 def _entries(directory: ImageFileDirectory_v2, skip: set[int]) -> dict[int, Entry]:
@@ -112,12 +114,24 @@ def write_block(block: ExifBlock) -> bytes:
 
 
 def build_directory(head: bytes, group: int | None, entries: Mapping[int, Entry]) -> ImageFileDirectory_v2:
-    """A Pillow directory of `entries` (IFD0 with group None, else the sub-directory's pointer tag)."""
+    """A Pillow directory of `entries` (IFD0 with group None, else the sub-directory's pointer tag); a tag
+    that cannot be written as read (a value out of its type's range) is left out, not the whole block."""
     directory = ImageFileDirectory_v2(head, group=group)
     for tag, entry in sorted(entries.items()):
+        if _set(ImageFileDirectory_v2(head, group=group), tag, entry, check=True):
+            _set(directory, tag, entry)
+    return directory
+
+
+def _set(directory: ImageFileDirectory_v2, tag: int, entry: Entry, check: bool = False) -> bool:
+    try:
         directory.tagtype[tag] = entry.type  # the photo's type, not Pillow's guess
         directory[tag] = _writable(entry)
-    return directory
+        if check:
+            directory.tobytes(8)
+    except (struct.error, ValueError, TypeError, KeyError, OverflowError, ZeroDivisionError):
+        return False
+    return True
 
 
 def _writable(entry: Entry) -> Any:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, TiffTags
 from PIL.ExifTags import IFD, Base
 
+from daemon.media.exif_block import Entry, ExifBlock
 from daemon.media.images import load_image
 from daemon.media.metadata import (PhotoMetadata, encode_result, read_metadata, result_metadata, software_name,
                                    style_note)
@@ -132,6 +133,19 @@ def test_every_photo_format_and_byte_order_is_read(tmp_path, source, byte_order)
     assert back.exifread["EXIF LensModel"] == LENS_MODEL and "GPS GPSLatitude" not in back.exifread
 
 
+@pytest.mark.parametrize("policy", ["keep", "private"])
+def test_a_tiff_photos_own_image_tags_are_not_taken_for_metadata(tmp_path, policy):
+    exif = Image.Exif()
+    exif[Base.Make], exif[Base.Artist], exif[Base.Orientation] = MAKE, "Jane Doe", 6
+    photo = tmp_path / "photo.tif"
+    Image.new("RGB", (80, 60), "grey").save(photo, exif=exif)
+    metadata = result_metadata(read_metadata(photo), policy, NOTE)
+    tags = read_back(_write(tmp_path, photo, metadata)).exifread
+    assert tags["Image Make"] == MAKE and tags["Image Artist"] == "Jane Doe"
+    assert tags["Image Orientation"] == "Horizontal (normal)"
+    assert not {"Image ImageWidth", "Image StripOffsets", "Image BitsPerSample", "Image Compression"} & set(tags)
+
+
 def test_the_result_is_upright_and_says_so(tmp_path, photo):
     path, _ = _result(tmp_path, photo, "jpg", "keep")
     with Image.open(path) as result:
@@ -167,6 +181,14 @@ def test_damaged_exif_never_fails_the_result(tmp_path, damage, caplog):
     path.write_bytes(encode_result(load_image(photo).rgb, "jpg", metadata))
     back = read_back(path)
     assert back.pillow["ifd0"][Base.Software] == software_name() and back.exifread["EXIF UserComment"] == NOTE
+
+
+def test_a_tag_that_cannot_be_written_as_read_is_left_out_alone():
+    ifd0 = {Base.Make: Entry(TiffTags.ASCII, MAKE), Base.Rating: Entry(TiffTags.SHORT, 70000)}
+    metadata = result_metadata(PhotoMetadata(ExifBlock(b"II", ifd0)), "keep", NOTE)
+    written = Image.Exif()
+    written.load(metadata.exif)
+    assert written[Base.Make] == MAKE and Base.Rating not in written and written[Base.Software] == software_name()
 
 
 def test_a_photo_without_metadata_gets_the_software_and_note_only(tmp_path):
