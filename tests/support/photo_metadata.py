@@ -88,12 +88,12 @@ def story_exif(byte_order: str = ">") -> Image.Exif:
 
 
 def write_story_photo(path: Path, size: tuple[int, int] = (96, 64), byte_order: str = ">") -> Path:
-    """A photo (JPEG, PNG, WebP or HEIC by `path`'s suffix) carrying story_exif() and XMP; stored sideways
+    """A photo (JPEG, PNG, WebP, HEIC or AVIF by `path`'s suffix) carrying story_exif() and XMP; stored sideways
     (orientation 6), so the upright picture is size[1] wide and size[0] high."""
     pixels = np.array(Image.open(CONTENT / "chelsea.png").convert("RGB").resize(size))
     pixels[:, : size[0] // 4] = (255, 0, 0)  # a red band on the left of the stored pixels: the top once upright
     image = Image.fromarray(pixels, "RGB")
-    fmt = {".jpg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".heic": "HEIF"}[path.suffix]
+    fmt = {".jpg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".heic": "HEIF", ".avif": "AVIF"}[path.suffix]
     options: dict = {"exif": story_exif(byte_order).tobytes()}
     if fmt == "PNG":
         from PIL import PngImagePlugin

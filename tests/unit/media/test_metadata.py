@@ -118,7 +118,7 @@ def test_a_sixteen_bit_png_carries_it_too(tmp_path, photo):
     assert "GPS GPSLatitude" not in back.exifread and CITY not in back.xmp.decode()
 
 
-@pytest.mark.parametrize("source", ["png", "webp", "heic"])
+@pytest.mark.parametrize("source", ["png", "webp", "heic", "avif"])
 @pytest.mark.parametrize("byte_order", ["<", ">"])
 def test_every_photo_format_and_byte_order_is_read(tmp_path, source, byte_order):
     photo = write_story_photo(tmp_path / f"photo.{source}", byte_order=byte_order)
