@@ -33,6 +33,7 @@ _FLAGS = ImageCms.Flags.BLACKPOINTCOMPENSATION
 SRGB_PROFILE = icc.build_profile(icc.SRGB)  # the working space's profile, embedded in every sRGB result
 SRGB_NAME = icc.SRGB.name
 ColourChoice = Literal["srgb", "original"]
+_SRGB_MATRIX = icc.read_matrix_profile(SRGB_PROFILE)  # made here: always a matrix profile
 # The mode a profile's colour space decodes from (ICC header bytes 16..20).
 _MODES = {b"RGB ": "RGB", b"GRAY": "L", b"CMYK": "CMYK"}
 # NCLX colour primaries (ITU-T H.273 table 2) whose space is made here; 1 (BT.709) is sRGB's.
@@ -47,11 +48,6 @@ class SourceSpace:
     profile: bytes | None  # None: no colour information; the photo is taken as sRGB
     name: str  # the profile's description, e.g. "Display P3"
     origin: Literal["icc", "exif", "nclx", "none"] = "none"
-
-    @property
-    def is_rgb_matrix(self) -> bool:
-        """True when a result can be converted back into this space (an RGB matrix/TRC profile)."""
-        return self.profile is not None and icc.read_matrix_profile(self.profile) is not None
 
 
 UNTAGGED = SourceSpace(None, "sRGB (no profile: taken as sRGB)")
@@ -157,8 +153,7 @@ def for_output(rgb: np.ndarray, space: SourceSpace, choice: ColourChoice = "srgb
     if choice == "original" and space.profile is not None and not _is_srgb(space):
         target = icc.read_matrix_profile(space.profile)
         if target is not None:
-            return OutputColour(_convert(rgb, icc.read_matrix_profile(SRGB_PROFILE), target), space.profile,
-                                space.name)
+            return OutputColour(_convert(rgb, _SRGB_MATRIX, target), space.profile, space.name)
         log.info("the result stays in sRGB: the photo's %s profile (%s) cannot be written back to",
                  _kind(space.profile), space.name)
     return OutputColour(rgb, SRGB_PROFILE, SRGB_NAME)
@@ -172,9 +167,8 @@ def _kind(profile: bytes) -> str:
     return {"L": "grey", "CMYK": "CMYK"}.get(_MODES.get(profile[16:20], ""), "table-based")
 
 
-def _convert(rgb: np.ndarray, source: icc.MatrixProfile | None, target: icc.MatrixProfile) -> np.ndarray:
+def _convert(rgb: np.ndarray, source: icc.MatrixProfile, target: icc.MatrixProfile) -> np.ndarray:
     """Float RGB 0..255 from one matrix/TRC profile to another: linearise, through XYZ (D50), re-encode."""
-    assert source is not None  # SRGB_PROFILE is a matrix profile by construction
     linear = source.decode(rgb.astype(np.float64) / 255.0)
     moved = linear @ (np.linalg.inv(target.matrix) @ source.matrix).T
     return (target.encode(np.clip(moved, 0.0, 1.0)) * 255.0).astype(np.float32)

@@ -29,11 +29,6 @@ class ToneCurve:
     c: float = 0.0
     d: float = 0.0  # below d: Y = c*X; from d: Y = (a*X + b)^gamma
 
-    def decode(self, values: np.ndarray) -> np.ndarray:
-        """Encoded 0..1 -> linear 0..1."""
-        x = np.clip(values, 0.0, 1.0)
-        return np.where(x >= self.d, np.power(np.maximum(self.a * x + self.b, 0.0), self.gamma), self.c * x)
-
 
 SRGB_CURVE = ToneCurve(2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
 ADOBE_CURVE = ToneCurve(563 / 256)  # Adobe RGB (1998): 2.19921875, exactly representable in the profile
