@@ -10,7 +10,9 @@ Permissions are not among the faults: the suite runs as root, which reads a file
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Callable
@@ -174,6 +176,47 @@ def test_a_broken_style_set_holds_only_its_own_photos(tmp_path):
         _restore(painting)
         wait_until(lambda: len(done_jobs(tmp_path)) == 3, timeout=30, what="the starry photo done after the fix")
         assert [r["attempts"] for r in store_rows(tmp_path) if r["style_set"] == "starry"] == [1]
+    finally:
+        daemon.stop()
+    assert "Traceback" not in daemon.output()
+
+
+def _worker_pids(config: Path) -> list[int]:
+    """PIDs of the live `daemon worker` processes started with this config."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] if words else "Z"
+        except OSError:
+            continue
+        if b"worker" in words and str(config).encode() in words and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("fault", ["empty", "deleted"])
+def test_a_worker_started_while_the_style_is_broken_starts_and_records_the_restored_fingerprint(tmp_path, fault):
+    """The worker reads the config and fingerprints the style sets at start: a broken painting must neither stop
+    it (a restart loop) nor leave it a stale fingerprint once restored (the result would not be recognised
+    as done at the next start)."""
+    config, painting = _setup(tmp_path)
+    daemon = Daemon(config)
+    try:
+        daemon.wait_ready()
+        FAULTS[fault][0](painting)
+        drop(CONTENT / "chelsea.png", tmp_path / "in" / "chelsea.png")
+        queued_with = wait_until(lambda: _waiting_row(tmp_path), timeout=30, what="the job waiting")["params_hash"]
+        first = wait_until(lambda: _worker_pids(config), timeout=10, what="the worker")
+        os.kill(first[0], signal.SIGKILL)
+        wait_until(lambda: daemon.output().count("worker 0 ready") >= 2, timeout=30, what="a new worker ready")
+        assert "exit code 78" not in daemon.output() and "styles.starry.images.0" not in daemon.output()
+        wait_until(lambda: _waiting_row(tmp_path), timeout=30, what="the job waiting for the new worker")
+        _restore(painting)
+        done = wait_until(lambda: done_jobs(tmp_path), timeout=30, what="the photo processed after the fix")[0]
+        sidecar = json.loads(next((tmp_path / "out").glob("chelsea.starry*.json")).read_text())
+        assert sidecar["params_hash"] == done["params_hash"] == queued_with
+        assert not [r for r in store_rows(tmp_path) if r["state"] == "failed"]
     finally:
         daemon.stop()
     assert "Traceback" not in daemon.output()

@@ -1,5 +1,6 @@
 """The one failure policy over the class of exceptions a job can raise: every branch of classify, and the one
-backoff formula (grows with n, starts at backoff_seconds, never above max_wait_seconds, never 0 for a wait)."""
+backoff formula (grows with n, starts at backoff_seconds, never above max_wait_seconds, never 0 for a wait);
+every kind of broken style image is the style set's fault, and its fingerprint neither crashes nor goes stale."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from daemon.errors import (BadInputError, ConfigError, LeaseLost, ResourceError,
                            UnsafeInputError, WeightsError)
 from daemon.media.style_images import load_style_image, style_problem
 from daemon.service.failure_policy import WAIT_FLOOR_SECONDS, Verdict, backoff_delay, classify
-from daemon.service.fingerprint import style_fingerprints
+from daemon.service.fingerprint import UNAVAILABLE, style_fingerprints
 from daemon.store import Job
 from tests.support import STYLE
 from tests.support.daemon import write_config
@@ -190,5 +191,12 @@ def test_every_broken_style_image_is_the_sets_fault_and_hashing_it_does_not_cras
     assert message.startswith(f"style set starry unavailable: style image {path} {words}"), message
     assert "restore the file" in message and "photo" not in message.split(";")[0] and "\n" not in message
     assert classify(raised.value, job(3), config).outcome == "wait"
-    assert style_fingerprints(config)["starry"] != good  # the start and a reload hash it: no crash
     assert style_problem(path, None) is not None and "style set" not in str(style_problem(path, None))
+    broken = style_fingerprints(config)  # a worker starting or reloading now: no crash, no stale fingerprint
+    assert broken["starry"] == UNAVAILABLE and broken["starry"] == UNAVAILABLE
+    if path.is_dir():
+        path.rmdir()
+    shutil.copyfile(STYLE / "starry_night.jpg", path)  # restored: the same mapping now says the real one
+    assert broken["starry"] == good and style_fingerprints(config)["starry"] == good
+    with pytest.raises(KeyError):
+        broken["no-such-set"]
