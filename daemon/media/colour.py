@@ -168,7 +168,16 @@ def _kind(profile: bytes) -> str:
 
 
 def _convert(rgb: np.ndarray, source: icc.MatrixProfile, target: icc.MatrixProfile) -> np.ndarray:
-    """Float RGB 0..255 from one matrix/TRC profile to another: linearise, through XYZ (D50), re-encode."""
-    linear = source.decode(rgb.astype(np.float64) / 255.0)
-    moved = linear @ (np.linalg.inv(target.matrix) @ source.matrix).T
-    return (target.encode(np.clip(moved, 0.0, 1.0)) * 255.0).astype(np.float32)
+    """Float RGB 0..255 from one matrix/TRC profile to another: linearise, through XYZ (D50), re-encode.
+
+    Done a band of rows at a time in float32: a 24 MP print would need gigabytes in float64 at once.
+    """
+    matrix = (np.linalg.inv(target.matrix) @ source.matrix).T.astype(np.float32)
+    out = np.empty(rgb.shape, np.float32)
+    for top in range(0, rgb.shape[0], _BAND_ROWS):
+        band = rgb[top:top + _BAND_ROWS].astype(np.float32) / np.float32(255.0)
+        out[top:top + _BAND_ROWS] = target.encode(source.decode(band) @ matrix) * np.float32(255.0)
+    return out
+
+
+_BAND_ROWS = 256

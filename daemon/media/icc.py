@@ -8,6 +8,7 @@ RGB, ProPhoto, Rec. 2020) is of this kind: three colorants and three tone curves
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -126,26 +127,40 @@ class MatrixProfile:
     """What a matrix/TRC profile says: linear RGB -> XYZ (D50) and each channel's tone curve, sampled."""
 
     matrix: np.ndarray  # 3x3, columns rXYZ gXYZ bXYZ
-    curves: tuple[np.ndarray, np.ndarray, np.ndarray]  # linear value at 4096 evenly spaced encoded values
-
-    def encode(self, linear: np.ndarray) -> np.ndarray:
-        """Linear 0..1 (HxWx3) -> encoded 0..1 through each channel's inverted curve."""
-        grid = np.linspace(0.0, 1.0, _SAMPLES)
-        out = np.empty_like(linear)
-        for channel, curve in enumerate(self.curves):
-            out[..., channel] = np.interp(np.clip(linear[..., channel], 0.0, 1.0), curve, grid)
-        return out
+    curves: tuple[np.ndarray, np.ndarray, np.ndarray]  # linear value at _SAMPLES evenly spaced encoded values
 
     def decode(self, encoded: np.ndarray) -> np.ndarray:
-        """Encoded 0..1 (HxWx3) -> linear 0..1."""
-        grid = np.linspace(0.0, 1.0, _SAMPLES)
-        out = np.empty_like(encoded)
+        """Encoded 0..1 (...x3) -> linear 0..1."""
+        out = np.empty(encoded.shape, np.float32)
         for channel, curve in enumerate(self.curves):
-            out[..., channel] = np.interp(np.clip(encoded[..., channel], 0.0, 1.0), grid, curve)
+            out[..., channel] = _lookup(encoded[..., channel], curve)
         return out
 
+    def encode(self, linear: np.ndarray) -> np.ndarray:
+        """Linear 0..1 (...x3) -> encoded 0..1 through each channel's inverted curve."""
+        out = np.empty(linear.shape, np.float32)
+        for channel, inverse in enumerate(self._inverses):
+            # Looked up by the fourth root of the light: tone curves are steep near black, their inverse in
+            # that variable is smooth, so an evenly spaced table stays exact to far below a 16-bit step.
+            out[..., channel] = _lookup(np.sqrt(np.sqrt(np.clip(linear[..., channel], 0.0, 1.0))), inverse)
+        return out
 
-_SAMPLES = 4096
+    @functools.cached_property
+    def _inverses(self) -> list[np.ndarray]:
+        root = np.linspace(0.0, 1.0, _SAMPLES) ** 4
+        grid = np.linspace(0.0, 1.0, _SAMPLES)
+        return [np.interp(root, np.maximum.accumulate(curve), grid) for curve in self.curves]
+
+
+_SAMPLES = 65536
+
+
+def _lookup(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Linear interpolation in a table sampled at evenly spaced points of 0..1 (np.interp without its search)."""
+    position = np.clip(values, 0.0, 1.0).astype(np.float32) * np.float32(len(table) - 1)
+    index = np.minimum(position.astype(np.int32), len(table) - 2)
+    low = table[index].astype(np.float32)
+    return low + (position - index) * (table[index + 1].astype(np.float32) - low)
 
 
 def read_matrix_profile(data: bytes) -> MatrixProfile | None:
