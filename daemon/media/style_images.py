@@ -6,7 +6,10 @@ meets it must not be blamed (failed/ and "copy the photo again" would send its o
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
 from pathlib import Path
 
 from daemon.errors import BadInputError, StyleUnavailable
@@ -19,7 +22,7 @@ _LABEL = "style"  # load_image's label, cut off again to keep only what is wrong
 def load_style_image(path: Path, style_set: str | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode a style image; StyleUnavailable (naming the set, the file and what is wrong) when it cannot be."""
     try:
-        data = path.read_bytes()
+        data = _read_regular(path)
     except OSError as exc:
         raise StyleUnavailable(style_set, display(path), _unreadable(exc)) from None
     if not data:
@@ -39,11 +42,30 @@ def style_problem(path: Path, style_set: str | None, max_pixels: int = DEFAULT_M
     return None
 
 
+def _read_regular(path: Path) -> bytes:
+    """The file's bytes; a pipe, socket or device put in its place is refused, never read (it would block)."""
+    # O_NONBLOCK: opening a pipe without a writer must not hang the worker (or `status`) before fstat refuses it.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise _NotRegular(errno.EINVAL, "not a regular file", str(path))
+        return handle.read()
+
+
+class _NotRegular(OSError):
+    """A pipe, socket or device where the style image should be."""
+
+
 def _unreadable(exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
         return "is missing"
     if isinstance(exc, IsADirectoryError):
         return "is a folder, not an image"
+    if isinstance(exc, _NotRegular):
+        return "is not a regular file (a pipe, socket or device)"
     return f"cannot be read ({exc.strerror or type(exc).__name__})"
 
 

@@ -16,8 +16,8 @@ from daemon.media.path_text import display
 from daemon.media.style_images import style_problem
 from daemon.service.aftercare import record_failure
 from daemon.service.environment import EnvironmentProblem, environment_problem
-from daemon.service.failure_policy import (STYLE_KEY, WAIT_FLOOR_SECONDS, Verdict, backoff_delay, classify, is_transient,
-                                           one_line)
+from daemon.service.failure_policy import (STYLE_KEY, WAIT_FLOOR_SECONDS, Verdict, backoff_delay, classify,
+                                           is_transient, one_line)
 from daemon.store import Job, JobStore
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,8 @@ class JobFailures:
         message = display(message)  # one line of text, whatever bytes a name in it holds
         config = self._config()
         try:
-            report = record_failure(config, source, message, job.style_set, handle, store=self.store, job_id=job.id)
+            report = record_failure(config, source, message, job.style_set, handle,
+                                    store=self.store, job_id=job.id)  # under a fail intent
         except OSError as exc:
             problem = environment_problem(exc, config)
             if problem is not None:  # the failure cannot be recorded now: wait, record it once it can be

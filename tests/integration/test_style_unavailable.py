@@ -1,9 +1,9 @@
 """Blame the right thing: a style image broken after start makes its style set unavailable, never the photo failed.
 
 The daemon runs as a subprocess with the dry-run engine (which still decodes every style image). For each way a
-style image can break (empty, garbage, truncated, deleted, a folder in its place) the photo waits without using
-an attempt, `status` and `check-config` name the style set, the log says it once, and once the file is restored
-the photo is processed by the same running daemon (no restart, no reload).
+style image can break (empty, garbage, truncated, deleted, a folder or a named pipe in its place) the photo
+waits without using an attempt, `status` and `check-config` name the style set, the log says it once, and once
+the file is restored the photo is processed by the same running daemon (no restart, no reload).
 Permissions are not among the faults: the suite runs as root, which reads a file of mode 000 anyway.
 """
 
@@ -47,6 +47,11 @@ def _folder(path: Path) -> None:
     path.mkdir()
 
 
+def _pipe(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)  # reading it would block a worker forever: it is refused unread
+
+
 def _restore(path: Path) -> None:
     if path.is_dir():
         path.rmdir()
@@ -62,6 +67,7 @@ FAULTS: dict[str, tuple[Callable[[Path], None], str]] = {
     "truncated": (_truncated, "is not a readable image"),
     "deleted": (_deleted, "is missing"),
     "folder": (_folder, "is a folder"),
+    "pipe": (_pipe, "is not a regular file"),
 }
 
 

@@ -175,6 +175,7 @@ BREAKS = {
                   "is not a readable image"),
     "deleted": (lambda p: p.unlink(), "is missing"),
     "folder": (lambda p: (p.unlink(), p.mkdir()), "is a folder"),
+    "pipe": (lambda p: (p.unlink(), os.mkfifo(p)), "is not a regular file"),
 }
 
 
@@ -196,6 +197,7 @@ def test_every_broken_style_image_is_the_sets_fault_and_hashing_it_does_not_cras
     assert broken["starry"] == UNAVAILABLE and broken["starry"] == UNAVAILABLE
     if path.is_dir():
         path.rmdir()
+    path.unlink(missing_ok=True)  # a pipe: copyfile would write into it
     shutil.copyfile(STYLE / "starry_night.jpg", path)  # restored: the same mapping now says the real one
     assert broken["starry"] == good and style_fingerprints(config)["starry"] == good
     with pytest.raises(KeyError):
