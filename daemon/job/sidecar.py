@@ -50,8 +50,6 @@ class EncodingRecord:
 
     format: str
     quality: int | None
-    depth: int = 8  # bits a channel
-    profile: str | None = None  # the embedded ICC profile's description, e.g. "sRGB IEC61966-2.1"
 
 
 def package_versions() -> dict[str, str]:
