@@ -455,7 +455,7 @@ def check(folder: Path, setting: Setting, photos: dict[str, str], processed: Pat
             if path.is_relative_to(out / "logs"):
                 continue
             if not _complete_file(path, shas):
-                problems.append(f"partial file under a real name: {path.relative_to(folder.parent)}")
+                problems.append(f"partial file under a real name: {_shown(path, folder)}")
     hidden_inputs = [p.name for p in inbox.iterdir() if p.name.startswith(".")] if inbox.is_dir() else []
     if hidden_inputs:
         problems.append(f"hidden files left in the input folder: {hidden_inputs}")
@@ -465,6 +465,11 @@ def check(folder: Path, setting: Setting, photos: dict[str, str], processed: Pat
         problems.append(f"photo blamed for a crash: {[p.name for p in failed_entries]} in failed/")
     problems += _store_problems(folder, photos, by_photo, store_url)
     return problems
+
+
+def _shown(path: Path, folder: Path) -> str:
+    """`path` relative to the run's folder when inside it (processed/ on another file system stays whole)."""
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
 
 
 def _input_problems(setting: Setting, photos: dict[str, str], inbox: Path, processed: Path,
