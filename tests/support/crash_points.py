@@ -51,6 +51,12 @@ _SENDS = {"sendto", "sendmsg"}
 _OPENS = {"open", "openat", "creat"}
 _IGNORED_PREFIXES = (str(ROOT) + "/", "/proc/", "/dev/", "/sys/", "/usr/", "/etc/", "/tmp/pymp")
 _LINE = re.compile(r"^(\d+)\s+(.*)$")
+# A message to PostgreSQL that may change or commit something (a SELECT alone commits nothing).
+# A message to PostgreSQL whose visible text is a plain SELECT commits nothing; any other may (a prepared
+# statement's Bind shows no SQL, so it counts).
+_PG_READ = re.compile(r', "[QP][^"]{0,12}?(SELECT|SHOW)\b(?![^"]*FOR UPDATE)')
+_PG_CHANGE = re.compile(r"(?<![A-Za-z])(INSERT|UPDATE|DELETE|COMMIT|CREATE|ALTER|pg_advisory_\w+)\b[^\"]{0,40}", re.I)
+_SOCKET = re.compile(r"^\d+<(UNIX-STREAM|TCP|TCPv6):")
 _RESULT = re.compile(r"^(.*)\)\s+=\s+(.*)$")
 _ANNOTATED = re.compile(r"<(/[^>]*)>")
 _QUOTED = re.compile(r'"(/[^"]*)"')
@@ -168,12 +174,17 @@ def label(call: Call, folder: Path) -> str:
     """A call as a stable one-liner: the run's folder as <run> (processed/ on the other file system as
     <other>), temporary names' random parts as *."""
     paths = call.paths()
+    statement = _PG_CHANGE.search(call.args) if _SOCKET.search(call.args) else None
+    if _SOCKET.search(call.args):
+        shown = statement.group(0)[:60] if statement else re.sub(r"\\[0-7]+|\\[a-z]", "", call.args.split(", ")[1])[:40]
+        return f"{call.syscall}(PostgreSQL: {shown})"
     text = f"{call.syscall}({paths[0]})" if call.syscall in _WRITES and paths else f"{call.syscall}({call.args})"
     text = text.replace(str(folder) + "/", "<run>/").replace(str(folder), "<run>")
     text = re.sub(r"/[^\"<>]*/crash-other-fs/[^/\"<>]+", "<other>", text)
     text = re.sub(r"\b\d+<", "<", text)  # descriptor numbers
     text = re.sub(r"\.[a-z0-9_]{8}\.tmp", ".*.tmp", text)  # tempfile's random part
     text = re.sub(r"\[\d+\]|:\[\d+(->\d+)?", "", text)  # pipe and socket inode numbers
+    text = re.sub(r'"(?:[^"\\]|\\.)*"\.\.\.', '""', text)  # the bytes a send carries
     text = re.sub(r'""\.\.\.,? ?\d*', "", text)
     return text[:200]
 
@@ -209,8 +220,8 @@ def _is_change(call: Call, postgres: bool) -> bool:
     """Whether `call` changes the file system or (PostgreSQL) may commit the store."""
     paths = call.paths()
     failed = call.result.startswith("-1")
-    if call.syscall in _SENDS or (call.syscall in _WRITES and "PGSQL" in call.args):
-        return postgres and "PGSQL" in call.args
+    if call.syscall in _SENDS or (call.syscall in _WRITES and _SOCKET.search(call.args)):
+        return postgres and bool(_SOCKET.search(call.args)) and not _PG_READ.search(call.args)
     if call.syscall in _WRITES:
         target = paths[0] if paths else ""
         return bool(target) and _ours(target) and not failed
@@ -223,7 +234,9 @@ def _is_change(call: Call, postgres: bool) -> bool:
 
 def strace_args(setting: Setting, out: Path, inject: CrashPoint | None = None) -> list[str]:
     """The strace options for a counting run (inject None) or a crash run."""
-    args = ["-f", "-qq", "-s", "0", "-yy", "-e", "signal=none", "-e", f"trace={TRACED}", "-o", str(out)]
+    # PostgreSQL's messages are kept long enough to tell a statement that changes something from a SELECT.
+    size = "160" if setting.store == "postgres" else "0"
+    args = ["-f", "-qq", "-s", size, "-yy", "-e", "signal=none", "-e", f"trace={TRACED}", "-o", str(out)]
     if setting.role == "supervisor":
         args += ["-b", "execve"]  # its workers go their own way once they exec: only the supervisor dies
     if inject is not None:
