@@ -1,4 +1,5 @@
-"""One stylisation from files to files: read inputs, run the engine, write output and sidecar atomically."""
+"""One stylisation from files to files: read inputs, run the engine, publish the result and its sidecar as one
+unit (job/publish.py)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,19 @@ import logging
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable
 
-from daemon.engine.params import MIN_SIDE, Progress, StyleImage, TransferParams
+from daemon.engine.params import MIN_SIDE, Progress, StyleImage, TransferParams, TransferResult
 from daemon.engine.protocol import Engine
 from daemon.media.atomic import publish_exclusive
 from daemon.media.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, LoadedImage, encode_image, load_image
 from daemon.media.hashing import sha256_file, sha256_handle
 from daemon.media.style_images import load_style_image
 from daemon.media.path_text import display, to_text
-from daemon.media.derived_names import DERIVED_ROOM, variants
-from daemon.job.sidecar import (BackboneRecord, EncodingRecord, InputRecord, JobTimes, build_sidecar,
-                                  sidecar_path, write_sidecar)
-from daemon.review.contact_sheet import sheet_path, write_contact_sheet
+from daemon.job.publish import free_names, make_payload, publish_unit
+from daemon.job.publish import occupied  # noqa: F401 - imported from here by service/routing.py
+from daemon.job.sidecar import BackboneRecord, EncodingRecord, InputRecord, JobTimes, build_sidecar
+from daemon.review.contact_sheet import write_contact_sheet
 from daemon.errors import BadInputError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ class StylizeRequest:
     generation: int = 0
     name_taken: Callable[[Path], bool] | None = None  # names held by other queued jobs (the daemon's store)
     command_line: str | None = None  # the stylize command as typed, recorded in the sidecar
-    before_publish: Callable[[], None] | None = None  # raises to abort (the daemon's claim on the job lapsed)
+    # Gets the publish intent's payload (JSON, job/publish.py) before the result is linked: the daemon records
+    # it in its job store (and raises to abort, e.g. its claim on the job lapsed); the CLI passes none.
+    before_link: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,34 +94,15 @@ def snapshot_path(output: Path, iteration: int) -> Path:
     return output.with_name(f"{output.stem}.iter{iteration:04d}{output.suffix}")
 
 
-def occupied(path: Path) -> bool:
-    """True if a result, its sidecar or its contact sheet already exists under this name."""
-    return path.exists() or sidecar_path(path).exists() or sheet_path(path).exists()
-
-
-def free_names(path: Path, taken: Callable[[Path], bool] | None = None) -> Iterator[Path]:
-    """`path` and its numbered variants, skipping names whose sidecar or sheet exists or that `taken` holds.
-
-    The result's own name is not checked here: publishing it fails rather than replace a file.
-    """
-    for candidate in variants(path, DERIVED_ROOM):
-        if not (sidecar_path(candidate).exists() or sheet_path(candidate).exists()) and \
-                not (taken and taken(candidate)):
-            yield candidate
-
-
-def _publish(rgb, path: Path, request: StylizeRequest, alpha=None) -> Path:
-    """Encode and publish under `path` or the next free variant; an existing file is never replaced."""
-    data = encode_image(rgb, path.suffix, request.quality, alpha)
-    return publish_exclusive(free_names(path, request.name_taken), lambda handle: handle.write(data))
-
-
 def _snapshot_writer(request: StylizeRequest):
     if not request.params.save_every:
         return None
 
     def write(iteration: int, image) -> None:
-        _publish(image, snapshot_path(request.output, iteration), request)
+        # An intermediate, not a result: no sidecar and no intent; still never replaces a file.
+        data = encode_image(image, request.output.suffix, request.quality)
+        snapshot = snapshot_path(request.output, iteration)
+        publish_exclusive(free_names(snapshot, request.name_taken), lambda handle: handle.write(data))
 
     return write
 
@@ -161,6 +145,15 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True)
+class Stylized:
+    """A run's result in memory, not yet published: the inputs it was made from and when it began."""
+
+    inputs: LoadedInputs
+    result: TransferResult
+    started: str
+
+
 def run_stylize(
     engine: Engine,
     request: StylizeRequest,
@@ -169,21 +162,57 @@ def run_stylize(
     inputs: LoadedInputs | None = None,
 ) -> StylizeOutcome:
     """Stylise request.content into request.output; BadInputError for unusable inputs."""
+    return publish_result(engine, request, stylise(engine, request, on_progress, should_stop, inputs))
+
+
+def stylise(
+    engine: Engine,
+    request: StylizeRequest,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    inputs: LoadedInputs | None = None,
+) -> Stylized:
+    """Run the engine on the request's photo and styles; nothing but snapshots is written."""
     started = _utc_now()
     check_output_path(request.output)
     inputs = inputs or load_inputs(request)
-    content, styles = inputs.content, list(inputs.styles)
-    _say_not_upscaled(request, content)
-    result = engine.stylize(content.rgb, styles, request.params, on_progress, should_stop,
+    _say_not_upscaled(request, inputs.content)
+    result = engine.stylize(inputs.content.rgb, list(inputs.styles), request.params, on_progress, should_stop,
                             on_snapshot=_snapshot_writer(request))
-    if request.before_publish is not None:
-        request.before_publish()
-    output = _publish(result.rgb, request.output, request, content.alpha)
+    return Stylized(inputs, result, started)
+
+
+def publish_result(engine: Engine, request: StylizeRequest, stylized: Stylized) -> StylizeOutcome:
+    """Publish the result and its sidecar as one unit (job/publish.py), then its contact sheet if asked."""
+    content, result = stylized.inputs.content, stylized.result
+    data = encode_image(result.rgb, request.output.suffix, request.quality, content.alpha)
+    payload = make_payload(request.output, data, _sidecar_document(engine, request, result, stylized.started))
+    published = publish_unit(data, payload, free_names(request.output, request.name_taken), request.before_link)
+    output = published.output
     if output != request.output:
         log.info("%s is taken; wrote the result as %s", request.output.name, output.name)
-    source, fmt = engine.source, output_format(output)
-    document = build_sidecar(
-        output=output.absolute(),
+    if request.contact_sheet:
+        _write_sheet(engine, request, stylized, output)
+    return StylizeOutcome(output, published.sidecar, result.seconds, result.iterations, engine.source.backbone)
+
+
+def _write_sheet(engine: Engine, request: StylizeRequest, stylized: Stylized, output: Path) -> None:
+    """The contact sheet beside a published result; a sheet that cannot be written never undoes the result."""
+    styles, result = stylized.inputs.styles, stylized.result
+    try:
+        write_contact_sheet(output, stylized.inputs.content.rgb, [(s.path.name, img.rgb) for s, img in
+                            zip(request.styles, styles)], result.rgb, request.content.name,
+                            request.style_set, request.params, engine.source.backbone, result.seconds,
+                            scales_run=result.scale_sizes)
+    except OSError as exc:
+        log.warning("no contact sheet for %s: %s (the gallery shows the result itself)", output.name, exc)
+
+
+def _sidecar_document(engine: Engine, request: StylizeRequest, result: TransferResult, started: str) -> dict:
+    """The result's sidecar, its output the name asked for (publish_unit fills in the one it gets)."""
+    source, fmt = engine.source, output_format(request.output)
+    return build_sidecar(
+        output=request.output.absolute(),
         content=InputRecord(to_text(request.content.absolute()), request.content_sha256 or _content_sha(request)),
         styles=[InputRecord(to_text(s.path.absolute()), sha256_file(s.path), s.weight) for s in request.styles],
         style_set=request.style_set,
@@ -198,10 +227,3 @@ def run_stylize(
         encoding=EncodingRecord(fmt, request.quality if fmt in LOSSY_FORMATS else None),
         command_line=request.command_line,
     )
-    sidecar = write_sidecar(output, document)
-    if request.contact_sheet:
-        write_contact_sheet(output, content.rgb, [(s.path.name, img.rgb) for s, img in
-                            zip(request.styles, styles)], result.rgb, request.content.name,
-                            request.style_set, request.params, source.backbone, result.seconds,
-                            scales_run=result.scale_sizes)
-    return StylizeOutcome(output, sidecar, result.seconds, result.iterations, source.backbone)

@@ -18,6 +18,7 @@ from daemon.logs import make_formatter
 from daemon.service.fingerprint import style_fingerprints
 from daemon.service.intake import Intake
 from daemon.service.log_file import QuietRotatingFileHandler
+from daemon.service.reconcile import reconcile_all
 from daemon.service.state_lock import take_state_lock
 from daemon.service.store_outage import StoreOutage, waiting_store
 from daemon.review.store_wait import StoreWait, write_wait
@@ -60,6 +61,10 @@ class Supervisor:
         store = self._open_waiting_store()  # the store's own faults wait, never crash (store_outage.py)
         store.claim_machine()
         store.clear_workers()  # this machine's rows only; recover() below likewise touches only its jobs
+        # Steps a crash interrupted (publish, release, fail) are finished or undone before any job runs again.
+        settled = reconcile_all(self.config, store)
+        if settled:
+            log.info("settled %d step(s) interrupted by the last shutdown or crash", settled)
         recovered = store.recover()
         if recovered:
             log.info("re-queued %d job(s) interrupted by the last shutdown or crash", recovered)

@@ -1,4 +1,5 @@
-"""A worker that died (kill -9, segfault, OOM killer): its job is re-queued at once, the attempt counted."""
+"""A worker that died (kill -9, segfault, OOM killer): the step it was in settled, its job re-queued at once
+(the attempt counted)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 from daemon.config import Config
 from daemon.media.path_text import from_text
 from daemon.service.aftercare import record_failure
+from daemon.service.reconcile import reconcile_all
 from daemon.service.worker_pool import EndedWorker
 from daemon.store import JobStore, worker_id
 
@@ -17,6 +19,11 @@ def settle_dead_worker(config: Config, store: JobStore, ended: EndedWorker) -> N
     dead = worker_id(ended.index, ended.pid)
     reason = f"the worker process died while processing this photo ({ended.how()})"
     for job in store.running_of(dead):  # this machine's only: another machine's w0:1234 is not ours
+        if store.intents(job.id):  # it died during a side effect: settled first (done, or queued again)
+            reconcile_all(config, store, job.id)
+            job = store.get(job.id) or job
+            if job.state != "running":
+                continue
         if job.attempts < config.retries.max_attempts:
             store.retry_later(job.id, f"{reason}; trying again", 0)
             log.warning("job %d: %s; re-queued (attempt %d of %d used)", job.id, reason, job.attempts,
@@ -26,7 +33,8 @@ def settle_dead_worker(config: Config, store: JobStore, ended: EndedWorker) -> N
                    "or exhausts memory: try a smaller engine.max_size, or check the photo")
         store.fail(job.id, message)
         try:
-            report = record_failure(config, from_text(job.source_path), message, job.style_set)
+            report = record_failure(config, from_text(job.source_path), message, job.style_set,
+                                    store=store, job_id=job.id)  # under a fail intent
         except OSError as exc:
             report = None
             log.warning("job %d: could not write to the failed folder: %s", job.id, exc)

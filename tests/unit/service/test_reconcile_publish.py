@@ -1,0 +1,92 @@
+"""Reconciling a publish intent against a real SQLite job store: the job ends done with the result found or
+completed, or queued again without using an attempt, and the intent is cleared - twice in a row too."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from daemon.config import load_config
+from daemon.job.publish import make_payload
+from daemon.job.sidecar import sidecar_path
+from daemon.service.reconcile import reconcile_all
+from daemon.store import JobSpec, SqliteStore
+from tests.support.daemon import write_config
+
+IMAGE = b"encoded result bytes"
+
+
+@pytest.fixture
+def setting(tmp_path):
+    config = load_config(write_config(tmp_path), create_folders=True)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    output = config.output / "a.starry.jpg"
+    store.enqueue(JobSpec("c" * 64, "starry", "p", str(config.input / "a.png"), "a.png", str(output)))
+    job = store.claim("w0:1")
+    document = {"output": "", "content": {"path": str(config.input / "a.png"), "sha256": "c" * 64},
+                "style_set": "starry", "params_hash": "p", "generation": 0, "result": {"seconds": 2.5}}
+    payload = make_payload(output, IMAGE, document)
+    store.record_intent(job.id, "publish", payload.to_json())
+    yield config, store, job, output
+    store.close()
+
+
+@pytest.mark.parametrize("files", ["image", "image_and_sidecar"])
+def test_a_found_result_makes_the_job_done(setting, files):
+    config, store, job, output = setting
+    output.write_bytes(IMAGE)
+    if files == "image_and_sidecar":
+        sidecar_path(output).write_text(json.dumps({"content": {"sha256": "c" * 64}, "style_set": "starry",
+                                                    "params_hash": "p", "generation": 0}))
+    for _ in range(2):
+        reconcile_all(config, store)
+    done = store.get(job.id)
+    assert (done.state, done.output_path, done.seconds) == ("done", str(output), 2.5)
+    assert json.loads(sidecar_path(output).read_text())["content"]["sha256"] == "c" * 64
+    assert store.intents() == []
+
+
+def test_no_result_queues_the_job_again_without_using_an_attempt(setting):
+    config, store, job, output = setting
+    assert job.attempts == 1
+    for _ in range(2):
+        reconcile_all(config, store)
+    again = store.get(job.id)
+    assert (again.state, again.attempts) == ("queued", 0)
+    assert store.intents() == []
+    assert not output.exists()
+
+
+def test_a_result_recorded_before_the_crash_only_clears_the_intent(setting):
+    config, store, job, output = setting
+    output.write_bytes(IMAGE)
+    sidecar_path(output).write_text(json.dumps({"content": {"sha256": "c" * 64}, "style_set": "starry",
+                                                "params_hash": "p", "generation": 0}))
+    store.finish(job.id, 1.0, str(output))
+    reconcile_all(config, store)
+    assert store.get(job.id).seconds == 1.0
+    assert store.intents() == []
+
+
+def test_an_unreadable_intent_is_dropped(setting):
+    config, store, job, output = setting
+    store.clear_intent(store.intents()[0].id)
+    store.record_intent(job.id, "publish", "not json")
+    reconcile_all(config, store)
+    assert store.intents() == []
+    assert store.get(job.id).state == "running"
+
+
+def test_a_sidecar_that_cannot_be_written_leaves_the_intent_for_later(setting, monkeypatch):
+    config, store, job, output = setting
+    output.write_bytes(IMAGE)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("daemon.job.publish.write_sidecar", full)
+    assert reconcile_all(config, store) == 0
+    assert [i.step for i in store.intents()] == ["publish"]
+    assert store.get(job.id).state == "running"
