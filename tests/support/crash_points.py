@@ -183,6 +183,7 @@ def label(call: Call, folder: Path) -> str:
     text = re.sub(r"/[^\"<>]*/crash-other-fs/[^/\"<>]+", "<other>", text)
     text = re.sub(r"\b\d+<", "<", text)  # descriptor numbers
     text = re.sub(r"\.[a-z0-9_]{8}\.tmp", ".*.tmp", text)  # tempfile's random part
+    text = re.sub(r"(\.style-daemon-[a-z]+\.)[^.\"]+\.", r"\1*.", text)  # an intent's hidden name
     text = re.sub(r"\[\d+\]|:\[\d+(->\d+)?", "", text)  # pipe and socket inode numbers
     text = re.sub(r'"(?:[^"\\]|\\.)*"\.\.\.', '""', text)  # the bytes a send carries
     text = re.sub(r'""\.\.\.,? ?\d*', "", text)
