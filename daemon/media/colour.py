@@ -80,7 +80,8 @@ def _nclx_space(nclx: object) -> SourceSpace | None:
     if space is None:
         return None  # BT.709 (sRGB's primaries), unspecified or a space not made here: taken as sRGB
     if nclx.get("transfer_characteristics") in (16, 18):
-        log.warning("HDR photo (%s transfer): tone-mapped as if it were %s; export an SDR version for true colours",
+        log.warning("HDR photo (%s curve): converted by its %s primaries only, its curve taken as sRGB's; "
+                    "export an SDR version for true colours",
                     "PQ" if nclx["transfer_characteristics"] == 16 else "HLG", space.name)
     return SourceSpace(icc.build_profile(space), space.name, "nclx")
 

@@ -236,3 +236,11 @@ def test_the_way_back_agrees_with_littlecms_for_real_profiles(name):
     # Up to 3 levels where a channel should be black: the two profiles' colorants, each rounded to 1/65536,
     # leave ~1e-4 of light there, which a gamma curve's steep start lifts and LittleCMS's 8-bit pipeline drops.
     assert difference.max() <= 3.0 and difference.mean() < 0.6, (difference.max(), difference.mean())
+
+
+def test_hdr_heic_is_converted_by_its_primaries_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="daemon.media.colour"):
+        loaded = load_image(_encoded(patches(COLOURS), "HEIF", quality=100, color_primaries=9,
+                                     transfer_characteristics=16))
+    assert loaded.space.name == "Rec. 2020" and "HDR photo (PQ curve)" in caplog.text
+    assert np.abs(patch_centres(loaded.rgb, len(COLOURS))[1:4] - np.array(COLOURS[1:4])).max() > 10
