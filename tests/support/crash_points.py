@@ -78,20 +78,33 @@ class Setting:
     after_success: str = "delete"  # keep | delete | move
     processed: str = "same"  # same | other (file system of processed/, with move)
     store: str = "sqlite"  # sqlite | postgres
-    role: str = "worker"  # worker | supervisor: the process killed
+    role: str = "worker"  # worker | supervisor | restart: the process killed (restart: see `stage`)
+    # With role restart: the worker and its supervisor are first killed together at the worker's first
+    # crash point of this stage (publish: the result linked by name; release: the input quarantined), so
+    # an intent is left open; the supervisor that starts next, and reconciles it, is the one killed.
+    stage: str = ""
 
     @property
     def name(self) -> str:
-        """delete-sqlite-worker, move-other-fs-postgres-supervisor ..."""
+        """delete-sqlite-worker, move-other-fs-postgres-supervisor, delete-sqlite-restart-after-release ..."""
         action = self.after_success + ("-other-fs" if self.after_success == "move" and self.processed == "other"
                                        else "")
-        return f"{action}-{self.store}-{self.role}"
+        return f"{action}-{self.store}-{self.role}" + (f"-after-{self.stage}" if self.stage else "")
+
+    @property
+    def traced(self) -> str:
+        """The role sitecustomize puts under strace for the crash."""
+        return "supervisor" if self.role == "restart" else self.role
 
 
 SETTINGS = [Setting(action, fs, store, role)
             for role in ("worker", "supervisor")
             for store in ("sqlite", "postgres")
-            for action, fs in (("keep", "same"), ("delete", "same"), ("move", "same"), ("move", "other"))]
+            for action, fs in (("keep", "same"), ("delete", "same"), ("move", "same"), ("move", "other"))] + [
+    Setting(action, fs, store, "restart", stage)
+    for store in ("sqlite", "postgres")
+    for action, fs, stage in (("delete", "same", "publish"), ("delete", "same", "release"),
+                              ("move", "other", "release"))]
 
 
 @dataclass(frozen=True)
@@ -238,7 +251,7 @@ def strace_args(setting: Setting, out: Path, inject: CrashPoint | None = None) -
     # PostgreSQL's messages are kept long enough to tell a statement that changes something from a SELECT.
     size = "160" if setting.store == "postgres" else "0"
     args = ["-f", "-qq", "-s", size, "-yy", "-e", "signal=none", "-e", f"trace={TRACED}", "-o", str(out)]
-    if setting.role == "supervisor":
+    if setting.traced == "supervisor":
         args += ["-b", "execve"]  # its workers go their own way once they exec: only the supervisor dies
     if inject is not None:
         args += ["-e", f"inject={inject.syscall}:signal=SIGKILL:when={inject.occurrence}"]
@@ -318,6 +331,7 @@ class Scenario:
         self.folder = folder
         self.setting = setting
         self.store_url = store_url
+        self.prepare_at: CrashPoint | None = None  # role restart: where the first run is stopped and killed
         folder.mkdir(parents=True, exist_ok=True)
         overrides: dict = {"after_success": setting.after_success}
         if setting.after_success == "move":
@@ -337,7 +351,7 @@ class Scenario:
 
     def trace_spec(self, out: Path, inject: CrashPoint | None = None) -> dict:
         """What sitecustomize needs to put the setting's process under strace."""
-        return {"role": self.setting.role, "strace": strace_args(self.setting, out, inject)}
+        return {"role": self.setting.traced, "strace": strace_args(self.setting, out, inject)}
 
     def check(self) -> list[str]:
         """The invariants; each broken one as a line (see check)."""
@@ -347,6 +361,7 @@ class Scenario:
 def count(scenario: Scenario) -> tuple[list[CrashPoint], str]:
     """The counting run: the crash points of the setting's process for one job, and the daemon's output."""
     require_strace()
+    prepare(scenario)
     out = scenario.folder / "count.strace"
     code, output = run_daemon(scenario.config, scenario.trace_spec(out))
     assert code == 0, f"the counting run failed (exit {code}):\n{output[-3000:]}"
@@ -359,6 +374,7 @@ def crash_at(scenario: Scenario, point: CrashPoint) -> Outcome:
     """Run the job killing the process at `point`, restart it normally, and check the invariants."""
     require_strace()
     started = time.monotonic()
+    prepare(scenario)
     out = scenario.folder / "crash.strace"
     code, output = run_daemon(scenario.config, scenario.trace_spec(out, point))
     killed = [c for c in parse_trace(out) if c.result == "?" and c.syscall == point.syscall]
@@ -370,6 +386,44 @@ def crash_at(scenario: Scenario, point: CrashPoint) -> Outcome:
     if code is None:
         violations.append(f"the crashed run hung: {_tail(output)}")
     return Outcome(point, hit, violations, time.monotonic() - started)
+
+
+def prepare(scenario: Scenario) -> None:
+    """For role restart: the worker stopped just after `scenario.prepare_at`, then it and its supervisor
+    killed together (SIGKILL to the supervisor; the worker dies with it), leaving the step's intent open."""
+    point = scenario.prepare_at
+    if point is None:
+        return
+    out = scenario.folder / "prepare.strace"
+    spec = {"role": "worker", "strace": strace_args(Setting(role="worker"), out)
+            + ["-e", f"inject={point.syscall}:signal=SIGSTOP:when={point.occurrence}"]}
+    log = scenario.folder / "prepare.log"
+    with open(log, "w") as handle:
+        proc = subprocess.Popen([sys.executable, "-m", "daemon", "once", "-c", str(scenario.config)], cwd=ROOT,
+                                env=daemon_env(spec), stdout=handle, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        deadline = time.monotonic() + RUN_TIMEOUT
+        stopped = False
+        while proc.poll() is None and time.monotonic() < deadline and not stopped:
+            stopped = _stopped_worker(proc.pid)
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait()
+    wait_gone(scenario.config)
+    assert stopped, f"the worker never reached {point.label} to be stopped there:\n{log.read_text()[-2000:]}"
+
+
+def _stopped_worker(parent: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] in ("t", "T"):
+            return True
+    return False
 
 
 def _tail(output: str) -> str:
@@ -594,7 +648,7 @@ class Sweep:
                             "violations": o.violations} for o in self.failures()]}
 
 
-def spread(points: list[CrashPoint], others: int = 3) -> list[int]:
+def spread(points: list[CrashPoint], others: int = 2) -> list[int]:
     """A deterministic sample: every point that touches the input or processed/ (where settings differ), the
     ones that publish into out/ by name (link, rename), and `others` more evenly spaced."""
     chosen = {i for i, p in enumerate(points)
@@ -611,13 +665,32 @@ def sweep(setting: Setting, root: Path, pick: str = "all", new_store: Callable[[
           other_fs: Path | None = None, parallel: int = 2) -> Sweep:
     """Count the setting's crash points, then crash at each picked one ('all' or 'spread') and check."""
     started = time.monotonic()
-    counting = Scenario(root / "count", setting, new_store() if new_store else None, other_fs)
-    points, _ = count(counting)
+    prepare_at = stage_point(setting, root, new_store, other_fs) if setting.role == "restart" else None
+
+    def scenario(name: str) -> Scenario:
+        made = Scenario(root / name, setting, new_store() if new_store else None, other_fs)
+        made.prepare_at = prepare_at
+        return made
+
+    points, _ = count(scenario("count"))
     count_seconds = time.monotonic() - started
     assert points, f"{setting.name}: the counting run found no crash point"
     indices = range(len(points)) if pick == "all" else spread(points)
-    scenarios = [(Scenario(root / f"p{i}", setting, new_store() if new_store else None, other_fs), points[i])
-                 for i in indices]
+    scenarios = [(scenario(f"p{i}"), points[i]) for i in indices]
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         outcomes = list(pool.map(lambda item: crash_at(*item), scenarios))
     return Sweep(setting, points, outcomes, count_seconds)
+
+
+STAGES = {"publish": re.compile(r"^link(at)?\(.*<run>/out/chelsea"),
+          "release": re.compile(r"^rename(at2?)?\(.*style-daemon-release")}
+
+
+def stage_point(setting: Setting, root: Path, new_store: Callable[[], str] | None,
+                other_fs: Path | None) -> CrashPoint:
+    """The worker's first crash point of the setting's stage (counted in a worker run of the same setting)."""
+    worker = Setting(setting.after_success, setting.processed, setting.store, "worker")
+    points, _ = count(Scenario(root / "stage", worker, new_store() if new_store else None, other_fs))
+    found = [p for p in points if STAGES[setting.stage].search(p.label)]
+    assert found, f"{setting.name}: no worker call of the {setting.stage} stage among {[p.label for p in points]}"
+    return found[0]

@@ -69,8 +69,16 @@ def test_spread_of_crash_points_sqlite(setting, tmp_path, other_fs):
     assert not result.failures(), result.report()
 
 
+@pytest.mark.parametrize("setting", [Setting("delete", role="restart", stage="publish"),
+                                     Setting("delete", role="restart", stage="release")], ids=lambda s: s.name)
+def test_spread_of_crash_points_of_the_reconciling_restart(setting, tmp_path):
+    """Worker and supervisor killed together with an intent open; the next supervisor killed as it reconciles."""
+    result = sweep(setting, tmp_path, "spread")
+    assert result.outcomes
+    assert not result.failures(), result.report()
+
+
 @pytest.mark.parametrize("setting", [Setting("delete", store="postgres"),
-                                     Setting("move", "other", store="postgres"),
                                      Setting("delete", store="postgres", role="supervisor")],
                          ids=lambda s: s.name)
 def test_spread_of_crash_points_postgres(setting, tmp_path, other_fs, pg_cluster):
