@@ -132,7 +132,8 @@ def upgrade(db: sqlite3.Connection, path: Path, latest: int | None = None) -> Sc
         db.execute(f"PRAGMA user_version = {after}")  # inside the transaction: atomic with the steps
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite already rolled back after a full disk or an I/O error: say that error
+            db.execute("ROLLBACK")
         raise
     return SchemaChange(before, after)
 
