@@ -6,7 +6,9 @@ instruction, so its pid stays its own. A counting run lists that process's calls
 file system or commits the store is a crash point. One run per crash point then kills the process on entering
 that call (`-e inject=SYSCALL:signal=SIGKILL:when=N`; strace counts per syscall and per thread, so N is the
 call's number among the same syscall of the same thread), the daemon is started again normally (`once`), and
-`check` judges the folders and the store.
+`check` judges the folders and the store. Role restart tries the reconciliation: the worker is first stopped
+just after the call that opens a publish or release step (SIGSTOP injected) and killed with its supervisor,
+then the supervisor that starts next is the process killed at each of its calls.
 
 A crash point is, in the traced process: a successful open for writing or creating, the first write to a file
 after anything else was done to it (a second write in a row adds no new state: the file is already partial),

@@ -39,7 +39,7 @@ EXAMPLES = int(os.environ.get("STYLE_DAEMON_MODEL_EXAMPLES", "3"))
 STEPS = int(os.environ.get("STYLE_DAEMON_MODEL_STEPS", "6"))
 PAINTINGS = (STYLE / "starry_night.jpg", STYLE / "the_scream.jpg")
 JOB_SECONDS = 0.15  # per dry-run iteration (5 of them): long enough to act while a job runs
-QUIET_TIMEOUT = 60
+QUIET_TIMEOUT = 130  # a worker killed again restarts after 2, 4, 8 ... up to 60 s (worker_pool.py)
 
 
 def photo_bytes(seed: int) -> bytes:
