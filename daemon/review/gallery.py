@@ -19,6 +19,7 @@ from daemon.review.contact_sheet import GALLERY_WIDTH, sheet_path
 from daemon.review.intake_report import IntakeReport, read_report
 from daemon.review.previews import ensure_preview, needs_preview
 from daemon.review.status import WAITING_PREFIX
+from daemon.review.store_wait import read_wait
 from daemon.store import Job, JobStore
 
 log = logging.getLogger(__name__)
@@ -42,12 +43,16 @@ def render_gallery(config: Config, store: JobStore) -> str:
     waiting = [j for j in jobs if j.state == "queued" and (j.error or "").startswith(WAITING_PREFIX)]
     counts = store.counts()
     intake = read_report(config.state)
+    store_wait = read_wait(config.state)
     mean = sum(j.seconds or 0 for j in done) / len(done) if done else 0.0
     ignored = f" &middot; {intake.ignored_count} ignored" if intake.ignored_count else ""
     parts = [_HEAD, "<header><h1>style-daemon results</h1>",
              f"<p class=counts>{counts.done} done &middot; {counts.failed} failed &middot; {counts.queued} queued "
              f"&middot; {counts.running} running{ignored} &middot; {mean:.0f} s per job &middot; updated "
              f"{html.escape(time.strftime('%Y-%m-%d %H:%M'))}</p></header>"]
+    if store_wait.waiting:  # the job store itself is down: the counts above are as of the last look
+        parts.append(f"<h2>Waiting</h2><p class=waiting>waiting for the job store: {html.escape(store_wait.cause)} "
+                     "(photos arriving meanwhile are queued once it answers)</p>")
     if waiting:
         # The environment, not the photos: said first and in words, with how it resolves itself.
         parts.append(f"<h2>Waiting</h2><p class=waiting>{html.escape(waiting[0].error or '')}</p><ul class=waiting>")

@@ -22,6 +22,7 @@ from daemon.service.reconcile import reconcile_all
 from daemon.service.state_lock import take_state_lock
 from daemon.service.store_outage import StoreOutage, waiting_store
 from daemon.review.store_wait import StoreWait, write_wait
+from daemon.review.gallery import write_gallery
 from daemon.service.worker_deaths import settle_dead_worker
 from daemon.store import JobStore, open_store
 from daemon.review.metrics import MetricsExporter
@@ -195,7 +196,8 @@ class Supervisor:
         """The job store, every call of which waits while the store itself is down (full disk, server gone)."""
         self._outage = StoreOutage("the service", self.stop.is_set, self._while_store_waits, self._store_state)
         write_wait(self.config.state, StoreWait())  # padded now, while there is room: a full disk can still say it
-        return waiting_store(open_store(self.config.store_target, give_up=self._outage.give_up), self._outage)
+        self._raw_store = open_store(self.config.store_target, give_up=self._outage.give_up)
+        return waiting_store(self._raw_store, self._outage)
 
     def _while_store_waits(self, cause: str) -> None:
         """While a store call waits: keep noticing arrivals, tell systemd, keep the watchdog fed."""
@@ -207,6 +209,11 @@ class Supervisor:
         """The waiting state began, changed cause or ended: `status`, STATUS= and the gallery hear of it."""
         write_wait(self.config.state, StoreWait(cause is not None, cause or "", time.time(), os.getpid()))
         self.health.waiting(cause, self._pool)
+        if self.config.gallery.index and not self.config.store_shared:  # a server that is gone cannot be read
+            try:  # SQLite still reads on a full or read-only disk; the page is in the output folder
+                write_gallery(self.config, self._raw_store)
+            except Exception as exc:  # noqa: BLE001 - only a display: where it cannot be written, it is not
+                log.debug("gallery not rewritten while the job store waits: %s", exc)
 
     def _reload_asked(self) -> bool:
         """A reload the loop will apply (run only: once never reloads, its intake must not wait for one)."""

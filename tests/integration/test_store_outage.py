@@ -59,6 +59,9 @@ def test_full_store_disk_waits_says_so_once_and_queues_every_arrival_after(tmp_p
                    timeout=15, what="status to say the service waits for the store")
         wait_until(lambda: any("disk is full" in s for s in listener.having("STATUS=waiting for the job store: ")),
                    timeout=15, what="STATUS= to say it")
+        gallery = tmp_path / "out" / "index.html"  # the output's disk has room: the page says it there
+        wait_until(lambda: "waiting for the job store: the job store&#x27;s disk is full" in gallery.read_text(),
+                   timeout=15, what="the gallery to say it")
         waited_since = time.monotonic()
         wait_until(lambda: time.monotonic() - waited_since > 6 and listener.times("WATCHDOG=1")
                    and listener.times("WATCHDOG=1")[-1] > waited_since + 3, timeout=20,
@@ -69,6 +72,7 @@ def test_full_store_disk_waits_says_so_once_and_queues_every_arrival_after(tmp_p
         wait_until(lambda: len(done_jobs(tmp_path)) == PHOTOS, timeout=60, what="every photo dropped meanwhile done")
         wait_until(lambda: "waiting for the job store" not in _status(config), timeout=15,
                    what="status to stop saying it")
+        assert "waiting for the job store" not in gallery.read_text()
         output = daemon.output()
         assert len(_waiting_lines(output, "the service")) == 1, output  # one line per cause, not one per try
         for index in range(2):
