@@ -8,7 +8,8 @@ fault injection at the entry of a chosen system call of its main thread - no hoo
 - the first rename: the sidecar's (the image is linked, its sidecar not yet);
 - the second rename: the contact sheet's (image and sidecar written, the job not yet recorded done).
 Each is settled two ways: by the running supervisor when it sees the worker die, and by a restart (the
-supervisor frozen before it could notice, then killed, and the service started again).
+supervisor frozen before it could notice, then killed, and the service started again); the SQLite job store
+for all, PostgreSQL for the issue's two failures.
 """
 
 from __future__ import annotations
@@ -85,16 +86,24 @@ def _assert_one_complete_result(folder: Path, photo: Path) -> None:
     sidecar = json.loads((out / "chelsea.starry.jpg.json").read_text())
     assert sidecar["content"]["sha256"] == _sha(photo)
     assert sidecar["output"] == str(out / "chelsea.starry.jpg")
-    rows = store_rows(folder)
-    assert [(r["state"], r["output_path"]) for r in rows] == [("done", str(out / "chelsea.starry.jpg"))]
+    rows = store_rows(folder)  # PostgreSQL keeps it relative to its root ('output:NAME'): compare names
+    names = [(r["state"], r["output_path"].rpartition("/")[2].rpartition(":")[2]) for r in rows]
+    assert names == [("done", "chelsea.starry.jpg")]
     assert store_rows(folder, "SELECT * FROM intents") == []
 
 
-@pytest.mark.parametrize("point", list(KILL_POINTS))
-@pytest.mark.parametrize("settle", ["worker_death", "restart"])
-def test_worker_killed_while_publishing_leaves_one_complete_result(folder, point, settle):
+# Every kill point settled both ways on SQLite; the issue's two failures on PostgreSQL too (its own claims,
+# leases and intents table), one way each to keep the suite short.
+CASES = [(point, settle, "sqlite") for settle in ("worker_death", "restart") for point in KILL_POINTS] + [
+    ("after_link_before_sidecar", "worker_death", "postgres"), ("after_sidecar_before_done", "restart", "postgres")]
+
+
+@pytest.mark.parametrize("point, settle, store", CASES)
+def test_worker_killed_while_publishing_leaves_one_complete_result(folder, request, point, settle, store):
     kill = KILL_POINTS[point]
-    config = write_config(folder, engine={"iterations": 4, "max_size": 64, "scales": 1, "backbone": "vgg16-hed"})
+    extra = {"store": request.getfixturevalue("pg_cluster").new_database()} if store == "postgres" else {}
+    config = write_config(folder, engine={"iterations": 4, "max_size": 64, "scales": 1, "backbone": "vgg16-hed"},
+                          **extra)
     daemon = Daemon(config, fake_delay=0.25)  # a job of about a second: long enough to freeze the supervisor
     daemon.wait_ready()
     tracer = _kill_at(_worker_pid(folder), kill, folder / "strace.log")
