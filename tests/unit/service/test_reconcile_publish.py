@@ -4,13 +4,15 @@ completed, or queued again without using an attempt, and the intent is cleared -
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import threading
 
 import pytest
 
 from daemon.config import load_config
 from daemon.job.publish import make_payload
 from daemon.job.sidecar import sidecar_path
+from daemon.service.job_failures import JobFailures
+from daemon.service.job_life import JobLife
 from daemon.service.reconcile import reconcile_all
 from daemon.store import JobSpec, SqliteStore
 from tests.support.daemon import write_config
@@ -90,3 +92,28 @@ def test_a_sidecar_that_cannot_be_written_leaves_the_intent_for_later(setting, m
     assert reconcile_all(config, store) == 0
     assert [i.step for i in store.intents()] == ["publish"]
     assert store.get(job.id).state == "running"
+
+
+@pytest.mark.parametrize("published", [True, False])
+def test_a_worker_claiming_a_job_with_an_open_intent_settles_it_first(tmp_path, published):
+    """A shared store: another machine's worker died while publishing; the next claim settles its intent."""
+    config = load_config(write_config(tmp_path), create_folders=True)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    output = config.output / "a.starry.jpg"
+    job = store.enqueue(JobSpec("c" * 64, "starry", "p", str(config.input / "a.png"), "a.png", str(output)))
+    document = {"output": "", "content": {"path": str(config.input / "a.png"), "sha256": "c" * 64},
+                "style_set": "starry", "params_hash": "p", "generation": 0, "result": {"seconds": 2.5}}
+    store.record_intent(job.id, "publish", make_payload(output, IMAGE, document).to_json())
+    if published:
+        output.write_bytes(IMAGE)
+    galleries = []
+    life = JobLife(store, "w0:1", threading.Event(), JobFailures(store, lambda: config, lambda: None),
+                   lambda: galleries.append(1))
+    assert life.claim(config) is None  # nothing to run now: settled one way or the other
+    settled = store.get(job.id)
+    assert (settled.state, settled.attempts) == (("done", 1) if published else ("queued", 0))
+    assert store.intents() == []
+    assert galleries == ([1] if published else [])  # a result recorded: the gallery shows it
+    if not published:
+        assert life.claim(config).id == job.id  # and runs again, as a fresh attempt
+    store.close()
