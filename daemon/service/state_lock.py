@@ -41,8 +41,12 @@ def take_state_lock(state: Path, wait: float = LOCK_WAIT_SECONDS) -> int:
                 log.info("waiting up to %.0fs for %s to release %s", wait, lock_holder(path), path)
                 said = True
             time.sleep(0.1)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+    label = f"{os.getpid()} {socket.gethostname()}\n".encode()
+    try:  # over the last holder's line first: its page is reused, so a full disk can still take it
+        os.pwrite(fd, label, 0)
+        os.ftruncate(fd, len(label))
+    except OSError:  # a full or read-only state disk: the lock holds all the same, only its label is missing
+        log.debug("cannot label the state lock %s", path)
     return fd
 
 

@@ -75,6 +75,21 @@ class StoreOutage:
                 return
             time.sleep(min(_SLICE, left))
 
+    def opened(self, open_store: Callable[[], JobStore]) -> JobStore:
+        """`open_store()`, waiting while the store's disk is at fault (a server that is away still raises:
+        at start, systemd's restart policy handles that)."""
+        while True:
+            try:
+                store = open_store()
+            except Exception as exc:
+                cause = outage_cause(exc)
+                if cause is None or isinstance(exc, StoreUnreachable):
+                    raise
+                self.wait(cause)
+                continue
+            self.resumed()
+            return store
+
     def give_up(self) -> bool:
         """For a PostgreSQL store's own wait (open_store's give_up): tell the waiting state, then the stop flag."""
         if not self._inside:

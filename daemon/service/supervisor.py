@@ -196,7 +196,8 @@ class Supervisor:
         """The job store, every call of which waits while the store itself is down (full disk, server gone)."""
         self._outage = StoreOutage("the service", self.stop.is_set, self._while_store_waits, self._store_state)
         write_wait(self.config.state, StoreWait())  # padded now, while there is room: a full disk can still say it
-        self._raw_store = open_store(self.config.store_target, give_up=self._outage.give_up)
+        self._raw_store = self._outage.opened(lambda: open_store(self.config.store_target,
+                                                                 give_up=self._outage.give_up))
         return waiting_store(self._raw_store, self._outage)
 
     def _while_store_waits(self, cause: str) -> None:

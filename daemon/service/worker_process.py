@@ -58,7 +58,8 @@ class Worker:
         self.config = load_config(config_path, styles=False)  # a broken style image: its jobs wait, see load_inputs
         self.fingerprints = style_fingerprints(self.config)
         outage = StoreOutage(f"worker {index}", self.stop.is_set)  # a store that is down: wait, never crash-loop
-        self.store = waiting_store(open_store(self.config.store_target, give_up=outage.give_up), outage)
+        self.store = waiting_store(outage.opened(lambda: open_store(self.config.store_target, give_up=outage.give_up)),
+                                   outage)
         self.failures = JobFailures(self.store, lambda: self.config, self._update_gallery)
         self.life = JobLife(self.store, self.id, self.stop, self.failures, self._update_gallery)
         self.dry_run = False

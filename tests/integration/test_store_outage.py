@@ -125,3 +125,22 @@ def test_stop_while_the_store_disk_is_full_exits_0_and_a_restart_queues_what_arr
     wait_until(lambda: len(done_jobs(tmp_path)) == 2, timeout=60, what="the arrivals done after a restart")
     assert again.stop() == 0
     assert "Traceback" not in daemon.output() + again.output()
+
+
+def test_service_started_on_a_full_store_disk_waits_then_starts_by_itself(tmp_path, state_disk):
+    config = write_config(tmp_path, workers=1)
+    filler = fill(state_disk.path)
+    distinct_photos(tmp_path / "in", 2)
+    daemon = Daemon(config)
+    try:
+        wait_until(lambda: _waiting_lines(daemon.output(), "the service") or daemon.proc.poll() is not None,
+                   timeout=30, what="the service to wait for its store at start")
+        assert daemon.proc.poll() is None, daemon.output()
+        assert "disk is full" in _waiting_lines(daemon.output(), "the service")[0]
+        filler.unlink()
+        wait_until(lambda: len(done_jobs(tmp_path)) == 2, timeout=60, what="the photos done once there is room")
+        assert daemon.stop() == 0
+        assert "Traceback" not in daemon.output(), daemon.output()
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.kill()
