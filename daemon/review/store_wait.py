@@ -30,16 +30,16 @@ class StoreWait:
     pid: int | None = None
 
 
-def wait_path(state: Path) -> Path:
-    """Where the word lives in the state folder."""
-    return Path(state) / WAIT_NAME
+def wait_path(state: Path, who: str = "") -> Path:
+    """Where the word of the service (who empty) or of one worker (who: its id) lives in the state folder."""
+    return Path(state) / (f"store-wait.{who}.json" if who else WAIT_NAME)
 
 
-def write_wait(state: Path, wait: StoreWait) -> bool:
+def write_wait(state: Path, wait: StoreWait, who: str = "") -> bool:
     """Overwrite the word in place (creating the padded file when it is missing); False when it cannot be written."""
     text = json.dumps(asdict(wait))[: _SIZE - 1]
     data = (text + " " * (_SIZE - 1 - len(text)) + "\n").encode()
-    path = wait_path(state)
+    path = wait_path(state, who)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never truncated: no page is freed
         try:
@@ -53,9 +53,18 @@ def write_wait(state: Path, wait: StoreWait) -> bool:
 
 
 def read_wait(state: Path) -> StoreWait:
-    """The service's word, if a live service wrote that it waits; otherwise (no file, a dead pid) not waiting."""
+    """The word of the service or of a worker of it that waits (a live pid), the service's first; else not waiting."""
+    workers = sorted(Path(state).glob("store-wait.*.json"))  # a worker alone meets it when nothing arrives
+    for path in [wait_path(state), *workers]:
+        wait = _read(path)
+        if wait.waiting:
+            return wait
+    return StoreWait()
+
+
+def _read(path: Path) -> StoreWait:
     try:
-        data = json.loads(wait_path(state).read_text(encoding="utf-8").strip() or "{}")
+        data = json.loads(path.read_text(encoding="utf-8").strip() or "{}")
         wait = StoreWait(bool(data.get("waiting")), str(data.get("cause", "")), data.get("since"), data.get("pid"))
     except (OSError, ValueError, TypeError, AttributeError):
         return StoreWait()

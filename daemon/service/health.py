@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 from daemon.store import JobStore
 from daemon.service.notify import Notifier
@@ -34,6 +35,9 @@ class HealthReporter:
         self._last_status = ""
         self._last_status_at = 0.0
         self._unhealthy_logged = False
+        # The cause while the job store itself is down for the service or one of its workers (STATE/store-wait*):
+        # a job that cannot record its progress then waits, it is not hung.
+        self.store_waits: Callable[[], str] = lambda: ""
 
     def tick(self, store: JobStore, pool: WorkerPool) -> None:
         """Send STATUS when it changed (at most once a second) and WATCHDOG=1 when due and healthy."""
@@ -41,7 +45,8 @@ class HealthReporter:
             return
         now = time.monotonic()
         if now - self._last_status_at >= 1.0:
-            status = self.status_line(store)
+            cause = self.store_waits()
+            status = f"{STORE_WAITING}{cause}" if cause else self.status_line(store)
             if status != self._last_status:
                 self.notifier.send(f"STATUS={status}")
                 self._last_status = status
@@ -83,6 +88,8 @@ class HealthReporter:
         for worker in pool.workers:
             if not worker.alive() and worker.dead_for() > self.limit:
                 return f"worker {worker.index} has been down for {worker.dead_for():.0f}s"
+        if self.store_waits():
+            return None  # the workers' progress cannot be recorded now: they wait for the store, they are not hung
         for job in store.jobs("running"):
             beat = job.heartbeat or job.started or now_wall
             if now_wall - beat > self.limit:

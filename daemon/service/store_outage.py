@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from daemon.errors import StopRequested, StoreUnreachable
+from daemon.review.store_wait import StoreWait, write_wait
 from daemon.store import JobStore
 from daemon.store.faults import outage_cause
 
@@ -171,6 +174,18 @@ def _waiting(method: Callable[..., Any], outage: StoreOutage) -> Callable[..., A
             return result
 
     return call
+
+
+def worker_outage(state: Path, index: int, give_up: Callable[[], bool]) -> StoreOutage:
+    """A worker's waiting, its word in STATE/store-wait.workerN.json for `status` and the service's watchdog
+    (a worker blocked in a job's progress write is waiting, not hung); the file is padded now, while there is room."""
+    who = f"worker{index}"
+    write_wait(state, StoreWait(), who)
+
+    def tell(cause: str | None) -> None:
+        write_wait(state, StoreWait(cause is not None, cause or "", time.time(), os.getpid()), who)
+
+    return StoreOutage(f"worker {index}", give_up, on_change=tell)
 
 
 def waiting_store(store: JobStore, outage: StoreOutage) -> JobStore:

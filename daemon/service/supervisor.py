@@ -21,7 +21,7 @@ from daemon.service.log_file import QuietRotatingFileHandler
 from daemon.service.reconcile import reconcile_all
 from daemon.service.state_lock import take_state_lock
 from daemon.service.store_outage import StoreOutage, waiting_store
-from daemon.review.store_wait import StoreWait, write_wait
+from daemon.review.store_wait import StoreWait, read_wait, write_wait
 from daemon.review.gallery import write_gallery
 from daemon.service.worker_deaths import settle_dead_worker
 from daemon.store import JobStore, open_store
@@ -196,6 +196,7 @@ class Supervisor:
         """The job store, every call of which waits while the store itself is down (full disk, server gone)."""
         self._outage = StoreOutage("the service", self.stop.is_set, self._while_store_waits, self._store_state)
         write_wait(self.config.state, StoreWait())  # padded now, while there is room: a full disk can still say it
+        self.health.store_waits = lambda: read_wait(self.config.state).cause
         self._raw_store = self._outage.opened(lambda: open_store(self.config.store_target,
                                                                  give_up=self._outage.give_up))
         return waiting_store(self._raw_store, self._outage)

@@ -24,7 +24,7 @@ from daemon.review.gallery import write_gallery
 from daemon.service.fingerprint import style_fingerprints
 from daemon.service.job_failures import JobFailures
 from daemon.service.job_life import JobLife
-from daemon.service.store_outage import StoreOutage, waiting_store
+from daemon.service.store_outage import waiting_store, worker_outage
 from daemon.service.worker_pool import SUPERVISOR_PID_ENV
 from daemon.store import open_store, worker_id
 
@@ -57,7 +57,7 @@ class Worker:
         self.reload = threading.Event()
         self.config = load_config(config_path, styles=False)  # a broken style image: its jobs wait, see load_inputs
         self.fingerprints = style_fingerprints(self.config)
-        outage = StoreOutage(f"worker {index}", self.stop.is_set)  # a store that is down: wait, never crash-loop
+        outage = worker_outage(self.config.state, index, self.stop.is_set)  # a store down: wait, never crash-loop
         self.store = waiting_store(outage.opened(lambda: open_store(self.config.store_target, give_up=outage.give_up)),
                                    outage)
         self.failures = JobFailures(self.store, lambda: self.config, self._update_gallery)

@@ -144,3 +144,33 @@ def test_service_started_on_a_full_store_disk_waits_then_starts_by_itself(tmp_pa
     finally:
         if daemon.proc.poll() is None:
             daemon.kill()
+
+
+def test_a_job_that_cannot_record_its_progress_waits_and_the_watchdog_is_still_fed(tmp_path, state_disk):
+    """Nothing arrives, so only the worker meets the full disk (in its progress write): still not a hang."""
+    listener = NotifyListener(tmp_path / "notify.sock", tmp_path)
+    config = write_config(tmp_path, workers=1, engine={"iterations": 40, "max_size": 64, "scales": 1,
+                                                       "backbone": "vgg16-hed"})
+    daemon = Daemon(config, fake_delay=0.25, env=notify_env(tmp_path))
+    try:
+        daemon.wait_ready()
+        distinct_photos(tmp_path / "in", 1)
+        wait_until(lambda: "iter 2/40" in daemon.output(), timeout=30, what="the job to run")
+        filler = fill(state_disk.path)
+        wait_until(lambda: _waiting_lines(daemon.output(), "worker 0"), timeout=30, what="the worker to wait")
+        wait_until(lambda: "waiting for the job store: the job store's disk is full" in _status(config),
+                   timeout=15, what="status to say it (the worker's word)")
+        waited_since = time.monotonic()
+        wait_until(lambda: listener.times("WATCHDOG=1") and listener.times("WATCHDOG=1")[-1] > waited_since + 5,
+                   timeout=20, what="the watchdog fed for longer than twice its period while the worker waits")
+        assert any("disk is full" in s for s in listener.having("STATUS=waiting for the job store: "))
+        filler.unlink()
+        wait_until(lambda: len(done_jobs(tmp_path)) == 1, timeout=60, what="the job done once there is room")
+        output = daemon.output()
+        assert "withholding the watchdog ping" not in output, output
+        assert len(_waiting_lines(output, "worker 0")) == 1 and "Traceback" not in output, output
+        assert daemon.stop() == 0
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.kill()
+        listener.close()
