@@ -20,6 +20,7 @@ from tests.support.notify import NotifyListener, notify_env
 from tests.support.store_faults import FaultyDisk, fill
 
 PHOTOS = 4
+LATER = 2
 
 
 @pytest.fixture
@@ -55,6 +56,12 @@ def test_full_store_disk_waits_says_so_once_and_queues_every_arrival_after(tmp_p
         wait_until(lambda: _waiting_lines(daemon.output(), "the service"), timeout=30,
                    what="the service to say it waits for the job store")
         assert "disk is full" in _waiting_lines(daemon.output(), "the service")[0]
+        later = tmp_path / "later"  # arrivals while it waits: noted by the watcher, queued after
+        later.mkdir()
+        distinct_photos(later, PHOTOS + LATER)
+        for path in sorted(later.iterdir())[:PHOTOS]:
+            path.unlink()
+        move_in(later, tmp_path / "in")
         wait_until(lambda: "waiting for the job store: the job store's disk is full" in _status(config),
                    timeout=15, what="status to say the service waits for the store")
         wait_until(lambda: any("disk is full" in s for s in listener.having("STATUS=waiting for the job store: ")),
@@ -69,7 +76,8 @@ def test_full_store_disk_waits_says_so_once_and_queues_every_arrival_after(tmp_p
         assert daemon.proc.poll() is None, daemon.output()
 
         filler.unlink()  # the cause goes: the service resumes by itself
-        wait_until(lambda: len(done_jobs(tmp_path)) == PHOTOS, timeout=60, what="every photo dropped meanwhile done")
+        wait_until(lambda: len(done_jobs(tmp_path)) == PHOTOS + LATER, timeout=60,
+                   what="every photo dropped meanwhile done")
         wait_until(lambda: "waiting for the job store" not in _status(config), timeout=15,
                    what="status to stop saying it")
         assert "waiting for the job store" not in gallery.read_text()
@@ -81,7 +89,7 @@ def test_full_store_disk_waits_says_so_once_and_queues_every_arrival_after(tmp_p
         assert "Traceback" not in output and "cannot rollback" not in output, output
         assert daemon.stop() == 0
         assert sorted(p.name for p in (tmp_path / "out").glob("p*.starry.jpg")) == \
-            [f"p{i:03d}.starry.jpg" for i in range(PHOTOS)]
+            [f"p{i:03d}.starry.jpg" for i in range(PHOTOS + LATER)]
     finally:
         listener.close()
 
