@@ -650,11 +650,16 @@ class Sweep:
                             "violations": o.violations} for o in self.failures()]}
 
 
+def touches_input(point: CrashPoint) -> bool:
+    """Whether the call names the input folder (by path, or by its descriptor with *at calls)."""
+    return bool(re.search(r"<run>/in[/>]", point.label))
+
+
 def spread(points: list[CrashPoint], others: int = 2) -> list[int]:
     """A deterministic sample: every point that touches the input or processed/ (where settings differ), the
     ones that publish into out/ by name (link, rename), and `others` more evenly spaced."""
     chosen = {i for i, p in enumerate(points)
-              if "<run>/in/" in p.label or "processed" in p.label or "<other>" in p.label
+              if touches_input(p) or "processed" in p.label or "<other>" in p.label
               or (p.syscall in ("link", "linkat", "rename", "renameat", "renameat2") and "<run>/out/" in p.label)}
     rest = [i for i in range(len(points)) if i not in chosen]
     if rest and others:
