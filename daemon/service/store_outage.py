@@ -93,6 +93,10 @@ class StoreOutage:
             self.resumed()
             return store
 
+    def stopping(self) -> bool:
+        """True once a stop is asked (the waiting ends)."""
+        return self._give_up()
+
     def give_up(self) -> bool:
         """For a PostgreSQL store's own wait (open_store's give_up): tell the waiting state, then the stop flag."""
         if not self._inside:
@@ -164,10 +168,14 @@ def _waiting(method: Callable[..., Any], outage: StoreOutage) -> Callable[..., A
         while True:
             try:
                 result = method(*args, **kwargs)
+            except StoppedWhileWaiting:
+                raise
             except Exception as exc:
                 cause = outage_cause(exc)
                 if cause is None:
                     raise
+                if isinstance(exc, StoreUnreachable) and outage.stopping():  # the server's own wait gave up
+                    raise StoppedWhileWaiting(str(exc)) from None
                 outage.wait(cause)  # raises StoppedWhileWaiting once a stop is asked
                 continue
             outage.resumed()
