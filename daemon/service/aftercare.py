@@ -40,6 +40,7 @@ class FailPlan:
     report_text: str
     token: str  # "<job id>-<random>": names the temp file and the input's quarantine
     sha: str | None = None  # sha256 of the bytes copied; None: nothing safe to copy, the report alone
+    pid: int | None = None  # the process that recorded it: a worker's death settles it (worker_deaths.py)
 
     def to_json(self) -> str:
         """The payload's JSON text."""
@@ -91,7 +92,8 @@ def record_failure(config: Config, source: Path, message: str, style_set: str,
             write_atomic(error_report_path(earlier), _report(source, style_set, message))
             return error_report_path(earlier)
         plan = FailPlan(to_text(source), style_set, config.on_failure, to_text(free),
-                        _report(source, style_set, message), f"{job_id or 0}-{secrets.token_hex(4)}", sha)
+                        _report(source, style_set, message), f"{job_id or 0}-{secrets.token_hex(4)}", sha,
+                        os.getpid())
         intent = store.record_intent(job_id, "fail", plan.to_json()) if store and job_id is not None else None
         try:
             report = _file_failure(config, plan, opened)

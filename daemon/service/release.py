@@ -48,13 +48,16 @@ class ReleasePlan:
     action: Literal["delete", "move"]
     token: str  # "<job id>-<random>": names the quarantine and the temp file
     target: str | None = None  # the processed/ path asked for (move)
+    # The process that recorded it: a worker's death settles the steps it left (worker_deaths.py); None in
+    # payloads recorded before the field existed (settled at the next start).
+    pid: int | None = None
 
     @classmethod
     def new(cls, config: Config, source: Path, content_sha: str, job_id: int) -> "ReleasePlan":
         """A plan for releasing `source` now, per the configured after_success."""
         action: Literal["delete", "move"] = "delete" if config.after_success == "delete" else "move"
         target = to_text(config.processed_dir / source.relative_to(config.input)) if action == "move" else None
-        return cls(to_text(source), content_sha, action, f"{job_id}-{secrets.token_hex(4)}", target)
+        return cls(to_text(source), content_sha, action, f"{job_id}-{secrets.token_hex(4)}", target, os.getpid())
 
     def to_json(self) -> str:
         """The payload's JSON text."""
@@ -259,6 +262,27 @@ def reconcile_release(config: Config, store: JobStore, intent: Intent) -> None:
     store.clear_intent(intent.id)
 
 
+def resume_release(config: Config, store: JobStore, intent: Intent) -> None:
+    """After `intent` was reconciled while the service runs (its worker died): if the step had not begun (the
+    input still under its name, still that content), run it now instead of waiting for the next scan."""
+    try:
+        plan = ReleasePlan.from_json(intent.payload)
+    except (ValueError, TypeError):
+        return  # reconcile_release said so and dropped it
+    if _regular(plan.path) and _sha_of(plan.path) == plan.content_sha:
+        release_input(config, store, plan.path, plan.content_sha, intent.job_id)
+
+
+def recorded_by(intent: Intent, pid: int) -> bool:
+    """True when a release or fail intent's payload says process `pid` recorded it."""
+    if intent.step not in ("release", "fail"):
+        return False
+    try:
+        return json.loads(intent.payload).get("pid") == pid
+    except (ValueError, AttributeError):
+        return False
+
+
 def _finish_quarantined(config: Config, plan: ReleasePlan, folder: int) -> None:
     temp = None
     try:
@@ -310,9 +334,14 @@ def put_back_strays(config: Config, store: JobStore) -> int:
         step, token, original = _parse(name)
         if token is None or _intended(store, step, token):
             continue
-        fd = open_folder(config.input, folder)
+        try:
+            fd = open_folder(config.input, folder)
+        except (UnsafeInputError, FileNotFoundError):
+            continue
         try:
             got = restore(fd, name, original or name)
+        except FileNotFoundError:
+            continue  # finished meanwhile by the machine that hid it (a shared store): nothing to put back
         finally:
             os.close(fd)
         back += 1

@@ -19,6 +19,7 @@ from daemon.service.fingerprint import style_fingerprints
 from daemon.service.intake import Intake
 from daemon.service.log_file import QuietRotatingFileHandler
 from daemon.service.reconcile import reconcile_all
+from daemon.service.release import put_back_strays
 from daemon.service.state_lock import take_state_lock
 from daemon.service.store_outage import StoreOutage, waiting_store
 from daemon.review.store_wait import StoreWait, read_wait, write_wait
@@ -66,6 +67,7 @@ class Supervisor:
         settled = reconcile_all(self.config, store)
         if settled:
             log.info("settled %d step(s) interrupted by the last shutdown or crash", settled)
+        self._put_back_strays(store)
         recovered = store.recover()
         if recovered:
             log.info("re-queued %d job(s) interrupted by the last shutdown or crash", recovered)
@@ -213,9 +215,21 @@ class Supervisor:
         self.health.waiting(cause, self._pool)
         if self.config.gallery.index and not self.config.store_shared:  # a server that is gone cannot be read
             try:  # SQLite still reads on a full or read-only disk; the page is in the output folder
-                write_gallery(self.config, self._raw_store)
+                with self._raw_store.exclusive("gallery"):  # every rebuild under the one lock (worker_process.py)
+                    write_gallery(self.config, self._raw_store)
             except Exception as exc:  # noqa: BLE001 - only a display: where it cannot be written, it is not
                 log.debug("gallery not rewritten while the job store waits: %s", exc)
+
+    def _put_back_strays(self, store: JobStore) -> None:
+        """Inputs a release or an on_failure: move hid, whose intent is lost (a lost or replaced store), back
+        under their names before the scan (which then treats them as the config says)."""
+        try:
+            back = put_back_strays(self.config, store)
+        except OSError as exc:  # a read-only input folder, say: they stay hidden, the service still runs
+            log.warning("could not put back inputs hidden by an interrupted step: %s", exc)
+            return
+        if back:
+            log.info("put back %d input(s) hidden by an interrupted step whose record is lost", back)
 
     def _reload_asked(self) -> bool:
         """A reload the loop will apply (run only: once never reloads, its intake must not wait for one)."""

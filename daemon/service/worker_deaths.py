@@ -1,5 +1,5 @@
 """A worker that died (kill -9, segfault, OOM killer): the step it was in settled, its job re-queued at once
-(the attempt counted)."""
+(the attempt counted); a release or failed-folder step it left for a job no longer running settled too."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import logging
 from daemon.config import Config
 from daemon.media.path_text import from_text
 from daemon.service.aftercare import record_failure
-from daemon.service.reconcile import reconcile_all
+from daemon.service.reconcile import reconcile, reconcile_all
+from daemon.service.release import recorded_by, resume_release
 from daemon.service.worker_pool import EndedWorker
 from daemon.store import JobStore, worker_id
 
@@ -39,5 +40,22 @@ def settle_dead_worker(config: Config, store: JobStore, ended: EndedWorker) -> N
             report = None
             log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
         log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message, f" (see {report})" if report else "")
+    settle_steps_left(config, store, ended.pid)
     if any(w.id == dead and (w.machine or "") == store.machine for w in store.workers()):
         store.worker_state(dead, "restarting")
+
+
+def settle_steps_left(config: Config, store: JobStore, pid: int) -> None:
+    """The release and failed-folder steps process `pid` recorded and never cleared: their jobs are done or
+    failed (no longer running), so only these intents say the step was cut short. Settled now, not at the
+    next start; a release cut short before it began is run again (the input must not wait for a rescan)."""
+    for intent in store.intents():  # this machine's own
+        if not recorded_by(intent, pid):
+            continue
+        try:
+            reconcile(config, store, intent)
+            if intent.step == "release":
+                resume_release(config, store, intent)
+        except OSError as exc:
+            log.warning("job %d: the %s step its worker left cannot be settled now (%s); tried again at the "
+                        "next start", intent.job_id, intent.step, exc.strerror or exc)
