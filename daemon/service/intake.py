@@ -120,7 +120,8 @@ class Intake:
             write_report(self.config.state, stamped(report))
             self._published = key
             if changed_ignored and self.config.gallery.index:
-                write_gallery(self.config, self.store)  # someone who dropped the wrong file sees why there
+                with self.store.exclusive("gallery"):  # machines sharing the output folder: one rebuild at a time
+                    write_gallery(self.config, self.store)  # someone who dropped the wrong file sees why there
         except (OSError, StoreUnreachable) as exc:  # only a display: the service goes on (the next change tries again)
             log.debug("cannot write the intake report or the gallery: %s", exc)
 
