@@ -95,6 +95,7 @@ class Soak:
         self.configs: list[Path] = []
         self.daemons: list[Daemon] = []
         self._binds: list[Path] = []
+        self.cluster = None  # the PostgreSQL cluster (--postgres), restarted twice
 
     def log(self, text: str) -> None:
         line = f"{time.monotonic() - self.began:7.1f}s {text}"
