@@ -192,7 +192,7 @@ def label(call: Call, folder: Path) -> str:
     statement = _PG_CHANGE.search(call.args) if _SOCKET.search(call.args) else None
     if _SOCKET.search(call.args):
         shown = statement.group(0)[:60] if statement else re.sub(r"\\[0-7]+|\\[a-z]", "", call.args.split(", ")[1])[:40]
-        return f"{call.syscall}(PostgreSQL: {shown})"
+        return f"{call.syscall}(PostgreSQL: {re.sub(r'[0-9]+', 'N', shown)})"  # database names, ids
     text = f"{call.syscall}({paths[0]})" if call.syscall in _WRITES and paths else f"{call.syscall}({call.args})"
     text = text.replace(str(folder) + "/", "<run>/").replace(str(folder), "<run>")
     text = re.sub(r"/[^\"<>]*/crash-other-fs/[^/\"<>]+", "<other>", text)
