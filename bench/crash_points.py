@@ -41,12 +41,23 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}"
 
 
+def merged(old: dict, new: dict) -> dict:
+    """`old` with the settings `new` ran replaced (in place, order kept) and its run noted."""
+    fresh = {s["setting"]: s for s in new["settings"]}
+    settings = [fresh.pop(s["setting"], s) for s in old["settings"]] + list(fresh.values())
+    reruns = old.get("reruns", []) + [{k: new[k] for k in ("commit", "when", "minutes")}
+                                      | {"settings": [s["setting"] for s in new["settings"]]}]
+    return old | {"settings": settings, "reruns": reruns}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", default="", help="comma-separated setting names (default: all 16)")
     parser.add_argument("--pick", choices=("all", "spread"), default="all")
     parser.add_argument("--parallel", type=int, default=2, help="crash runs at once")
     parser.add_argument("--out", type=Path, default=RESULTS / "crash-points.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only these settings' entries in an existing results file")
     return parser.parse_args(argv)
 
 
@@ -85,11 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         "pick": args.pick,
         "parallel": args.parallel,
         "minutes": round((time.monotonic() - began) / 60, 1),
-        "crash_points": sum(len(s.points) for s in sweeps),
-        "tried": sum(len(s.outcomes) for s in sweeps),
-        "failures": sum(len(s.failures()) for s in sweeps),
         "settings": [s.to_json() for s in sweeps],
     }
+    if args.merge and args.out.exists():
+        report = merged(json.loads(args.out.read_text()), report)
+    report["crash_points"] = sum(s["crash_points"] for s in report["settings"])
+    report["tried"] = sum(s["tried"] for s in report["settings"])
+    report["failures"] = sum(s["failures"] for s in report["settings"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"{report['tried']} crash points tried in {report['minutes']} min, {report['failures']} broke an "

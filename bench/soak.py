@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--postgres", action="store_true", help="two daemons on one PostgreSQL, restarted twice")
     parser.add_argument("--workers", type=int, default=2, help="workers per daemon")
     parser.add_argument("--after-success", choices=("keep", "delete", "move"), default="delete")
-    parser.add_argument("--out-mb", type=int, default=48, help="size of the output folder's tmpfs")
+    parser.add_argument("--out-mb", type=int, default=192, help="size of the output folder's tmpfs")
     parser.add_argument("--state-mb", type=int, default=32, help="size of the state folder's tmpfs")
     parser.add_argument("--drain", type=float, default=300.0, help="seconds allowed to finish after the chaos")
     parser.add_argument("--seed", type=int, default=24)

@@ -337,7 +337,9 @@ class Scenario:
         folder.mkdir(parents=True, exist_ok=True)
         overrides: dict = {"after_success": setting.after_success}
         if setting.after_success == "move":
-            self.processed = (other_fs / folder.name if setting.processed == "other" and other_fs
+            # One folder per run on the shared mount: runs of other settings use the same p0, p1 ... names.
+            self.processed = (other_fs / f"{folder.parent.name}-{folder.name}" if setting.processed == "other"
+                              and other_fs
                               else folder / "out" / "processed")
             overrides["processed"] = str(self.processed)
         else:
