@@ -92,8 +92,8 @@ def test_readme_keeps_the_ci_commands_first() -> None:
     assert len(blocks) >= 2
     assert "pip install -e '.[test]'" in blocks[0] and "apt-get install" in blocks[0]
     # The whole suite with the arithmetic `auto` picks here, then the engine's tests forced to float32.
-    assert blocks[1] == ('. .venv/bin/activate && python -m pytest -q && '
-                         'STYLE_DAEMON_PRECISION=float32 python -m pytest -q -m "engine and not jax"')
+    assert blocks[1] == ('. .venv/bin/activate && python -m pytest -q -n 2 --dist loadfile && '
+                         'STYLE_DAEMON_PRECISION=float32 python -m pytest -q -n 2 --dist loadfile -m "engine and not jax"')
 
 
 def test_paths_named_in_the_docs_exist() -> None:
