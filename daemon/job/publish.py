@@ -14,6 +14,7 @@ second result.
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
 import json
 import logging
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 # How far past the folder's entry count reconciliation looks among numbered variants: names held by other
 # jobs are skipped when a result is named, so a variant's number can exceed the entries in its folder.
 _VARIANT_SLACK = 1000
+
+# The errors that mean a name is not there (or its folder is not): any other OSError is no answer at all.
+_ABSENT = (errno.ENOENT, errno.ENOTDIR)
 
 
 @dataclass(frozen=True)
@@ -150,8 +154,10 @@ def _existing_variants(requested: Path) -> Iterator[Path]:
     """The requested name and its numbered variants that exist in its folder, in naming order."""
     try:
         present = set(os.listdir(requested.parent))
-    except OSError:
-        return
+    except OSError as exc:
+        if exc.errno in _ABSENT:
+            return
+        raise  # an I/O error is not "nothing published": the intent stays open, tried again later
     for number, candidate in enumerate(variants(requested, DERIVED_ROOM), start=1):
         if number > len(present) + _VARIANT_SLACK:
             return
@@ -160,13 +166,19 @@ def _existing_variants(requested: Path) -> Iterator[Path]:
 
 
 def _holds_image(path: Path, payload: PublishPayload) -> bool:
-    """True if `path` is a regular file (not a link) with the intent's image bytes."""
+    """True if `path` is a regular file (not a link) with the intent's image bytes.
+
+    Only a name that is gone is "not it": any other error (EIO, a stale NFS handle) propagates, since taking
+    it for "not published" would roll back a result that exists and make a second one.
+    """
     try:
         info = os.lstat(path)
         return (stat.S_ISREG(info.st_mode) and info.st_size == payload.image_size
                 and sha256_file(path) == payload.image_sha256)
-    except OSError:
-        return False
+    except OSError as exc:
+        if exc.errno in _ABSENT:
+            return False
+        raise
 
 
 def _sidecar_is_ours(image: Path, payload: PublishPayload) -> bool:

@@ -4,6 +4,7 @@ name - each run twice (reconciling is itself a crash point)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
@@ -140,3 +141,22 @@ def test_a_link_with_the_bytes_is_not_a_result(tmp_path):
     (tmp_path / "a.starry.jpg").symlink_to(target)
     assert reconcile_publish(payload) is None
     assert not sidecar_path(tmp_path / "a.starry.jpg").exists()
+
+
+@pytest.mark.parametrize("where", ["daemon.job.publish.os.listdir", "daemon.job.publish.sha256_file"])
+def test_an_io_error_is_not_taken_for_nothing_published(tmp_path, monkeypatch, where):
+    """EIO or a stale NFS handle while looking: no answer, so no rollback (that would make a second result)."""
+    payload = _payload(tmp_path)
+    (tmp_path / "a.starry.jpg").write_bytes(IMAGE)
+
+    def broken(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(where, broken)
+    with pytest.raises(OSError):
+        reconcile_publish(payload)
+    assert not sidecar_path(tmp_path / "a.starry.jpg").exists()
+
+
+def test_a_missing_output_folder_is_nothing_published(tmp_path):
+    assert reconcile_publish(_payload(tmp_path / "gone")) is None

@@ -117,3 +117,17 @@ def test_a_worker_claiming_a_job_with_an_open_intent_settles_it_first(tmp_path, 
     if not published:
         assert life.claim(config).id == job.id  # and runs again, as a fresh attempt
     store.close()
+
+
+def test_an_io_error_while_looking_leaves_the_intent_open(setting, monkeypatch):
+    """EIO on the output folder at start: not "nothing published" (no rollback, no second result later)."""
+    config, store, job, output = setting
+    output.write_bytes(IMAGE)
+
+    def broken(*args, **kwargs):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("daemon.job.publish.sha256_file", broken)
+    assert reconcile_all(config, store) == 0
+    assert [i.step for i in store.intents()] == ["publish"]
+    assert (store.get(job.id).state, store.get(job.id).attempts) == ("running", 1)
