@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import tempfile
@@ -14,8 +15,9 @@ from daemon.media.derived_names import NAME_MAX, fit_name
 
 # mkstemp adds 8 random characters; with the leading dot and the .tmp suffix a temp name is 13 bytes longer.
 _TEMP_ROOM = 16
-# Filesystems without hard links (some network and FAT mounts) answer these to os.link.
-_NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+# Filesystems without hard links (some network and FAT mounts) answer these to os.link; so does a file owned
+# by another user under fs.protected_hardlinks=1 (EPERM).
+NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
 @contextlib.contextmanager
@@ -35,7 +37,7 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _temp_file(path: Path) -> tuple[int, str]:
@@ -61,8 +63,8 @@ def publish_exclusive(candidates: Iterable[Path], writer: Callable[[BinaryIO], N
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         for candidate in _chain(first, names):
-            if _claim_name(tmp, candidate):
-                _fsync_dir(candidate.parent)
+            if claim_name(tmp, candidate):
+                fsync_dir(candidate.parent)
                 return candidate
         raise OSError(errno.EEXIST, "no free name", str(first))
     finally:
@@ -75,16 +77,20 @@ def _chain(first: Path, rest: Iterator[Path]) -> Iterator[Path]:
     yield from rest
 
 
-def _claim_name(tmp: str, target: Path) -> bool:
-    """Link `tmp` to `target`; False if `target` exists. Without hard links: exclusive create, then replace."""
+def claim_name(tmp: str, target: Path) -> bool:
+    """Link `tmp` to `target`; False if `target` exists. Without hard links: a rename that never replaces
+    (renameat2 RENAME_NOREPLACE); only where that is unsupported an exclusive placeholder, then a replace."""
     try:
         os.link(tmp, target)
         return True
     except FileExistsError:
         return False
     except OSError as exc:
-        if exc.errno not in _NO_LINKS:
+        if exc.errno not in NO_LINKS:
             raise
+    renamed = rename_noreplace(tmp, target)
+    if renamed is not None:
+        return renamed
     try:
         # The empty placeholder reserves the name; the rename then fills it whole.
         os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -92,6 +98,47 @@ def _claim_name(tmp: str, target: Path) -> bool:
         return False
     os.replace(tmp, target)
     return True
+
+
+# renameat2's flag: fail with EEXIST instead of replacing the target (Linux 3.15+, glibc 2.28+).
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+# The kernel or the file system does not know the flag: the caller needs another way.
+_NOREPLACE_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS}
+
+
+def _load_renameat2() -> Callable[..., int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None  # no such libc function (musl before 1.2.?, an old glibc): the placeholder way
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_renameat2 = _load_renameat2()
+
+
+def rename_noreplace(source: str | Path, target: str | Path, *, src_dir_fd: int | None = None,
+                     dst_dir_fd: int | None = None) -> bool | None:
+    """Rename `source` to `target` in one atomic step that never replaces: True done, False `target` exists,
+    None where the kernel or file system cannot (then nothing happened). Other errors raise OSError.
+
+    One system call, so no crash can leave a placeholder or a partial file under `target`.
+    """
+    if _renameat2 is None:
+        return None
+    result = _renameat2(_AT_FDCWD if src_dir_fd is None else src_dir_fd, os.fsencode(source),
+                        _AT_FDCWD if dst_dir_fd is None else dst_dir_fd, os.fsencode(target), _RENAME_NOREPLACE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code == errno.EEXIST:
+        return False
+    if code in _NOREPLACE_UNSUPPORTED:
+        return None
+    raise OSError(code, os.strerror(code), str(target))
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -117,7 +164,8 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make `folder`'s entries (a new name, a removed one) durable; best effort."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from daemon.errors import UnsafeInputError
-from daemon.media.atomic import _NO_LINKS, _claim_name, _fsync_dir
+from daemon.media.atomic import NO_LINKS, claim_name, fsync_dir, rename_noreplace
 from daemon.media.derived_names import fit_path
 from daemon.media.path_text import display
 from daemon.media.safe_open import relative_parts
@@ -103,8 +103,8 @@ def unlink_entry(folder_fd: int, name: str) -> bool:
 def link_free(folder_fd: int, name: str, candidates: Iterable[Path]) -> Path | None:
     """Give `name` in the folder a second name: the first free candidate (never replacing); None on EXDEV.
 
-    On a file system without hard links the entry is renamed there instead (an exclusive placeholder
-    reserves the name first), so the caller's unlink of `name` then finds nothing: both ways end moved.
+    On a file system without hard links (or links refused) the entry is renamed there instead, never
+    replacing (renameat2; an exclusive placeholder only where that is unsupported), so the caller's unlink of `name` then finds nothing: both ways end moved.
     """
     for candidate in candidates:
         try:
@@ -114,17 +114,21 @@ def link_free(folder_fd: int, name: str, candidates: Iterable[Path]) -> Path | N
         except OSError as exc:
             if exc.errno == errno.EXDEV:
                 return None
-            if exc.errno not in _NO_LINKS:
+            if exc.errno not in NO_LINKS:
                 raise
             if not _rename_exclusive(folder_fd, name, candidate):
                 continue
-        _fsync_dir(candidate.parent)
+        fsync_dir(candidate.parent)
         return candidate
     raise OSError(errno.EEXIST, "no free name", display(name))
 
 
 def _rename_exclusive(folder_fd: int, name: str, target: Path) -> bool:
-    """Without hard links: reserve `target` with an empty exclusive file, then rename the entry onto it."""
+    """Without hard links: rename the entry to `target` unless it exists. Only where renameat2 cannot, an
+    empty exclusive file reserves `target` first (a crash between can leave it empty)."""
+    renamed = rename_noreplace(name, target, src_dir_fd=folder_fd)
+    if renamed is not None:
+        return renamed
     try:
         os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
@@ -164,8 +168,8 @@ def publish_temp(temp: Path, candidates: Iterable[Path]) -> Path:
     """Link a complete temp file under the first free candidate (never replacing), fsync, drop the temp name."""
     try:
         for candidate in candidates:
-            if _claim_name(str(temp), candidate):
-                _fsync_dir(candidate.parent)
+            if claim_name(str(temp), candidate):
+                fsync_dir(candidate.parent)
                 return candidate
         raise OSError(errno.EEXIST, "no free name", str(temp))
     finally:
@@ -184,7 +188,7 @@ def restore(folder_fd: int, hidden: str, name: str) -> str:
             continue
         except OSError as exc:
             # A folder (no hard links to those) or a file system without links: rename where nothing is.
-            if exc.errno not in _NO_LINKS:
+            if exc.errno not in NO_LINKS:
                 raise
             if not _rename_free(folder_fd, hidden, target):
                 continue
@@ -198,7 +202,11 @@ def restore(folder_fd: int, hidden: str, name: str) -> str:
 
 def _rename_free(folder_fd: int, hidden: str, target: str) -> bool:
     """Rename within the folder onto a free name: a file reserves it first (exclusive create), a folder
-    checks it (a rename of a folder never replaces a file, nor a folder with anything in it)."""
+    checks it (a rename of a folder never replaces a file, nor a folder with anything in it); where the
+    kernel can, one rename that never replaces does both."""
+    renamed = rename_noreplace(hidden, target, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    if renamed is not None:
+        return renamed
     try:
         if stat.S_ISDIR(os.stat(hidden, dir_fd=folder_fd, follow_symlinks=False).st_mode):
             if _exists(folder_fd, target):

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import UnsafeInputError
+from daemon.media import atomic
+from daemon.media.atomic import publish_exclusive
 from daemon.media.safe_move import (copy_verified, dash_variants, link_free, open_entry, open_folder, publish_temp,
                                     restore)
 from tests.support.release_bench import fill, tmpfs
@@ -119,3 +121,83 @@ def test_no_link_is_followed_to_an_entry_or_through_a_folder(tmp_path):
                 open_entry(fd, name)
     finally:
         os.close(fd)
+
+
+def _refuse_links(monkeypatch) -> None:
+    """os.link answers EPERM, as under fs.protected_hardlinks=1 for another user's file (or no hard links)."""
+    def refused(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+    monkeypatch.setattr(os, "link", refused)
+
+
+def _kill_at_rename(monkeypatch) -> None:
+    """A kill at the first os.rename/os.replace: a step that reserved the name before it would leave it empty."""
+    def killed(*args, **kwargs):
+        raise SystemExit("killed")
+    monkeypatch.setattr(os, "rename", killed)
+    monkeypatch.setattr(os, "replace", killed)
+
+
+def _move_each_way(way: str, tmp_path: Path) -> Path:
+    """Move the bytes b"mine" to a.png (taken: it gets a-1.png) in tmp_path/t by one entry point; its name."""
+    target = tmp_path / "t"
+    if way == "publish_exclusive":
+        return publish_exclusive(dash_variants(target / "a.png"), lambda handle: handle.write(b"mine"))
+    (tmp_path / ("t/.hidden" if way == "restore" else "src")).write_bytes(b"mine")
+    if way == "publish_temp":
+        return publish_temp(tmp_path / "src", dash_variants(target / "a.png"))
+    folder = target if way == "restore" else tmp_path
+    fd = _folder(folder)
+    try:
+        if way == "restore":
+            return target / restore(fd, ".hidden", "a.png")
+        got = link_free(fd, "src", dash_variants(target / "a.png"))
+        assert got is not None
+        return got
+    finally:
+        os.close(fd)
+
+
+WAYS = ["link_free", "publish_temp", "restore", "publish_exclusive"]
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_with_links_refused_a_kill_leaves_no_empty_file_under_a_real_name(tmp_path, monkeypatch, way):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.png").write_bytes(b"someone else's")
+    if atomic._renameat2 is None:
+        pytest.skip("no renameat2 in this libc")
+    _refuse_links(monkeypatch)
+    _kill_at_rename(monkeypatch)  # renameat2 is one call: nothing is reserved before it, so nothing to kill
+    got = _move_each_way(way, tmp_path)
+    monkeypatch.undo()
+    assert got == tmp_path / "t" / "a-1.png"
+    files = {p.name: p.read_bytes() for p in (tmp_path / "t").iterdir() if p.is_file()}
+    assert files["a.png"] == b"someone else's" and files["a-1.png"] == b"mine"
+    assert all(data for data in files.values())  # no 0-byte placeholder anywhere
+    assert sorted(files) == ["a-1.png", "a.png"]
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_without_renameat2_the_placeholder_way_still_never_replaces(tmp_path, monkeypatch, way):
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.png").write_bytes(b"someone else's")
+    _refuse_links(monkeypatch)
+    monkeypatch.setattr(atomic, "_renameat2", None)
+    got = _move_each_way(way, tmp_path)
+    monkeypatch.undo()
+    assert got == tmp_path / "t" / "a-1.png" and got.read_bytes() == b"mine"
+    assert (tmp_path / "t" / "a.png").read_bytes() == b"someone else's"
+
+
+def test_rename_noreplace_says_taken_and_unsupported(tmp_path, monkeypatch):
+    (tmp_path / "a").write_bytes(b"a")
+    (tmp_path / "b").write_bytes(b"b")
+    if atomic._renameat2 is None:
+        pytest.skip("no renameat2 in this libc")
+    assert atomic.rename_noreplace(tmp_path / "a", tmp_path / "b") is False
+    assert (tmp_path / "b").read_bytes() == b"b" and (tmp_path / "a").exists()
+    assert atomic.rename_noreplace(tmp_path / "a", tmp_path / "c") is True
+    assert (tmp_path / "c").read_bytes() == b"a" and not (tmp_path / "a").exists()
+    with pytest.raises(FileNotFoundError):
+        atomic.rename_noreplace(tmp_path / "gone", tmp_path / "d")
