@@ -17,7 +17,6 @@ from daemon.media.hashing import sha256_file, sha256_handle
 from daemon.media.style_images import load_style_image
 from daemon.media.path_text import display, to_text
 from daemon.job.publish import free_names, make_payload, publish_unit
-from daemon.job.publish import occupied  # noqa: F401 - imported from here by service/routing.py
 from daemon.job.sidecar import BackboneRecord, EncodingRecord, InputRecord, JobTimes, build_sidecar
 from daemon.review.contact_sheet import write_contact_sheet
 from daemon.errors import BadInputError, ConfigError
@@ -204,8 +203,9 @@ def _write_sheet(engine: Engine, request: StylizeRequest, stylized: Stylized, ou
                             zip(request.styles, styles)], result.rgb, request.content.name,
                             request.style_set, request.params, engine.source.backbone, result.seconds,
                             scales_run=result.scale_sizes)
-    except OSError as exc:
-        log.warning("no contact sheet for %s: %s (the gallery shows the result itself)", output.name, exc)
+    except Exception as exc:  # noqa: BLE001 - only a view of a complete result: never fail the job for it
+        log.warning("no contact sheet for %s: %s (the gallery shows the result itself)", output.name, exc,
+                    exc_info=None if isinstance(exc, OSError) else exc)
 
 
 def _sidecar_document(engine: Engine, request: StylizeRequest, result: TransferResult, started: str) -> dict:

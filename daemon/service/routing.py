@@ -9,7 +9,7 @@ from typing import Iterator
 from daemon.config import Config
 from daemon.media.path_text import to_text
 from daemon.media.derived_names import DERIVED_ROOM, fit_path, variants
-from daemon.job.pipeline import occupied
+from daemon.job.publish import occupied
 
 
 def style_sets_for(rel_path: PurePosixPath, config: Config) -> list[str]:
