@@ -4,18 +4,17 @@ of stale ones; what happens to an input after success is daemon/service/release.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Literal
 
 from daemon.errors import UnsafeInputError
 from daemon.media.atomic import write_atomic
-from daemon.media.derived_names import ERROR_REPORT, error_report_path, failed_copy_path, fit_name
+from daemon.media.derived_names import ERROR_REPORT, error_report_path, failed_copy_path
 from daemon.media.hashing import sha256_handle
 from daemon.media.path_text import display, from_text, to_text
 from daemon.media.safe_move import copy_verified, open_entry, open_folder, publish_temp, restore, unlink_entry
@@ -23,15 +22,17 @@ from daemon.media.safe_open import open_input
 from daemon.config import Config
 from daemon.service.environment import ENVIRONMENT_ERRNOS
 from daemon.service.release import FAIL_PREFIX
-from daemon.service.release import release_input  # noqa: F401 - moved there; here until no caller imports it from here
+from daemon.service.step_plan import StepPlan
 from daemon.store import Intent, Job, JobStore
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class FailPlan:
+class FailPlan(StepPlan):
     """The fail intent's payload: the failed/ entry to make (a copy, or the input moved, and its report)."""
+
+    PREFIX = FAIL_PREFIX
 
     source: str  # the input's path (path_text)
     style_set: str
@@ -42,28 +43,10 @@ class FailPlan:
     sha: str | None = None  # sha256 of the bytes copied; None: nothing safe to copy, the report alone
     pid: int | None = None  # the process that recorded it: a worker's death settles it (worker_deaths.py)
 
-    def to_json(self) -> str:
-        """The payload's JSON text."""
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> "FailPlan":
-        """The plan an intent recorded."""
-        return cls(**json.loads(text))
-
-    @property
-    def path(self) -> Path:
-        return from_text(self.source)
-
     @property
     def temp(self) -> Path:
         """The hidden temp file the copy is written to before it gets its name (in failed/)."""
         return from_text(self.copy).with_name(f"{FAIL_PREFIX}{self.token}.part")
-
-    @property
-    def quarantine(self) -> str:
-        """The input's hidden name while on_failure: move checks it before unlinking it."""
-        return fit_name(f"{FAIL_PREFIX}{self.token}.{self.path.name}")
 
     def candidates(self) -> Iterator[Path]:
         """failed/ names for the copy: name, name-1, name-2 ..."""
@@ -100,7 +83,9 @@ def record_failure(config: Config, source: Path, message: str, style_set: str,
         except OSError:
             if intent is not None:
                 plan.temp.unlink(missing_ok=True)
-                store.clear_intent(intent)  # rolled back just now: the copy went with its missing report
+                if not os.path.lexists(plan.path.with_name(plan.quarantine)):
+                    store.clear_intent(intent)  # rolled back just now: the copy went with its missing report
+                # else the input is still hidden (its removal failed): the open intent puts it right later
             raise
     if intent is not None:
         store.clear_intent(intent)

@@ -15,18 +15,20 @@ import logging
 import os
 import secrets
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Iterator, Literal
+from typing import BinaryIO, Callable, Iterator, Literal
 
 from daemon.config import Config
-from daemon.errors import UnsafeInputError
+from daemon.job.sidecar import sidecar_path
+from daemon.errors import StyleDaemonError, UnsafeInputError
 from daemon.media.derived_names import fit_name
 from daemon.media.hashing import sha256_handle
 from daemon.media.path_text import display, from_text, to_text
 from daemon.media.safe_move import (copy_verified, dash_variants, link_free, open_entry, open_folder,
                                     publish_temp, restore, unlink_entry)
 from daemon.service.routing import style_sets_for
+from daemon.service.step_plan import StepPlan
 from daemon.store import Intent, JobStore
 
 log = logging.getLogger(__name__)
@@ -40,8 +42,10 @@ _TEMP_SUFFIX = ".part"
 
 
 @dataclass(frozen=True)
-class ReleasePlan:
+class ReleasePlan(StepPlan):
     """The release intent's payload: what is released, how, and the names the step uses."""
+
+    PREFIX = QUARANTINE_PREFIX
 
     source: str  # the input's path (path_text)
     content_sha: str
@@ -59,24 +63,6 @@ class ReleasePlan:
         target = to_text(config.processed_dir / source.relative_to(config.input)) if action == "move" else None
         return cls(to_text(source), content_sha, action, f"{job_id}-{secrets.token_hex(4)}", target, os.getpid())
 
-    def to_json(self) -> str:
-        """The payload's JSON text."""
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> "ReleasePlan":
-        """The plan an intent recorded."""
-        return cls(**json.loads(text))
-
-    @property
-    def path(self) -> Path:
-        return from_text(self.source)
-
-    @property
-    def quarantine(self) -> str:
-        """The hidden name the input has while it is checked and released (in its own folder)."""
-        return fit_name(f"{QUARANTINE_PREFIX}{self.token}.{self.path.name}")
-
     @property
     def temp(self) -> Path | None:
         """The hidden temp file a cross-file-system move copies into (in the target folder)."""
@@ -87,15 +73,20 @@ class ReleasePlan:
 
 
 def all_outputs_written(config: Config, store: JobStore, source: Path, content_sha: str) -> bool:
-    """True when every style set the routing gives this file has a done job whose output exists.
+    """True when every style set the routing gives this file has a done job whose output and sidecar exist.
 
     Any parameters count: settings changed later apply to new arrivals, not to photos already done.
     """
     rel = PurePosixPath(source.relative_to(config.input).as_posix())
     wanted = set(style_sets_for(rel, config))
     done = {j.style_set for j in store.jobs_for_content(content_sha)
-            if j.state == "done" and from_text(j.output_path).is_file()}
+            if j.state == "done" and _written(from_text(j.output_path))}
     return bool(wanted) and wanted <= done
+
+
+def _written(output: Path) -> bool:
+    # The sidecar is published after the image: an image alone is a result still being written.
+    return output.is_file() and sidecar_path(output).exists()
 
 
 def release_input(config: Config, store: JobStore, source: Path, content_sha: str,
@@ -118,7 +109,9 @@ def release_input(config: Config, store: JobStore, source: Path, content_sha: st
         log.warning("could not %s input %s: %s; it stays where it is", plan.action, display(source), exc)
         try:
             _abandon(config, plan)
-        except OSError:
+        except (OSError, StyleDaemonError) as exc:  # a folder on the way swapped for a link, say: never a crash
+            log.warning("could not undo the %s of %s: %s; the next start finishes or undoes it", plan.action,
+                        display(source), exc)
             return  # the intent stays open: the next start (or a worker's death) finishes or undoes it
         released = False
     store.clear_intent(intent)
@@ -325,12 +318,13 @@ def _sha_of(path: Path) -> str | None:
         return None
 
 
-def put_back_strays(config: Config, store: JobStore) -> int:
+def put_back_strays(config: Config, store: JobStore, stop: Callable[[], bool] = lambda: False) -> int:
     """At start, after reconciliation: put back under its own name every input hidden by a release (or an
     on_failure: move) that no open intent explains (a lost or replaced store), and remove such steps' temp
-    files from processed/ and failed/; returns how many inputs came back."""
+    files from processed/ and failed/; returns how many inputs came back. `stop`: asked once per folder
+    walked, so a shutdown does not wait for a huge input tree; the rest waits for the next start."""
     back = 0
-    for folder, name in _strays(config.input, config.excluded_dirs()):
+    for folder, name in _strays(config.input, config.excluded_dirs(), stop):
         step, token, original = _parse(name)
         if token is None or _intended(store, step, token):
             continue
@@ -348,18 +342,21 @@ def put_back_strays(config: Config, store: JobStore) -> int:
         log.warning("put back %s: a %s was interrupted and its record is lost", display(folder / got),
                     "release" if step == "release" else "move into the failed folder")
     for root in (config.processed_dir, config.failed_dir):
-        for folder, name in _strays(root, []):
+        for folder, name in _strays(root, [], stop):
             step, token, _ = _parse(name)
             if token is not None and name.endswith(_TEMP_SUFFIX) and not _intended(store, step, token):
                 (folder / name).unlink(missing_ok=True)
     return back
 
 
-def _strays(root: Path, skip: list[Path]) -> Iterator[tuple[Path, str]]:
-    """(folder, name) of every entry under `root` with a step's hidden prefix; links not followed, `skip` not walked."""
+def _strays(root: Path, skip: list[Path], stop: Callable[[], bool]) -> Iterator[tuple[Path, str]]:
+    """(folder, name) of every entry under `root` with a step's hidden prefix; links not followed, `skip` not
+    walked; the walk ends when `stop()` says so."""
     if not root.is_dir():
         return
     for here, dirs, files in os.walk(root):
+        if stop():
+            return
         folder = Path(here)
         dirs[:] = [d for d in dirs if folder / d not in skip and not (folder / d).is_symlink()]
         for name in files + dirs:

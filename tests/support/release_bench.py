@@ -58,6 +58,7 @@ def bench(tmp_path: Path, name: str = "a.png", **overrides) -> Bench:
     output = config.output / f"{Path(name).stem}.starry.jpg"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(b"result")
+    output.with_name(output.name + ".json").write_text("{}")  # the sidecar: a result is image + sidecar
     job = store.enqueue(JobSpec(sha, "starry", "p", str(source), name, str(output)))
     assert job is not None
     claimed = store.claim("w0:1")

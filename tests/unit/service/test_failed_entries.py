@@ -114,3 +114,34 @@ def test_an_input_hidden_by_an_interrupted_move_comes_back_at_start_unless_its_i
     os.rename(b.source, b.source.with_name(plan.quarantine))
     assert put_back_strays(b.config, b.store) == (0 if recorded else 1)
     assert b.source.exists() == (not recorded) and plan.temp.exists() == recorded
+
+
+def test_an_input_whose_removal_failed_keeps_its_intent_until_it_is_settled(tmp_path, monkeypatch):
+    b = bench(tmp_path, on_failure="move")
+    real = os.unlink
+
+    def unlink(path, *args, **kwargs):
+        if str(path).startswith(".style-daemon-fail."):  # the hidden input's removal: the disk errs
+            raise OSError(5, "Input/output error")
+        real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    with pytest.raises(OSError):
+        _fail(b)
+    monkeypatch.undo()
+    assert not b.source.exists()  # hidden under its quarantine name ...
+    intents = b.store.intents(b.job_id)
+    assert len(intents) == 1  # ... so the intent stays to put it right
+    reconcile_failure(b.config, b.store, intents[0])
+    _check_one_entry(b)
+    assert list(b.config.input.iterdir()) == []
+
+
+@pytest.mark.parametrize("payload", ["[]", '{"source": "/in/a.png"}', '{"source": "/in/a.png", "style_set": "s", '
+                                     '"action": "copy", "copy": "FAILED/a.png", "report_text": "r", "token": "1-a", '
+                                     '"sha": 5}'])
+def test_a_malformed_fail_intent_is_dropped(tmp_path, payload):
+    b = bench(tmp_path)
+    b.store.record_intent(b.job_id, "fail", payload.replace("FAILED", str(b.config.failed_dir)))
+    reconcile_failure(b.config, b.store, b.store.intents(b.job_id)[0])
+    assert b.store.intents(b.job_id) == [] and _entries(b) == {}

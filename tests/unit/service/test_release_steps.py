@@ -248,3 +248,56 @@ def test_a_quarantined_input_with_its_intent_is_left_to_reconcile(tmp_path):
     assert put_back_strays(b.config, b.store) == 0
     assert b.source.with_name(plan.quarantine).exists()
     assert to_text(b.source) == plan.source
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_an_error_whose_undo_meets_a_swapped_folder_leaves_the_intent_open_and_never_raises(tmp_path, monkeypatch,
+                                                                                            action):
+    b = bench(tmp_path, "sub/a.png", after_success=action)
+    folder = b.source.parent
+
+    def swap_and_fail():
+        os.rename(folder, folder.with_name("moved"))
+        os.symlink(folder.with_name("moved"), folder)  # the undo would have to follow a link: refused
+        raise OSError(5, "Input/output error")
+
+    _hook_rename(monkeypatch, after=swap_and_fail)
+    _release(b)  # the OSError and the UnsafeInputError of the undo: logged, not raised into the intake
+    assert len(b.store.intents(b.job_id)) == 1
+
+
+@pytest.mark.parametrize("payload", ["[1]", '{"source": 1}', '{"source": "/in/a.png"}', "not json",
+                                     '{"source": "/in/a.png", "content_sha": "x", "action": "eat", "token": "1-a"}',
+                                     '{"source": "/in/a.png", "content_sha": "x", "action": "move", "token": "1-a", '
+                                     '"pid": "7"}',
+                                     '{"source": "a.png", "content_sha": "x", "action": "delete", "token": "1-a"}'])
+def test_a_malformed_release_intent_is_dropped_with_one_line(tmp_path, caplog, payload):
+    b = _setup(tmp_path, "move")
+    b.store.record_intent(b.job_id, "release", payload)
+    with caplog.at_level(logging.WARNING, logger="daemon.service"):
+        reconcile_release(b.config, b.store, b.store.intents(b.job_id)[0])
+    assert b.store.intents(b.job_id) == []
+    assert [r.getMessage() for r in caplog.records if "unreadable release intent" in r.getMessage()] != []
+    assert b.source.read_bytes() == b.data
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_an_output_without_its_sidecar_is_not_a_result_yet(tmp_path, action):
+    b = _setup(tmp_path, action)
+    sidecar = next(b.config.output.glob("*.json"))
+    sidecar.unlink()
+    _release(b)
+    assert b.source.read_bytes() == b.data and b.store.intents(b.job_id) == []
+    sidecar.write_text("{}")
+    _release(b)
+    assert not b.source.exists()
+
+
+def test_putting_back_strays_stops_when_asked(tmp_path):
+    b = _setup(tmp_path, "move")
+    plan = ReleasePlan.new(b.config, b.source, b.sha, b.job_id)
+    os.rename(b.source, b.source.with_name(plan.quarantine))
+    asked = []
+    assert put_back_strays(b.config, b.store, stop=lambda: asked.append(1) or True) == 0
+    assert asked and b.source.with_name(plan.quarantine).exists()
+    assert put_back_strays(b.config, b.store, stop=lambda: False) == 1
