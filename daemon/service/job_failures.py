@@ -16,13 +16,10 @@ from daemon.media.path_text import display
 from daemon.media.style_images import style_problem
 from daemon.service.aftercare import record_failure
 from daemon.service.environment import EnvironmentProblem, environment_problem
-from daemon.service.failure_policy import (STYLE_KEY, WAIT_FLOOR_SECONDS, Verdict, backoff_delay, classify,
-                                           is_transient, one_line)
+from daemon.service.failure_policy import STYLE_KEY, WAIT_FLOOR_SECONDS, Verdict, backoff_delay, is_transient
 from daemon.store import Job, JobStore
 
 log = logging.getLogger(__name__)
-
-__all__ = ["JobFailures", "is_transient", "one_line"]
 
 
 class JobFailures:
@@ -34,11 +31,6 @@ class JobFailures:
         self._update_gallery = update_gallery
         self.waits = 0  # waits in a row: the `n` of a wait's backoff (failure_policy.backoff_delay)
         self._announced: dict[str, Verdict] = {}
-
-    def handle_error(self, job: Job, source: Path, exc: BaseException, handle: BinaryIO | None = None) -> None:
-        """Classify `exc` (failure_policy.classify) and apply the verdict."""
-        verdict = classify(exc, job, self._config(), self.waits)
-        self.apply(job, source, exc, verdict, handle)
 
     def apply(self, job: Job, source: Path, exc: BaseException, verdict: Verdict,
               handle: BinaryIO | None = None) -> None:
@@ -96,21 +88,40 @@ class JobFailures:
 
     def fail(self, job: Job, source: Path, message: str, handle: BinaryIO | None = None) -> None:
         """Record the job as failed, with its report in the failed folder (or wait, if that cannot be written)."""
-        message = display(message)  # one line of text, whatever bytes a name in it holds
         config = self._config()
         try:
-            report = record_failure(config, source, message, job.style_set, handle,
-                                    store=self.store, job_id=job.id)  # under a fail intent
-        except OSError as exc:
+            fail_job(config, self.store, job, source, message, handle)
+        except OSError as exc:  # the failure cannot be recorded now: wait, record it once it can be
             problem = environment_problem(exc, config)
-            if problem is not None:  # the failure cannot be recorded now: wait, record it once it can be
-                self.wait_for_environment(job, problem)
-                return
-            report = None
-            log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
-        self.store.fail(job.id, message)
-        log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message, f" (see {report})" if report else "")
+            if problem is None:  # fail_job raises only the environment's errors
+                raise
+            self.wait_for_environment(job, problem)
+            return
         self._update_gallery()
+
+
+def fail_job(config: Config, store: JobStore, job: Job, source: Path, message: str,
+             handle: BinaryIO | None = None) -> Path | None:
+    """The one way a job fails: its failed/ entry filed under a "fail" intent FIRST, then the job marked failed.
+
+    In this order a crash in between leaves the intent (reconciliation files the entry and fails the job) or
+    the entry filed and the job still running (it runs again and renews its report): never a failed job with
+    no entry. Returns the report's path (None when the failed folder refused the entry for the photo's own
+    sake). Raises OSError, nothing recorded, when the failed folder cannot be written now (a full or
+    read-only disk: environment_problem); the caller waits and fails the job later.
+    """
+    message = display(message)  # one line of text, whatever bytes a name in it holds
+    try:
+        report = record_failure(config, source, message, job.style_set, handle,
+                                store=store, job_id=job.id)  # under a fail intent
+    except OSError as exc:
+        if environment_problem(exc, config) is not None:
+            raise
+        report = None
+        log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
+    store.fail(job.id, message)
+    log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message, f" (see {report})" if report else "")
+    return report
 
 
 def _style_set_of(key: str) -> str:

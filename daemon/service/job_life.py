@@ -77,7 +77,7 @@ class JobLife:
         settled = self.store.get(job.id)
         if settled is not None and settled.state == "running":
             return settled
-        if settled is not None and settled.state == "done":
+        if settled is not None and settled.state in ("done", "failed"):  # a failure filed is failed, never run
             self.update_gallery()
         return None
 

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import logging
+
 from daemon.config import Config
 from daemon.media.path_text import from_text
-from daemon.service.aftercare import record_failure
-from daemon.service.reconcile import reconcile, reconcile_all
+from daemon.review.status import WAITING_PREFIX
+from daemon.service.job_failures import fail_job
+from daemon.service.reconcile import reconcile_all, settle_one
 from daemon.service.release import recorded_by, resume_release
 from daemon.service.worker_pool import EndedWorker
 from daemon.store import JobStore, worker_id
@@ -22,6 +24,11 @@ def settle_dead_worker(config: Config, store: JobStore, ended: EndedWorker) -> N
     for job in store.running_of(dead):  # this machine's only: another machine's w0:1234 is not ours
         if store.intents(job.id):  # it died during a side effect: settled first (done, or queued again)
             reconcile_all(config, store, job.id)
+            if store.intents(job.id):  # cannot be settled now (a full disk, EIO): wait, this death not counted
+                store.retry_later(job.id, WAITING_PREFIX + "an interrupted step of this job cannot be settled "
+                                  "yet (see the log)", 0, count_attempt=False)
+                log.warning("job %d: %s; its interrupted step is settled before it runs again", job.id, reason)
+                continue
             job = store.get(job.id) or job
             if job.state != "running":
                 continue
@@ -32,14 +39,11 @@ def settle_dead_worker(config: Config, store: JobStore, ended: EndedWorker) -> N
             continue
         message = (f"{reason}, on each of {job.attempts} attempts; the photo probably crashes the engine "
                    "or exhausts memory: try a smaller engine.max_size, or check the photo")
-        store.fail(job.id, message)
         try:
-            report = record_failure(config, from_text(job.source_path), message, job.style_set,
-                                    store=store, job_id=job.id)  # under a fail intent
-        except OSError as exc:
-            report = None
-            log.warning("job %d: could not write to the failed folder: %s", job.id, exc)
-        log.error("job %d: failed %s: %s%s", job.id, job.rel_path, message, f" (see {report})" if report else "")
+            fail_job(config, store, job, from_text(job.source_path), message)
+        except OSError as exc:  # the failed folder cannot be written now: failed once it can be
+            store.retry_later(job.id, WAITING_PREFIX + f"the failed folder cannot be written ({exc.strerror or exc})",
+                              0, count_attempt=False)
     settle_steps_left(config, store, ended.pid)
     if any(w.id == dead and (w.machine or "") == store.machine for w in store.workers()):
         store.worker_state(dead, "restarting")
@@ -52,10 +56,10 @@ def settle_steps_left(config: Config, store: JobStore, pid: int) -> None:
     for intent in store.intents():  # this machine's own
         if not recorded_by(intent, pid):
             continue
-        try:
-            reconcile(config, store, intent)
-            if intent.step == "release":
+        settled = settle_one(config, store, intent, "tried again at the next start")
+        if settled and intent.step == "release":
+            try:
                 resume_release(config, store, intent)
-        except OSError as exc:
-            log.warning("job %d: the %s step its worker left cannot be settled now (%s); tried again at the "
-                        "next start", intent.job_id, intent.step, exc.strerror or exc)
+            except Exception:  # noqa: BLE001 - the next scan releases it; the supervisor must go on
+                log.error("job %d: the release its worker left could not be run again now; the next scan does",
+                          intent.job_id, exc_info=True)

@@ -11,6 +11,7 @@ import pytest
 from daemon.config import load_config
 from daemon.job.publish import make_payload
 from daemon.job.sidecar import sidecar_path
+from daemon.service.aftercare import FailPlan
 from daemon.service.job_failures import JobFailures
 from daemon.service.job_life import JobLife
 from daemon.service.reconcile import reconcile_all
@@ -131,3 +132,68 @@ def test_an_io_error_while_looking_leaves_the_intent_open(setting, monkeypatch):
     assert reconcile_all(config, store) == 0
     assert [i.step for i in store.intents()] == ["publish"]
     assert (store.get(job.id).state, store.get(job.id).attempts) == ("running", 1)
+
+
+def test_an_intent_whose_handler_raises_is_left_open_and_the_others_settled(setting, monkeypatch, caplog):
+    """A bug or a malformed payload in one intent: logged with its traceback, never a crash loop at start."""
+    config, store, job, output = setting
+    other = store.enqueue(JobSpec("d" * 64, "starry", "p", str(config.input / "b.png"), "b.png",
+                                  str(config.output / "b.starry.jpg")))
+    store.record_intent(other.id, "release", "{}")
+
+    def bug(*args, **kwargs):
+        raise TypeError("a malformed payload")
+
+    monkeypatch.setattr("daemon.service.reconcile.reconcile_release", bug)
+    assert reconcile_all(config, store) == 1  # the publish intent settled all the same
+    assert [(i.job_id, i.step) for i in store.intents()] == [(other.id, "release")]
+    assert any(r.exc_info for r in caplog.records if "could not be settled" in r.getMessage())
+
+
+def test_an_intent_of_an_unknown_step_is_dropped_once(setting, caplog):
+    """Nothing here settles it, and it would hold its job back forever: said once, dropped."""
+    config, store, job, output = setting
+    store.clear_intent(store.intents()[0].id)
+    store.record_intent(job.id, "mystery", "{}")
+    assert reconcile_all(config, store) == 1
+    assert store.intents() == []
+    assert reconcile_all(config, store) == 0
+    assert sum("mystery" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_claim_does_not_wait_forever_on_an_unknown_step(tmp_path):
+    config = load_config(write_config(tmp_path), create_folders=True)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    job = store.enqueue(JobSpec("c" * 64, "starry", "p", str(config.input / "a.png"), "a.png",
+                                str(config.output / "a.starry.jpg")))
+    store.record_intent(job.id, "mystery", "{}")
+    life = JobLife(store, "w0:1", threading.Event(), JobFailures(store, lambda: config, lambda: None), lambda: None)
+    assert life.claim(config).id == job.id
+    store.close()
+
+
+@pytest.mark.parametrize("where", ["claim", "start"])
+def test_a_settled_fail_intent_fails_its_job(tmp_path, where):
+    """The failure was being filed when the worker died: filed now, and the job failed - never run again."""
+    config = load_config(write_config(tmp_path), create_folders=True)
+    store = SqliteStore(tmp_path / "store.sqlite3")
+    photo = config.input / "a.png"
+    photo.write_bytes(b"a photo that crashes the engine")
+    job = store.enqueue(JobSpec("c" * 64, "starry", "p", str(photo), "a.png", str(config.output / "a.starry.jpg")))
+    plan = FailPlan(str(photo), "starry", "copy", str(config.failed_dir / "a.png"),
+                    "file: a.png\nerror: it crashes the engine\n", f"{job.id}-abcd", None, 1)
+    config.failed_dir.mkdir(parents=True, exist_ok=True)
+    if where == "claim":  # another machine's worker died filing it; this one claims the job
+        store.record_intent(job.id, "fail", plan.to_json())
+        life = JobLife(store, "w0:1", threading.Event(), JobFailures(store, lambda: config, lambda: None),
+                       lambda: None)
+        assert life.claim(config) is None
+    else:  # this machine's service restarts after a crash
+        store.claim("w0:1")
+        store.record_intent(job.id, "fail", plan.to_json())
+        reconcile_all(config, store)
+    failed = store.get(job.id)
+    assert (failed.state, failed.error) == ("failed", "it crashes the engine")
+    assert store.intents() == []
+    assert (config.failed_dir / "a.png.error.txt").exists() or any(config.failed_dir.glob("*.error.txt"))
+    store.close()
