@@ -16,6 +16,7 @@ from daemon.service.job_failures import JobFailures
 from daemon.service.job_life import JobLife
 from daemon.service.reconcile import reconcile_all
 from daemon.store import JobSpec, SqliteStore
+from tests.support import wait_until
 from tests.support.daemon import write_config
 
 IMAGE = b"encoded result bytes"
@@ -197,3 +198,41 @@ def test_a_settled_fail_intent_fails_its_job(tmp_path, where):
     assert store.intents() == []
     assert (config.failed_dir / "a.png.error.txt").exists() or any(config.failed_dir.glob("*.error.txt"))
     store.close()
+
+
+@pytest.mark.parametrize("race", [False, True])
+def test_an_intent_of_a_job_another_machine_runs_now_is_left_to_it(tmp_path, pg_cluster, monkeypatch, race):
+    """PostgreSQL, two machines: a's worker died publishing, its lease lapsed and b claimed the job; a restarts.
+    a must not record the job done without b's lease (a silent no-op), release its input, nor clear the intent
+    b's claim needs: b settles it. `race`: b claims just after a looked - a sees finish did not take and stops."""
+    from daemon.store import StoreTarget
+    from daemon.store.postgres import PostgresStore
+
+    url = pg_cluster.new_database()
+    config = load_config(write_config(tmp_path, after_success="delete"), create_folders=True)
+    photo = config.input / "a.png"
+    photo.write_bytes(b"the photo")
+    output = config.output / "a.starry.jpg"
+    a = PostgresStore(StoreTarget(url, machine="a", lease_seconds=0.2))
+    b = PostgresStore(StoreTarget(url, machine="b"))
+    job = a.enqueue(JobSpec("c" * 64, "starry", "p", str(photo), "a.png", str(output)))
+    a.claim("w0:1")
+    document = {"output": "", "content": {"path": str(photo), "sha256": "c" * 64}, "style_set": "starry",
+                "params_hash": "p", "generation": 0, "result": {"seconds": 2.5}}
+    a.record_intent(job.id, "publish", make_payload(output, IMAGE, document).to_json())
+    output.write_bytes(IMAGE)
+    a.close()  # a's service dies
+    wait_until(lambda: b.claim("w0:2"), timeout=10, what="b claims the lapsed job")
+    restarted = PostgresStore(StoreTarget(url, machine="a"))
+    if race:
+        monkeypatch.setattr("daemon.service.reconcile.runs_elsewhere", lambda store, job: False)
+    assert reconcile_all(config, restarted) == 0
+    monkeypatch.undo()
+    running = restarted.get(job.id)
+    assert (running.state, running.machine) == ("running", "b")
+    assert [i.step for i in restarted.intents()] == ["publish"]
+    assert photo.exists()
+    assert reconcile_all(config, b, job.id) == 1  # b's claim settles it, under its lease
+    assert (b.get(job.id).state, b.intents(job.id)) == ("done", [])
+    restarted.close()
+    b.close()
