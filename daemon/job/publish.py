@@ -22,7 +22,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from daemon.job.sidecar import read_sidecar_key, sidecar_path, write_sidecar
 from daemon.media.atomic import publish_exclusive
@@ -41,6 +41,11 @@ _VARIANT_SLACK = 1000
 _ABSENT = (errno.ENOENT, errno.ENOTDIR)
 
 
+# The sidecar's JSON document (job/sidecar.py build_sidecar) as JSON values: the intent stores it verbatim and
+# reconciliation writes it back unchanged, so it is kept as the JSON object it is, not re-modelled here.
+SidecarDocument = dict[str, object]
+
+
 @dataclass(frozen=True)
 class PublishPayload:
     """What the publish intent records: the name asked for, the image's bytes' identity and the sidecar."""
@@ -48,7 +53,7 @@ class PublishPayload:
     requested: str  # the output path asked for, in the store's text form (media/path_text.py)
     image_sha256: str  # of the encoded bytes that get linked
     image_size: int
-    sidecar: dict[str, Any]  # the sidecar document; its "output" is filled once the name is known
+    sidecar: SidecarDocument  # the sidecar document; its "output" is filled once the name is known
 
     def to_json(self) -> str:
         """The payload as the JSON text an intent holds."""
@@ -57,23 +62,29 @@ class PublishPayload:
 
     @classmethod
     def from_json(cls, text: str) -> PublishPayload:
-        """The payload back from an intent's text; ValueError when it is not one."""
-        try:
-            data = json.loads(text)
-            payload = cls(str(data["requested"]), str(data["image_sha256"]), int(data["image_size"]),
-                          dict(data["sidecar"]))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not a publish intent: {exc}") from None
-        if len(payload.image_sha256) != 64:
+        """The payload back from an intent's text; ValueError when it is not one (every field's type checked:
+        a malformed payload is dropped with one line, never acted on half-read)."""
+        data = json.loads(text)  # json.JSONDecodeError is a ValueError
+        if not isinstance(data, dict):
+            raise ValueError("not a publish intent: not a JSON object")
+        requested, sha, size, sidecar = (data.get(key) for key in ("requested", "image_sha256", "image_size",
+                                                                    "sidecar"))
+        if not isinstance(requested, str) or not requested:
+            raise ValueError("not a publish intent: no requested name")
+        if not isinstance(sha, str) or len(sha) != 64:
             raise ValueError("not a publish intent: no image sha256")
-        return payload
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError("not a publish intent: no image size")
+        if not isinstance(sidecar, dict):
+            raise ValueError("not a publish intent: no sidecar document")
+        return cls(requested, sha, size, sidecar)
 
     @property
     def requested_path(self) -> Path:
         """The output path asked for."""
         return from_text(self.requested)
 
-    def document_for(self, output: Path) -> dict[str, Any]:
+    def document_for(self, output: Path) -> SidecarDocument:
         """The sidecar document for the image published as `output`."""
         document = copy.deepcopy(self.sidecar)
         document["output"] = to_text(output.absolute())
@@ -88,7 +99,7 @@ class Published:
     sidecar: Path
 
 
-def make_payload(requested: Path, data: bytes, document: dict[str, Any]) -> PublishPayload:
+def make_payload(requested: Path, data: bytes, document: SidecarDocument) -> PublishPayload:
     """The intent's payload for publishing `data` as `requested` (or its first free variant) with `document`."""
     return PublishPayload(to_text(requested), hashlib.sha256(data).hexdigest(), len(data), document)
 

@@ -95,7 +95,9 @@ def reconcile_fail_intent(config: Config, store: JobStore, intent: Intent) -> No
     if job is not None and job.state == "running":
         message = _failure_message(intent.payload)
         store.fail(job.id, message)
-        log.error("job %d: failed %s: %s (recorded after an interruption)", job.id, job.rel_path, message)
+        failed = store.get(job.id)
+        if failed is not None and failed.state == "failed":  # a shared store's job another machine took: its own
+            log.error("job %d: failed %s: %s (recorded after an interruption)", job.id, job.rel_path, message)
 
 
 def _failure_message(payload: str) -> str:

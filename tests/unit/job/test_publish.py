@@ -40,8 +40,19 @@ def test_the_payload_goes_through_json_unchanged(tmp_path):
     assert payload.image_size == len(IMAGE)
 
 
-@pytest.mark.parametrize("text", ["{}", "[]", '{"requested": "x", "image_sha256": "short", "image_size": 1, '
-                                              '"sidecar": {}}'])
+_SHA = "a" * 64
+
+
+@pytest.mark.parametrize("text", [
+    "{}", "[]", "null", '"text"', "not json",
+    '{"requested": "x", "image_sha256": "short", "image_size": 1, "sidecar": {}}',
+    '{"requested": 1, "image_sha256": "%s", "image_size": 1, "sidecar": {}}' % _SHA,
+    '{"requested": "x", "image_sha256": "%s", "image_size": "12", "sidecar": {}}' % _SHA,
+    '{"requested": "x", "image_sha256": "%s", "image_size": true, "sidecar": {}}' % _SHA,
+    '{"requested": "x", "image_sha256": "%s", "image_size": 1.5, "sidecar": {}}' % _SHA,
+    '{"requested": "x", "image_sha256": "%s", "image_size": 1, "sidecar": [["a", 1]]}' % _SHA,
+    '{"requested": "x", "image_sha256": "%s", "image_size": 1, "sidecar": null}' % _SHA,
+])
 def test_a_payload_that_is_not_one_is_refused(text):
     with pytest.raises(ValueError):
         PublishPayload.from_json(text)
