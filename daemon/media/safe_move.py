@@ -22,6 +22,7 @@ from typing import BinaryIO, Iterable, Iterator
 from daemon.errors import UnsafeInputError
 from daemon.media.atomic import NO_LINKS, claim_name, fsync_dir, rename_noreplace
 from daemon.media.derived_names import fit_path
+from daemon.media.hashing import sha256_handle
 from daemon.media.path_text import display
 from daemon.media.safe_open import relative_parts
 
@@ -209,7 +210,7 @@ def _rename_free(folder_fd: int, hidden: str, target: str) -> bool:
         return renamed
     try:
         if stat.S_ISDIR(os.stat(hidden, dir_fd=folder_fd, follow_symlinks=False).st_mode):
-            if _exists(folder_fd, target):
+            if entry_exists(folder_fd, target):
                 return False
         else:
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=folder_fd))
@@ -221,9 +222,19 @@ def _rename_free(folder_fd: int, hidden: str, target: str) -> bool:
     return True
 
 
-def _exists(folder_fd: int, name: str) -> bool:
+def entry_exists(folder_fd: int, name: str) -> bool:
+    """True when the folder has an entry `name` (lstat: a dangling link counts)."""
     try:
         os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
     return True
+
+
+def sha_of(path: Path) -> str | None:
+    """The sha256 of the file at `path`, read without following a final link; None if it cannot be read."""
+    try:
+        with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW)) as handle:
+            return sha256_handle(handle)
+    except OSError:
+        return None

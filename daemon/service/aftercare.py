@@ -1,5 +1,5 @@
-"""failed/ entries (a copy, or the input moved, beside a .error.txt) under a "fail" intent, and the withdrawal
-of stale ones; what happens to an input after success is daemon/service/release.py."""
+"""failed/ entries (a copy, or the input moved, beside a .error.txt) under a "fail" intent; the withdrawal of
+stale ones is stale_failures.py, what happens to an input after success daemon/service/release.py."""
 
 from __future__ import annotations
 
@@ -8,50 +8,28 @@ import logging
 import os
 import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Literal
+from typing import BinaryIO, Iterator
 
+from daemon.config import Config
 from daemon.errors import UnsafeInputError
 from daemon.media.atomic import write_atomic
-from daemon.media.derived_names import ERROR_REPORT, error_report_path, failed_copy_path
+from daemon.media.derived_names import error_report_path, failed_copy_path
 from daemon.media.hashing import sha256_handle
 from daemon.media.path_text import display, from_text, to_text
-from daemon.media.safe_move import copy_verified, open_entry, open_folder, publish_temp, restore, unlink_entry
+from daemon.media.safe_move import copy_verified, entry_exists, open_folder, publish_temp, sha_of
 from daemon.media.safe_open import open_input
-from daemon.config import Config
 from daemon.service.environment import ENVIRONMENT_ERRNOS
-from daemon.service.release import FAIL_PREFIX
-from daemon.service.step_plan import StepPlan
-from daemon.store import Intent, Job, JobStore
+from daemon.service.quarantine import remove_if_same
+from daemon.service.stale_failures import withdraw_stale_failures
+from daemon.service.step_plan import FailPlan
+from daemon.store import Intent, JobStore
+
+# Still importable from here for callers written before the split (job_release.py); new code imports them
+# from step_plan.py and stale_failures.py.
+__all__ = ["FailPlan", "reconcile_failure", "record_failure", "withdraw_stale_failures"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FailPlan(StepPlan):
-    """The fail intent's payload: the failed/ entry to make (a copy, or the input moved, and its report)."""
-
-    PREFIX = FAIL_PREFIX
-
-    source: str  # the input's path (path_text)
-    style_set: str
-    action: Literal["copy", "move"]
-    copy: str  # the copy's path, the first free name when the intent was recorded
-    report_text: str
-    token: str  # "<job id>-<random>": names the temp file and the input's quarantine
-    sha: str | None = None  # sha256 of the bytes copied; None: nothing safe to copy, the report alone
-    pid: int | None = None  # the process that recorded it: a worker's death settles it (worker_deaths.py)
-
-    @property
-    def temp(self) -> Path:
-        """The hidden temp file the copy is written to before it gets its name (in failed/)."""
-        return from_text(self.copy).with_name(f"{FAIL_PREFIX}{self.token}.part")
-
-    def candidates(self) -> Iterator[Path]:
-        """failed/ names for the copy: name, name-1, name-2 ..."""
-        folder = from_text(self.copy).parent
-        return (failed_copy_path(folder, self.path.name, n) for n in range(10_000))
 
 
 def record_failure(config: Config, source: Path, message: str, style_set: str,
@@ -130,22 +108,15 @@ def _remove_input(config: Config, plan: FailPlan, opened: BinaryIO | None) -> No
     except (UnsafeInputError, FileNotFoundError):
         return
     try:
-        if not _exists(folder, plan.quarantine):
+        if not entry_exists(folder, plan.quarantine):
             try:
                 os.rename(source.name, plan.quarantine, src_dir_fd=folder, dst_dir_fd=folder)
             except FileNotFoundError:
                 return
-        try:
-            with open_entry(folder, plan.quarantine) as held:
-                same = (opened is None or _same_descriptor(held, opened)) and sha256_handle(held) == plan.sha
-        except UnsafeInputError:
-            same = False
-        if same:
-            unlink_entry(folder, plan.quarantine)
-            return
-        got = restore(folder, plan.quarantine, source.name)
-        log.warning("not moved into the failed folder: %s changed since it was copied; kept%s", display(source),
-                    "" if got == source.name else f" as {display(got)}")
+        got = remove_if_same(folder, plan.quarantine, source.name, plan.sha or "", opened=opened)
+        if got is not None:
+            log.warning("not moved into the failed folder: %s changed since it was copied; kept%s",
+                        display(source), "" if got == source.name else f" as {display(got)}")
     finally:
         os.close(folder)
 
@@ -178,14 +149,14 @@ def _our_copy(plan: FailPlan) -> Path | None:
         if not candidate.exists():
             return None
         report = error_report_path(candidate)
-        if _sha_of(candidate) == plan.sha and (not report.exists() or _text(report) == plan.report_text):
+        if sha_of(candidate) == plan.sha and (not report.exists() or _text(report) == plan.report_text):
             return candidate
     return None
 
 
 def _copy_again(config: Config, plan: FailPlan) -> Path | None:
     """The copy from a complete temp file, else from the input (still that content, under either name)."""
-    if plan.temp.exists() and _sha_of(plan.temp) == plan.sha:
+    if plan.temp.exists() and sha_of(plan.temp) == plan.sha:
         return publish_temp(plan.temp, plan.candidates())
     for name in (plan.path.name, plan.quarantine):
         try:
@@ -205,7 +176,7 @@ def _entries(folder: Path, source: Path, style_set: str, sha: str | None) -> tup
         if not candidate.exists():
             return None, candidate
         report = error_report_path(candidate)
-        if sha is not None and _text(report).splitlines()[:2] == head and _sha_of(candidate) == sha:
+        if sha is not None and _text(report).splitlines()[:2] == head and sha_of(candidate) == sha:
             return candidate, candidate
     raise OSError(f"no free name for {source.name} in {folder}")
 
@@ -226,27 +197,6 @@ def _text(path: Path) -> str:
         return ""
 
 
-def _sha_of(path: Path) -> str | None:
-    try:
-        with open(path, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW)) as handle:
-            return sha256_handle(handle)
-    except OSError:
-        return None
-
-
-def _same_descriptor(one: BinaryIO, other: BinaryIO) -> bool:
-    a, b = os.fstat(one.fileno()), os.fstat(other.fileno())
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def _exists(folder: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=folder, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def _reopen(config: Config, source: Path, handle: BinaryIO | None) -> Iterator[BinaryIO | None]:
     """The job's own descriptor, or a safe one of `source`, or None when there is nothing safe to copy."""
@@ -261,46 +211,3 @@ def _reopen(config: Config, source: Path, handle: BinaryIO | None) -> Iterator[B
         return
     with opened:
         yield opened
-
-
-def withdraw_stale_failures(config: Config, store: JobStore, done: Job) -> int:
-    """Forget earlier failures of the path that just succeeded with the same style set (e.g. a copy
-    that stalled and was taken truncated): their failed/ entries and job store rows go; returns how many."""
-    withdrawn = 0
-    for old in store.jobs_for_source(done.source_path):
-        if old.state != "failed" or old.id == done.id or old.style_set != done.style_set:
-            continue
-        _remove_failed_entries(config, from_text(done.source_path), done.style_set)
-        store.drop(old.id)
-        withdrawn += 1
-        log.info("job %d: the earlier failure of %s (job %d) is withdrawn: the file has now succeeded",
-                 done.id, done.rel_path, old.id)
-    return withdrawn
-
-
-def _remove_failed_entries(config: Config, source: Path, style_set: str) -> None:
-    """Delete failed/ reports (and their copies) written for `source` with `style_set`."""
-    wanted = {f"file: {display(source)}", f"style set: {style_set}"}
-    for report in config.failed_dir.glob("*.error.txt"):
-        try:
-            lines = set(report.read_text(encoding="utf-8", errors="replace").splitlines()[:2])
-        except OSError:
-            continue
-        if lines != wanted:
-            continue
-        copy = report.with_name(report.name.removesuffix(ERROR_REPORT))
-        if config.on_failure == "move" and copy.exists() and not _is_prefix_of(config, copy, source):
-            continue  # a moved input that is not merely a truncated version of the file: keep it
-        with contextlib.suppress(FileNotFoundError):
-            copy.unlink()
-        report.unlink(missing_ok=True)
-
-
-def _is_prefix_of(config: Config, part: Path, whole: Path) -> bool:
-    try:
-        head = part.read_bytes()
-        with open_input(config.input, whole) as handle:
-            return handle.read(len(head)) == head
-    except (OSError, UnsafeInputError):
-        return False
-

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from daemon.media.derived_names import error_report_path
-from daemon.service.aftercare import FailPlan, reconcile_failure, record_failure
-from daemon.service.release import put_back_strays
+from daemon.service.aftercare import reconcile_failure, record_failure
+from daemon.service.step_plan import FailPlan
+from daemon.service.stray_inputs import put_back_strays
 from tests.support.release_bench import Bench, bench
 
 

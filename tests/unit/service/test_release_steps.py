@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from daemon.media.path_text import to_text
-from daemon.service import release
-from daemon.service.release import ReleasePlan, put_back_strays, reconcile_release, release_input
+from daemon.service.release import reconcile_release, release_input
+from daemon.service.step_plan import QUARANTINE_PREFIX, ReleasePlan
+from daemon.service.stray_inputs import put_back_strays
 from tests.support.release_bench import Bench, bench, fill, tmpfs
 
 ACTIONS = ["delete", "move"]
@@ -75,13 +76,13 @@ def _hook_rename(monkeypatch, before=None, after=None):
     real = os.rename
 
     def rename(src, dst, *args, **kwargs):
-        if isinstance(dst, str) and dst.startswith(release.QUARANTINE_PREFIX) and before:
+        if isinstance(dst, str) and dst.startswith(QUARANTINE_PREFIX) and before:
             before()
         real(src, dst, *args, **kwargs)
-        if isinstance(dst, str) and dst.startswith(release.QUARANTINE_PREFIX) and after:
+        if isinstance(dst, str) and dst.startswith(QUARANTINE_PREFIX) and after:
             after()
 
-    monkeypatch.setattr(release.os, "rename", rename)
+    monkeypatch.setattr(os, "rename", rename)
 
 
 @pytest.mark.parametrize("action", ACTIONS)
