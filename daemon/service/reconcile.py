@@ -18,9 +18,10 @@ from daemon.config import Config
 from daemon.errors import StoreCorrupt, StoreUnreachable
 from daemon.job.publish import PublishPayload, reconcile_publish
 from daemon.media.path_text import display, to_text
-from daemon.service.aftercare import FailPlan, reconcile_failure
+from daemon.service.aftercare import reconcile_failure
 from daemon.service.job_release import release_step
 from daemon.service.release import reconcile_release
+from daemon.service.step_plan import FailPlan
 from daemon.store import Intent, Job, JobStore
 
 log = logging.getLogger(__name__)

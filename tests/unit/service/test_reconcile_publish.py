@@ -11,10 +11,10 @@ import pytest
 from daemon.config import load_config
 from daemon.job.publish import make_payload
 from daemon.job.sidecar import sidecar_path
-from daemon.service.aftercare import FailPlan
 from daemon.service.job_failures import JobFailures
 from daemon.service.job_life import JobLife
 from daemon.service.reconcile import reconcile_all
+from daemon.service.step_plan import FailPlan
 from daemon.store import JobSpec, SqliteStore
 from tests.support import wait_until
 from tests.support.daemon import write_config
