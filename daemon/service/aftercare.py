@@ -21,14 +21,11 @@ from daemon.media.safe_move import copy_verified, entry_exists, open_folder, pub
 from daemon.media.safe_open import open_input
 from daemon.service.environment import ENVIRONMENT_ERRNOS
 from daemon.service.quarantine import remove_if_same
-from daemon.service.stale_failures import withdraw_stale_failures
 from daemon.service.step_plan import FailPlan
 from daemon.store import Intent, JobStore
 
 # Still importable from here for callers written before the split (job_release.py); new code imports them
 # from step_plan.py and stale_failures.py.
-__all__ = ["FailPlan", "reconcile_failure", "record_failure", "withdraw_stale_failures"]
-
 log = logging.getLogger(__name__)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from daemon.config import Config
 from daemon.media.path_text import from_text
-from daemon.service.aftercare import withdraw_stale_failures
+from daemon.service.stale_failures import withdraw_stale_failures
 from daemon.service.release import release_input
 from daemon.store import Job, JobStore
 

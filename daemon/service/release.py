@@ -25,14 +25,8 @@ from daemon.media.safe_move import entry_exists, open_entry, open_folder, restor
 from daemon.service.quarantine import remove_if_same
 from daemon.service.release_move import complete_target, copy_to_temp, move_into_processed, same_device
 from daemon.service.routing import style_sets_for
-from daemon.service.step_plan import FAIL_PREFIX, QUARANTINE_PREFIX, ReleasePlan, recorded_by
-from daemon.service.stray_inputs import put_back_strays
+from daemon.service.step_plan import ReleasePlan
 from daemon.store import Intent, JobStore
-
-# Still importable from here for callers written before the split (reconcile.py, worker_deaths.py,
-# supervisor.py); new code imports them from step_plan.py and stray_inputs.py.
-__all__ = ["FAIL_PREFIX", "QUARANTINE_PREFIX", "ReleasePlan", "all_outputs_written", "put_back_strays",
-           "reconcile_release", "recorded_by", "release_input", "resume_release"]
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from daemon.service.fingerprint import style_fingerprints
 from daemon.service.intake import Intake
 from daemon.service.log_file import QuietRotatingFileHandler
 from daemon.service.reconcile import reconcile_all
-from daemon.service.release import put_back_strays
+from daemon.service.stray_inputs import put_back_strays
 from daemon.service.state_lock import take_state_lock
 from daemon.service.store_outage import StoreOutage, waiting_store
 from daemon.review.store_wait import StoreWait, read_wait, write_wait
@@ -224,7 +224,7 @@ class Supervisor:
         """Inputs a release or an on_failure: move hid, whose intent is lost (a lost or replaced store), back
         under their names before the scan (which then treats them as the config says)."""
         try:
-            back = put_back_strays(self.config, store)
+            back = put_back_strays(self.config, store, stop=self.stop.is_set)
         except OSError as exc:  # a read-only input folder, say: they stay hidden, the service still runs
             log.warning("could not put back inputs hidden by an interrupted step: %s", exc)
             return

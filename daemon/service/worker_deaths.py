@@ -10,7 +10,8 @@ from daemon.media.path_text import from_text
 from daemon.review.status import WAITING_PREFIX
 from daemon.service.job_failures import fail_job
 from daemon.service.reconcile import reconcile_all, settle_one
-from daemon.service.release import recorded_by, resume_release
+from daemon.service.release import resume_release
+from daemon.service.step_plan import recorded_by
 from daemon.service.worker_pool import EndedWorker
 from daemon.store import JobStore, worker_id
 
