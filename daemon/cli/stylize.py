@@ -33,13 +33,19 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     _check_output_folder(args)
     params = params_from_args(args)
     request = StylizeRequest(args.content.absolute(), tuple(_absolute(s) for s in args.style),
-                             args.output.absolute(), params, args.quality, command_line=_command_line())
+                             args.output.absolute(), params, args.quality, metadata=args.metadata,
+                             command_line=_command_line())
     inputs = load_inputs(request)  # a bad image is reported now, not after 7 s of model loading
-    source = resolve_backbone(args.backbone, args.weights, weights_hint=CLI_WEIGHTS_HINT)
-    from daemon.engine.transfer import StyleTransfer
+    from daemon.job.engines import dry_run_seconds, make_engine
 
-    log.info("loading backbone %s (%s weights from %s)", source.backbone, source.origin, source.path)
-    engine = StyleTransfer(source)
+    if dry_run_seconds() is not None:  # STYLE_DAEMON_FAKE_ENGINE, as for the service: no model (docs/dry-run.md)
+        engine = make_engine(args.backbone, args.weights)
+    else:
+        source = resolve_backbone(args.backbone, args.weights, weights_hint=CLI_WEIGHTS_HINT)
+        from daemon.engine.transfer import StyleTransfer
+
+        log.info("loading backbone %s (%s weights from %s)", source.backbone, source.origin, source.path)
+        engine = StyleTransfer(source)
     reporter = ProgressReporter(args.content.name, params.log_every, sys.stderr)
     outcome = run_stylize(engine, request, reporter, inputs=inputs)
     log.info("wrote %s and %s in %.1fs (%d iterations, backbone %s)", outcome.output,

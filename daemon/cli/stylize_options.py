@@ -50,6 +50,9 @@ def add_stylize(s: argparse.ArgumentParser, handler: Callable[[argparse.Namespac
     s.add_argument("--downsize", dest="on_too_large", action="store_const", const="downsize",
                    default=argparse.SUPPRESS, help="the same as --on-too-large downsize (default: off)")
     s.add_argument("--quality", type=int, default=92, metavar="Q", help="JPEG/WebP quality")
+    s.add_argument("--metadata", choices=("keep", "private", "none"), default="private", help=(
+        "the photo's EXIF and XMP in the result: private drops GPS, place, serial numbers and maker note; "
+        "keep keeps them; none writes only the software and style (docs/metadata.md)"))
     _add_encoding_options(s)
     s.set_defaults(handler=handler, parser=s)
 

@@ -3,6 +3,7 @@ unit (job/publish.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from daemon.engine.params import MIN_SIDE, Progress, StyleImage, TransferParams,
 from daemon.engine.protocol import Engine
 from daemon.media.atomic import publish_exclusive
 from daemon.media.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS, LoadedImage, encode_image, load_image
+from daemon.media.metadata import (DEFAULT_POLICY, MetadataRecord, PhotoMetadata, ResultMetadata, encode_result,
+                                   read_metadata, result_metadata, style_note)
 from daemon.media.hashing import sha256_file, sha256_handle
 from daemon.media.style_images import load_style_image
 from daemon.media.path_text import display, to_text
@@ -41,6 +44,7 @@ class StylizeRequest:
     output: Path
     params: TransferParams = field(default_factory=TransferParams)
     quality: int = 92
+    metadata: str = DEFAULT_POLICY  # keep, private or none: the photo's EXIF and XMP in the result
     style_set: str = "cli"
     max_input_pixels: int = DEFAULT_MAX_PIXELS
     contact_sheet: bool = False
@@ -61,6 +65,7 @@ class LoadedInputs:
 
     content: LoadedImage
     styles: tuple[StyleImage, ...]
+    metadata: PhotoMetadata = PhotoMetadata()  # the photo's EXIF and XMP, as read (media/metadata.py)
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,8 @@ def load_inputs(request: StylizeRequest) -> LoadedInputs:
     style_set = None if request.style_set == "cli" else request.style_set
     styles = tuple(StyleImage(load_style_image(s.path, style_set, request.max_input_pixels).rgb, s.weight,
                               s.path.name) for s in request.styles)
-    return LoadedInputs(content, styles)
+    photo = request.content_file if request.content_file is not None else request.content
+    return LoadedInputs(content, styles, read_metadata(photo))
 
 
 def _say_not_upscaled(request: StylizeRequest, content: LoadedImage) -> None:
@@ -184,8 +190,10 @@ def stylise(
 def publish_result(engine: Engine, request: StylizeRequest, stylized: Stylized) -> StylizeOutcome:
     """Publish the result and its sidecar as one unit (job/publish.py), then its contact sheet if asked."""
     content, result = stylized.inputs.content, stylized.result
-    data = encode_image(result.rgb, request.output.suffix, request.quality, content.alpha)
-    payload = make_payload(request.output, data, _sidecar_document(engine, request, result, stylized.started))
+    metadata = _result_metadata(request, stylized.inputs.metadata)
+    data = encode_result(result.rgb, request.output.suffix, metadata, request.quality, content.alpha)
+    payload = make_payload(request.output, data, _sidecar_document(engine, request, result, stylized.started,
+                                                                   metadata.record))
     published = publish_unit(data, payload, free_names(request.output, request.name_taken), request.before_link)
     output = published.output
     if output != request.output:
@@ -208,10 +216,17 @@ def _write_sheet(engine: Engine, request: StylizeRequest, stylized: Stylized, ou
                     exc_info=None if isinstance(exc, OSError) else exc)
 
 
-def _sidecar_document(engine: Engine, request: StylizeRequest, result: TransferResult, started: str) -> dict:
+def _result_metadata(request: StylizeRequest, photo: PhotoMetadata) -> ResultMetadata:
+    """The photo's metadata as the request's policy allows, with the software tag and the style note."""
+    style_set = None if request.style_set == "cli" else request.style_set
+    return result_metadata(photo, request.metadata, style_note(style_set, [s.path.name for s in request.styles]))
+
+
+def _sidecar_document(engine: Engine, request: StylizeRequest, result: TransferResult, started: str,
+                      metadata: MetadataRecord) -> dict:
     """The result's sidecar, its output the name asked for (publish_unit fills in the one it gets)."""
     source, fmt = engine.source, output_format(request.output)
-    return build_sidecar(
+    document = build_sidecar(
         output=request.output.absolute(),
         content=InputRecord(to_text(request.content.absolute()), request.content_sha256 or _content_sha(request)),
         styles=[InputRecord(to_text(s.path.absolute()), sha256_file(s.path), s.weight) for s in request.styles],
@@ -227,3 +242,5 @@ def _sidecar_document(engine: Engine, request: StylizeRequest, result: TransferR
         encoding=EncodingRecord(fmt, request.quality if fmt in LOSSY_FORMATS else None),
         command_line=request.command_line,
     )
+    document["metadata"] = dataclasses.asdict(metadata)  # the policy applied and what it removed
+    return document

@@ -152,6 +152,7 @@ class JobLife:
             output=from_text(job.output_path),
             params=config.engine.transfer_params(style.params),
             quality=config.naming.quality,
+            metadata=config.naming.metadata,
             style_set=job.style_set,
             max_input_pixels=config.max_input_pixels,
             contact_sheet=config.gallery.contact_sheets,
