@@ -97,10 +97,11 @@ def test_persistent_compilation_cache_is_reused_by_a_new_process(probe, keras_ho
     assert probe["cache_misses"] >= 1
     again = _probe("cache", keras_home)
     assert again["cache_hits"] >= 1, again
-    # The first job of the new process compiles less than the first job of the first one did: its cache
-    # misses are fewer by what the cache served (counted; seconds would depend on the machine and its load).
+    # The first job of the new process is served compilations from the cache the first process wrote
+    # (counted, not timed: seconds depend on the machine and its load). Lookups of programs too quick to
+    # be worth caching still miss in both processes, so the misses are not compared.
+    assert probe["first_job_cache_hits"] == 0, probe  # the first process started from an empty cache
     assert again["first_job_cache_hits"] >= 1, again
-    assert again["first_job_cache_misses"] < probe["first_job_cache_misses"], (again, probe)
 
 
 @pytest.mark.engine
